@@ -1,0 +1,153 @@
+"""``Geometry`` and ``Projection``: the small Earth Engine value types the API needs."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rasterio.warp import transform_geom
+
+from .errors import InvalidArgument
+from .grid import crs_code, parse_crs
+
+__all__ = ["Geometry", "Projection", "to_geojson", "geojson_bounds"]
+
+_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+METERS_PER_DEGREE = 2 * math.pi * 6378137.0 / 360.0
+
+
+def _check_coords(obj: Any, depth: int, gtype: str) -> None:
+    if depth == 0:
+        if not (isinstance(obj, (list, tuple)) and len(obj) >= 2 and
+                all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in obj)):
+            raise InvalidArgument(f"GeoJSON {gtype} has a bad position {obj!r}; positions are [x, y] numbers",
+                                  value=obj, allowed="[x, y]")
+        return
+    if not isinstance(obj, (list, tuple)) or len(obj) == 0:
+        raise InvalidArgument(f"GeoJSON {gtype} coordinates {obj!r} are malformed", value=obj)
+    for o in obj:
+        _check_coords(o, depth - 1, gtype)
+
+
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
+def to_geojson(geometry: Any) -> dict:
+    """A validated GeoJSON geometry dict (lon/lat, EPSG:4326) from a Geometry or dict."""
+    if isinstance(geometry, Geometry):
+        return geometry.getInfo()
+    if isinstance(geometry, dict) and geometry.get("type") == "Feature":
+        geometry = geometry.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") not in _TYPES:
+        raise InvalidArgument(
+            f"region {geometry!r} is not a GeoJSON geometry; allowed types: {list(_TYPES)}",
+            value=geometry, allowed=list(_TYPES))
+    gtype = geometry["type"]
+    coords = geometry.get("coordinates")
+    _check_coords(coords, _DEPTH[gtype], gtype)
+    if gtype == "Polygon":
+        for ring in coords:
+            if len(ring) < 4:
+                raise InvalidArgument(f"GeoJSON Polygon ring {ring!r} needs at least 4 positions", value=ring)
+    return {"type": gtype, "coordinates": coords}
+
+
+def _flat_positions(coords: Any):
+    if isinstance(coords[0], (int, float)):
+        yield coords
+    else:
+        for c in coords:
+            yield from _flat_positions(c)
+
+
+def geojson_bounds(geometry: dict, crs=None) -> tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of a lon/lat GeoJSON geometry in ``crs`` (densified)."""
+    g = geometry
+    if crs is not None:
+        g = transform_geom("EPSG:4326", crs, geometry, antimeridian_cutting=False,
+                           segmentize=None if geometry["type"] in ("Point", "MultiPoint") else 1e3 / METERS_PER_DEGREE)
+    pts = list(_flat_positions(g["coordinates"]))
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+class Geometry:
+    """A geometry in lon/lat: ``Geometry.Point``, ``Geometry.Rectangle``, ``Geometry.Polygon``."""
+
+    def __init__(self, geo_json: dict) -> None:
+        self._geojson = to_geojson(geo_json)
+
+    @classmethod
+    def Point(cls, coords, *rest) -> "Geometry":
+        if rest:
+            coords = [coords, *rest]
+        return cls({"type": "Point", "coordinates": list(coords)[:2]})
+
+    @classmethod
+    def Rectangle(cls, coords, *rest) -> "Geometry":
+        c = [coords, *rest] if rest else list(coords)
+        if len(c) == 2 and all(isinstance(p, (list, tuple)) for p in c):
+            c = [*c[0], *c[1]]
+        if len(c) != 4:
+            raise InvalidArgument(f"Rectangle {c!r} needs [xmin, ymin, xmax, ymax]", value=c)
+        x0, y0, x1, y1 = (float(v) for v in c)
+        return cls({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
+
+    @classmethod
+    def Polygon(cls, coords) -> "Geometry":
+        rings = coords
+        if rings and isinstance(rings[0], (list, tuple)) and rings[0] and isinstance(rings[0][0], (int, float)):
+            rings = [rings]
+        rings = [list(map(list, r)) for r in rings]
+        for r in rings:
+            if r and r[0] != r[-1]:
+                r.append(list(r[0]))
+        return cls({"type": "Polygon", "coordinates": rings})
+
+    def getInfo(self) -> dict:
+        return dict(self._geojson)
+
+    def type(self) -> str:
+        return self._geojson["type"]
+
+    def bounds(self) -> "Geometry":
+        x0, y0, x1, y1 = geojson_bounds(self._geojson)
+        return Geometry.Rectangle([x0, y0, x1, y1])
+
+    def coordinates(self):
+        return self._geojson["coordinates"]
+
+    def __repr__(self) -> str:
+        return f"viewer.Geometry({self._geojson})"
+
+
+class Projection:
+    """A CRS plus an affine transform: ``Projection('EPSG:4326').atScale(10).getInfo()``."""
+
+    def __init__(self, crs: str, transform=None) -> None:
+        self._crs = parse_crs(crs)
+        self._crs_text = crs if isinstance(crs, str) else crs_code(self._crs)
+        t = list(transform) if transform is not None else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        if len(t) != 6:
+            raise InvalidArgument(f"transform {t!r} needs 6 numbers", value=t)
+        self._transform = [float(v) for v in t]
+
+    def atScale(self, meters: float) -> "Projection":
+        """The same CRS with square pixels of ``meters`` (degrees at the equator for geographic CRSs)."""
+        if not isinstance(meters, (int, float)) or not math.isfinite(meters) or meters <= 0:
+            raise InvalidArgument(f"scale {meters!r} must be a positive number of meters", value=meters)
+        if self._crs.is_geographic:
+            s = meters / METERS_PER_DEGREE
+        else:
+            factor = self._crs.linear_units_factor[1] if self._crs.linear_units_factor else 1.0
+            s = meters / factor
+        return Projection(self._crs_text, [s, 0.0, 0.0, 0.0, s, 0.0])
+
+    def nominalScale(self) -> float:
+        s = abs(self._transform[0])
+        return s * METERS_PER_DEGREE if self._crs.is_geographic else s
+
+    def crs(self) -> str:
+        return self._crs_text
+
+    def getInfo(self) -> dict:
+        return {"type": "Projection", "crs": self._crs_text, "transform": list(self._transform)}

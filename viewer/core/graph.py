@@ -1,0 +1,96 @@
+"""The image graph as data: immutable nodes with eagerly known band metadata."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .grid import Grid, crs_code
+
+__all__ = ["BandInfo", "Node", "canonical"]
+
+
+@dataclass(frozen=True)
+class BandInfo:
+    """What is known about one band without reading pixels."""
+
+    name: str
+    dtype: str
+    grid: Grid | None  # native grid; None for constants (valid everywhere)
+    kind: str = "continuous"  # continuous | class | bitmask | mask
+    classes: tuple = ()  # ((("color", ..), ("id", ..), ("name", ..)), ...) for class bands
+    units: str | None = None
+    description: str | None = None
+
+    def renamed(self, name: str) -> "BandInfo":
+        return replace(self, name=name)
+
+    def info(self) -> dict:
+        """The band's entry in ``getInfo()['bands']``, Earth Engine style."""
+        dt = np.dtype(self.dtype)
+        if dt.kind in "ui":
+            ii = np.iinfo(dt)
+            data_type = {"type": "PixelType", "precision": "int", "min": int(ii.min), "max": int(ii.max)}
+        else:
+            data_type = {"type": "PixelType", "precision": "double" if dt.itemsize == 8 else "float"}
+        data_type["dtype"] = dt.name
+        out: dict[str, Any] = {"id": self.name, "data_type": data_type, "kind": self.kind}
+        if self.grid is not None:
+            out["crs"] = crs_code(self.grid.crs)
+            out["crs_transform"] = list(self.grid.transform)[:6]
+            out["dimensions"] = [self.grid.width, self.grid.height]
+        else:
+            out["crs"] = "EPSG:4326"
+            out["crs_transform"] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        if self.classes:
+            out["classes"] = [dict(c) for c in self.classes]
+        if self.units:
+            out["units"] = self.units
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-able, order-stable form of a node argument (for content addressing)."""
+    if isinstance(value, Node):
+        return {"node": value.key}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, Grid):
+        return {"grid": value.to_dict()}
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+class Node:
+    """One operation of the graph. ``args`` may hold other nodes; ``bands`` is its output."""
+
+    __slots__ = ("op", "args", "bands", "key")
+
+    def __init__(self, op: str, args: tuple, bands: tuple[BandInfo, ...]) -> None:
+        self.op = op
+        self.args = args
+        self.bands = tuple(bands)
+        text = json.dumps([op, canonical(args), [canonical(b.__dict__) for b in self.bands]],
+                          sort_keys=True, separators=(",", ":"))
+        self.key = hashlib.sha256(text.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Node({self.op}, bands={[b.name for b in self.bands]})"
+
+    def __getstate__(self):
+        return (self.op, self.args, self.bands, self.key)
+
+    def __setstate__(self, state):
+        self.op, self.args, self.bands, self.key = state

@@ -1,0 +1,136 @@
+"""Pixel grids: a CRS, a pixel-is-area affine transform and dimensions."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.warp import transform_bounds
+
+from .errors import InvalidArgument, UnknownCRS
+
+os.environ.setdefault("PROJ_NETWORK", "OFF")
+
+__all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS"]
+
+#: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
+PIXEL_CRS = CRS.from_epsg(3857)
+
+
+@lru_cache(maxsize=256)
+def _crs_from_string(text: str) -> CRS:
+    return CRS.from_user_input(text)
+
+
+def parse_crs(value: Any) -> CRS | None:
+    """Resolve a CRS code (``EPSG:4326``), WKT or CRS object offline; ``None`` stays ``None``."""
+    if value is None or isinstance(value, CRS):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise UnknownCRS(
+            f"CRS {value!r} is not a CRS code or WKT; use e.g. 'EPSG:4326' or a WKT string",
+            value=value, allowed="EPSG:<code>, WKT, PROJ string",
+        )
+    try:
+        return _crs_from_string(value.strip())
+    except CRSError as exc:
+        raise UnknownCRS(
+            f"unknown CRS {value!r} (resolved offline, no network look-up): {exc}",
+            value=value, allowed="EPSG:<code>, WKT, PROJ string",
+        ) from None
+
+
+def crs_code(crs: CRS | None) -> str | None:
+    """``EPSG:nnnn`` when the CRS has an EPSG code, else its WKT; ``None`` for pixel space."""
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An immutable pixel grid. ``crs=None`` means plain pixel coordinates."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise InvalidArgument(
+                    f"grid {name} {v!r} is not allowed; it must be a positive integer",
+                    value=v, allowed="integer >= 1",
+                )
+        coeffs = tuple(self.transform)[:6]
+        if not all(math.isfinite(c) for c in coeffs):
+            raise InvalidArgument(
+                f"affine transform {coeffs} has non-finite coefficients", value=coeffs,
+                allowed="finite numbers",
+            )
+        if abs(self.transform.determinant) < 1e-300 or self.transform.is_degenerate:
+            raise InvalidArgument(
+                f"affine transform {coeffs} is singular (determinant 0); "
+                "scaleX*scaleY - shearX*shearY must be non-zero",
+                value=coeffs, allowed="an invertible affine transform",
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) of the grid's corners in its own CRS."""
+        xs, ys = [], []
+        for c, r in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
+            x, y = self.transform * (c, r)
+            xs.append(x)
+            ys.append(y)
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    @property
+    def is_rectilinear(self) -> bool:
+        return self.transform.b == 0 and self.transform.d == 0
+
+    @property
+    def gdal_crs(self) -> CRS:
+        return self.crs if self.crs is not None else PIXEL_CRS
+
+    def bounds_in(self, crs: CRS | None) -> tuple[float, float, float, float]:
+        """Bounds of this grid expressed in another CRS (densified edges)."""
+        if crs is None or self.crs is None or crs == self.crs:
+            return self.bounds
+        return transform_bounds(self.crs, crs, *self.bounds, densify_pts=21)
+
+    def resolution(self) -> tuple[float, float]:
+        """Pixel size along x and y in CRS units (norm of the transform's columns)."""
+        t = self.transform
+        return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
+
+    def scaled(self, width: int, height: int) -> "Grid":
+        """Same extent resampled to other dimensions."""
+        t = self.transform * Affine.scale(self.width / width, self.height / height)
+        return Grid(self.crs, t, width, height)
+
+    def window(self, col_off: int, row_off: int, width: int, height: int) -> "Grid":
+        return Grid(self.crs, self.transform * Affine.translation(col_off, row_off), width, height)
+
+    def to_dict(self) -> dict:
+        t = self.transform
+        return {
+            "dimensions": {"width": self.width, "height": self.height},
+            "affineTransform": {
+                "scaleX": t.a, "shearX": t.b, "translateX": t.c,
+                "shearY": t.d, "scaleY": t.e, "translateY": t.f,
+            },
+            "crsCode": crs_code(self.crs),
+        }

@@ -1,0 +1,241 @@
+"""``data.getPixels`` / ``data.computePixels``: fetch an image onto a requested grid."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from rasterio.warp import transform_bounds
+
+from .encode import (FILE_FORMATS, encode_geotiff, encode_jpeg, encode_npy, encode_png, raw_stack,
+                     rgba_from_layers, structured_array)
+from .errors import InvalidArgument, LimitExceeded
+from .evaluate import evaluate
+from .geometry import geojson_bounds, to_geojson
+from .grid import Grid, parse_crs
+from .image import Image
+
+__all__ = ["getPixels", "computePixels", "resolve_grid", "prepare", "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
+
+MAX_BYTES = 48 * 1024 * 1024
+MAX_SIDE = 32768
+MAX_BANDS = 1024
+_KEYS = {"assetId", "expression", "fileFormat", "grid", "region", "bandIds", "visualizationOptions",
+         "workloadTag"}
+_TRANSFORM_KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value):
+        raise InvalidArgument(f"{name} {value!r} must be a finite number", value=value, allowed="finite number")
+    return float(value)
+
+
+def _dimensions(dims: Any) -> tuple[int, int]:
+    if isinstance(dims, dict):
+        w, h = dims.get("width"), dims.get("height")
+    elif isinstance(dims, (list, tuple)) and len(dims) == 2:
+        w, h = dims
+    else:
+        raise InvalidArgument(f"grid.dimensions {dims!r} must be {{'width': w, 'height': h}}", value=dims)
+    out = []
+    for name, v in (("width", w), ("height", h)):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise InvalidArgument(f"grid.dimensions.{name} {v!r} is not allowed; allowed: a positive integer",
+                                  value=v, allowed="integer >= 1")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+def _affine(spec: Any) -> Affine:
+    if isinstance(spec, (list, tuple)) and len(spec) == 6:
+        vals = [_number("affineTransform", v) for v in spec]
+        return Affine(*vals)
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"grid.affineTransform {spec!r} must be a dict with {list(_TRANSFORM_KEYS)}",
+                              value=spec, allowed=list(_TRANSFORM_KEYS))
+    unknown = set(spec) - set(_TRANSFORM_KEYS)
+    if unknown:
+        raise InvalidArgument(f"grid.affineTransform has unknown keys {sorted(unknown)}; allowed: "
+                              f"{list(_TRANSFORM_KEYS)}", value=sorted(unknown), allowed=list(_TRANSFORM_KEYS))
+    vals = [_number(f"affineTransform.{k}", spec.get(k, 1.0 if k in ("scaleX", "scaleY") else 0.0))
+            for k in _TRANSFORM_KEYS]
+    return Affine(*vals)
+
+
+def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Grid:
+    """The output grid from ``grid`` and ``region`` (defaults: the first band's native grid)."""
+    spec = grid_spec or {}
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"grid {spec!r} must be a dict", value=spec)
+    if "crsCode" in spec and "crsWkt" in spec:
+        raise InvalidArgument("give grid.crsCode or grid.crsWkt, not both", value=spec)
+    crs_text = spec.get("crsCode", spec.get("crsWkt"))
+    crs = parse_crs(crs_text) if crs_text is not None else (native.crs if native else None)
+    dims = _dimensions(spec["dimensions"]) if "dimensions" in spec else None
+    if "affineTransform" in spec:
+        transform = _affine(spec["affineTransform"])
+    elif native is not None and (crs == native.crs):
+        transform = native.transform
+    elif native is not None:
+        left, bottom, right, top = transform_bounds(native.crs, crs, *native.bounds, densify_pts=21)
+        res = math.sqrt((right - left) * (top - bottom) / (native.width * native.height))
+        transform = Affine(res, 0, left, 0, -res, top)
+    else:
+        transform = Affine.identity()
+    if region is not None:
+        geo = to_geojson(region)
+        if crs is None:
+            raise InvalidArgument("region needs a grid with a CRS; this image is in pixel coordinates",
+                                  value=region)
+        x0, y0, x1, y1 = geojson_bounds(geo, crs)
+        if dims is not None:
+            if x1 <= x0 or y1 <= y0:
+                raise InvalidArgument(f"region {geo!r} has an empty bounding box; it cannot be resampled to "
+                                      f"{dims[0]}x{dims[1]}", value=geo)
+            sx = (x1 - x0) / dims[0]
+            sy = (y1 - y0) / dims[1]
+            return Grid(crs, Affine(sx, 0, x0, 0, -sy, y1), *dims)
+        Grid(crs, transform, 1, 1)  # validates the transform
+        inv = ~transform
+        cols, rows = zip(*[inv * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))])
+        c0, r0 = math.floor(min(cols) + 1e-9), math.floor(min(rows) + 1e-9)
+        c1, r1 = math.ceil(max(cols) - 1e-9), math.ceil(max(rows) - 1e-9)
+        w, h = max(c1 - c0, 1), max(r1 - r0, 1)
+        _check_side(w, h)
+        return Grid(crs, transform * Affine.translation(c0, r0), w, h)
+    if dims is None:
+        if native is None:
+            raise InvalidArgument("grid.dimensions are required for an image without a native grid "
+                                  "(e.g. a constant)", value=spec)
+        if "affineTransform" in spec or crs != native.crs:
+            left, bottom, right, top = transform_bounds(native.crs, crs, *native.bounds) if crs != native.crs \
+                else native.bounds
+            inv = ~transform
+            cols, rows = zip(*[inv * (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
+            c0, r0 = math.floor(min(cols)), math.floor(min(rows))
+            w, h = math.ceil(max(cols)) - c0, math.ceil(max(rows)) - r0
+            _check_side(w, h)
+            return Grid(crs, transform * Affine.translation(c0, r0), max(w, 1), max(h, 1))
+        dims = (native.width, native.height)
+    return Grid(crs, transform, *dims)
+
+
+def _check_side(w: int, h: int) -> None:
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise LimitExceeded(f"requested {w}x{h} pixels; the limit is {MAX_SIDE} pixels per side",
+                            value=(w, h), allowed=MAX_SIDE)
+
+
+def _check_limits(grid: Grid, image: Image) -> None:
+    _check_side(grid.width, grid.height)
+    n = len(image.bands)
+    if n > MAX_BANDS:
+        raise LimitExceeded(f"requested {n} bands; the limit is {MAX_BANDS} bands", value=n, allowed=MAX_BANDS)
+    per_pixel = sum(np.dtype(b.dtype).itemsize for b in image.bands)
+    size = grid.width * grid.height * per_pixel
+    if size > MAX_BYTES:
+        raise LimitExceeded(
+            f"requested {grid.width}x{grid.height} pixels x {n} bands = {size} bytes ({size / 2**20:.1f} MiB) "
+            f"uncompressed; the limit is {MAX_BYTES} bytes (48 MiB)", value=size, allowed=MAX_BYTES)
+
+
+def _vis_from_options(options: Any, n_bands: int) -> dict:
+    if not isinstance(options, dict):
+        raise InvalidArgument(f"visualizationOptions {options!r} must be a dict", value=options)
+    allowed = {"ranges", "paletteColors", "gamma", "opacity"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidArgument(f"visualizationOptions has unknown keys {sorted(unknown)}; allowed: "
+                              f"{sorted(allowed)}", value=sorted(unknown), allowed=sorted(allowed))
+    vis: dict[str, Any] = {}
+    ranges = options.get("ranges")
+    if ranges is not None:
+        if not isinstance(ranges, (list, tuple)) or not ranges or not all(isinstance(r, dict) for r in ranges):
+            raise InvalidArgument(f"ranges {ranges!r} must be a non-empty list of {{'min': .., 'max': ..}}",
+                                  value=ranges)
+        vis["min"] = [r.get("min", 0) for r in ranges]
+        vis["max"] = [r.get("max", 1) for r in ranges]
+    if "paletteColors" in options:
+        vis["palette"] = options["paletteColors"]
+        if vis["palette"] is None or (isinstance(vis["palette"], (list, tuple, str)) and len(vis["palette"]) == 0):
+            vis["palette"] = []  # let parse_palette reject it
+    gamma = options.get("gamma")
+    if isinstance(gamma, dict):
+        gamma = gamma.get("value")
+    if gamma is not None:
+        vis["gamma"] = gamma
+    if "opacity" in options:
+        vis["opacity"] = options["opacity"]
+    return vis
+
+
+def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
+    """Validate a request: the image to evaluate, the output grid and the file format."""
+    if not isinstance(params, dict):
+        raise InvalidArgument(f"params {params!r} must be a dict", value=params)
+    unknown = set(params) - _KEYS
+    if unknown:
+        raise InvalidArgument(f"unknown request keys {sorted(unknown)}; allowed: {sorted(_KEYS)}",
+                              value=sorted(unknown), allowed=sorted(_KEYS))
+    if compute:
+        image = params.get("expression")
+        if not isinstance(image, Image):
+            raise InvalidArgument(f"expression {image!r} must be a viewer.Image", value=image, allowed="Image")
+    else:
+        if "expression" in params:
+            raise InvalidArgument("getPixels takes assetId; use computePixels for an expression",
+                                  value="expression", allowed="assetId")
+        image = Image(params.get("assetId"))
+    fmt = params.get("fileFormat", "PNG")
+    fmt_key = fmt.upper() if isinstance(fmt, str) else fmt
+    if fmt_key == "GEOTIFF":
+        fmt_key = "GEO_TIFF"
+    if fmt_key not in FILE_FORMATS:
+        raise InvalidArgument(f"fileFormat {fmt!r} is not allowed; allowed: {list(FILE_FORMATS)}",
+                              value=fmt, allowed=list(FILE_FORMATS))
+    band_ids = params.get("bandIds")
+    if band_ids is not None:
+        if isinstance(band_ids, str) or not isinstance(band_ids, (list, tuple)) or not band_ids:
+            raise InvalidArgument(f"bandIds {band_ids!r} must be a non-empty list of band names", value=band_ids)
+        image = image.select(list(band_ids))
+    if len(image.bands) == 0:
+        raise InvalidArgument("the image has no bands", value=[])
+    native = image.bands[0].grid
+    grid = resolve_grid(params.get("grid"), params.get("region"), native)
+    if "visualizationOptions" in params and params["visualizationOptions"] is not None:
+        vis = _vis_from_options(params["visualizationOptions"], len(image.bands))
+        image = image.visualize(**vis)
+    _check_limits(grid, image)
+    return image, grid, fmt_key
+
+
+def _fetch(params: dict, compute: bool):
+    image, grid, fmt = prepare(params, compute=compute)
+    layers = evaluate(image.node, grid)
+    names = [b.name for b in image.bands]
+    if fmt in ("PNG", "JPEG", "AUTO_JPEG_PNG"):
+        rgba = rgba_from_layers(layers)
+        if fmt == "AUTO_JPEG_PNG":
+            fmt = "PNG" if (rgba[..., 3] < 255).any() else "JPEG"
+        return encode_png(rgba, 6) if fmt == "PNG" else encode_jpeg(rgba)
+    values, masks = raw_stack(layers, [b.dtype for b in image.bands])
+    if fmt == "NUMPY_NDARRAY":
+        return structured_array(names, values)
+    if fmt == "NPY":
+        return encode_npy(names, values)
+    return encode_geotiff(names, values, masks, grid)
+
+
+def getPixels(params: dict):
+    """Pixels of a catalog image (``assetId``) on a grid, as bytes or a structured array."""
+    return _fetch(params, compute=False)
+
+
+def computePixels(params: dict):
+    """Pixels of an :class:`Image` expression (``expression``) on a grid."""
+    return _fetch(params, compute=True)

@@ -1,0 +1,202 @@
+"""Read one raster band onto a grid: window + overview selection, GDAL warp via rasterio."""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.warp import reproject
+
+from .errors import InvalidArgument, ReadError
+from .grid import PIXEL_CRS, Grid
+
+__all__ = ["open_dataset", "read_band", "warp_array", "RESAMPLING", "native_grid"]
+
+RESAMPLING = {
+    "nearest": Resampling.nearest,
+    "bilinear": Resampling.bilinear,
+    "bicubic": Resampling.cubic,
+    "cubic": Resampling.cubic,
+    "average": Resampling.average,
+    "mode": Resampling.mode,
+}
+
+_local = threading.local()
+_MAX_OPEN = 64
+
+
+def open_dataset(path: str, overview_level: int | None = None):
+    """A per-thread cached read handle (rasterio datasets are not thread-safe)."""
+    cache: OrderedDict = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = OrderedDict()
+    key = (path, overview_level)
+    ds = cache.get(key)
+    if ds is not None:
+        cache.move_to_end(key)
+        return ds
+    try:
+        kwargs = {} if overview_level is None else {"overview_level": overview_level}
+        ds = rasterio.open(path, **kwargs)
+    except RasterioIOError as exc:
+        raise ReadError(f"cannot open raster {path!r}: {exc}", value=path) from None
+    cache[key] = ds
+    while len(cache) > _MAX_OPEN:
+        cache.popitem(last=False)[1].close()
+    return ds
+
+
+def native_grid(ds) -> Grid:
+    return Grid(ds.crs if ds.crs else None, ds.transform, ds.width, ds.height)
+
+
+def _pick_overview(ds, bidx: int, grid: Grid, src_crs) -> int | None:
+    """Index of the coarsest overview still at least as fine as the grid (GDAL's AUTO rule)."""
+    factors = ds.overviews(bidx)
+    if not factors:
+        return None
+    left, bottom, right, top = grid.bounds_in(src_crs) if src_crs is not None else grid.bounds
+    dst_res = min((right - left) / grid.width, (top - bottom) / grid.height)
+    src_res = min(abs(ds.transform.a) or 1.0, abs(ds.transform.e) or 1.0)
+    ratio = dst_res / src_res
+    level = None
+    for i, f in enumerate(factors):
+        if f <= ratio * 1.0001:
+            level = i
+    return level
+
+
+def _inside(ds, grid: Grid) -> bool:
+    """Is the whole grid within the source's pixel area (so nothing outside is sampled)?"""
+    src_crs = ds.crs if ds.crs else None
+    try:
+        left, bottom, right, top = grid.bounds_in(src_crs)
+    except Exception:
+        return False
+    b = ds.bounds
+    eps = 1e-9 * max(abs(b.right - b.left), 1.0)
+    return left >= b.left - eps and right <= b.right + eps and bottom >= b.bottom - eps and top <= b.top + eps
+
+
+def _exact_window(ds, grid: Grid):
+    """If the grid is an integer window of the source's own grid, that window, else None."""
+    src_crs = ds.crs if ds.crs else None
+    if src_crs != grid.crs:
+        return None
+    t, s = grid.transform, ds.transform
+    if not all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) for a, b in
+               ((t.a, s.a), (t.b, s.b), (t.d, s.d), (t.e, s.e))):
+        return None
+    col, row = ~s * (t.c, t.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    col, row = int(round(col)), int(round(row))
+    if col < 0 or row < 0 or col + grid.width > ds.width or row + grid.height > ds.height:
+        return None
+    return rasterio.windows.Window(col, row, grid.width, grid.height)
+
+
+def _work_dtype(dtype: np.dtype, resampling: Resampling) -> np.dtype:
+    """dtype to warp into: native for nearest/mode where the 0-255 alpha band fits, else float."""
+    keeps_values = resampling in (Resampling.nearest, Resampling.mode)
+    if keeps_values and dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        return dtype
+    if dtype in (np.float64, np.int32, np.uint32, np.int64, np.uint64):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def read_band(
+    path: str,
+    bidx: int,
+    grid: Grid,
+    resampling: str = "nearest",
+    use_overviews: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values and mask (float32 in [0, 1], ``None`` = all valid) of one band on ``grid``."""
+    if resampling not in RESAMPLING:
+        raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {sorted(RESAMPLING)}",
+                              value=resampling, allowed=sorted(RESAMPLING))
+    method = RESAMPLING[resampling]
+    ds = open_dataset(path)
+    if not 1 <= bidx <= ds.count:
+        raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
+    src_dtype = np.dtype(ds.dtypes[bidx - 1])
+    flags = ds.mask_flag_enums[bidx - 1]
+    all_valid = flags == [MaskFlags.all_valid]
+
+    window = _exact_window(ds, grid)
+    if window is not None:
+        values = ds.read(bidx, window=window)
+        mask = None
+        if not all_valid:
+            m = ds.read_masks(bidx, window=window)
+            mask = None if m.min() == 255 else (m.astype(np.float32) / 255.0)
+        return values, mask
+
+    src_crs = ds.crs if ds.crs else None
+    if (src_crs is None) != (grid.crs is None):
+        raise InvalidArgument(
+            f"cannot place {path!r} ({'pixel coordinates' if src_crs is None else src_crs}) on a grid in "
+            f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
+            allowed="a grid in the same kind of coordinates as the image",
+        )
+    level = _pick_overview(ds, bidx, grid, src_crs) if use_overviews else None
+    src = ds if level is None else open_dataset(path, level)
+    need_alpha = not (all_valid and _inside(ds, grid))
+    work = _work_dtype(src_dtype, method)
+    dst = np.zeros((2 if need_alpha else 1, grid.height, grid.width), dtype=work)
+    reproject(
+        source=rasterio.band(src, bidx),
+        destination=dst,
+        src_crs=src.crs if src_crs is not None else PIXEL_CRS,
+        dst_transform=grid.transform,
+        dst_crs=grid.gdal_crs,
+        resampling=method,
+        dst_alpha=2 if need_alpha else 0,
+        init_dest_nodata=False,
+        num_threads=1,
+    )
+    values = dst[0]
+    mask = None
+    if need_alpha:
+        alpha = dst[1]
+        mask = np.divide(alpha, 255.0, dtype=np.float32)
+        np.clip(mask, 0.0, 1.0, out=mask)
+    return values, mask
+
+
+def warp_array(
+    data: np.ndarray,
+    mask: np.ndarray | None,
+    src: Grid,
+    grid: Grid,
+    resampling: str = "nearest",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values and mask of an in-memory 2-D band placed on ``grid``."""
+    if (src.crs is None) != (grid.crs is None):
+        raise InvalidArgument(
+            f"cannot place an image in {'pixel coordinates' if src.crs is None else src.crs} on a grid in "
+            f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
+            allowed="a grid in the same kind of coordinates as the image",
+        )
+    if src == grid:
+        return data, mask
+    method = RESAMPLING[resampling]
+    work = _work_dtype(data.dtype, method)
+    alpha_src = np.full(data.shape, 255.0, np.float32) if mask is None else (mask * 255.0).astype(np.float32)
+    src_stack = np.stack([data.astype(work, copy=False), alpha_src.astype(work)])
+    dst = np.zeros((2, grid.height, grid.width), dtype=work)
+    reproject(
+        source=src_stack, destination=dst,
+        src_transform=src.transform, src_crs=src.gdal_crs,
+        dst_transform=grid.transform, dst_crs=grid.gdal_crs,
+        resampling=method, src_alpha=2, dst_alpha=2, init_dest_nodata=False, num_threads=1,
+    )
+    m = np.clip(dst[1].astype(np.float32) / 255.0, 0.0, 1.0)
+    return dst[0], m

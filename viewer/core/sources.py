@@ -1,0 +1,156 @@
+"""Leaf nodes: catalog assets, files on disk, in-memory arrays and constants."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from affine import Affine
+from rasterio.enums import ColorInterp
+
+from .catalog import BandSource, get_catalog
+from .errors import InvalidArgument, ReadError
+from .graph import BandInfo, Node
+from .grid import Grid, parse_crs
+from .read import native_grid, open_dataset
+
+__all__ = ["asset_node", "file_node", "array_node", "constant_node", "ArrayData", "get_array"]
+
+
+@dataclass(frozen=True)
+class ArrayData:
+    """An in-memory band stack registered by content digest."""
+
+    values: np.ndarray  # (C, H, W)
+    mask: np.ndarray | None  # (C, H, W) float32 in [0, 1] or None
+    grid: Grid
+
+
+_arrays: dict[str, ArrayData] = {}
+_arrays_lock = threading.Lock()
+
+
+def get_array(digest: str) -> ArrayData:
+    with _arrays_lock:
+        return _arrays[digest]
+
+
+@lru_cache(maxsize=1024)
+def _file_band_meta(path: str, bidx: int) -> tuple[str, Grid]:
+    ds = open_dataset(path)
+    if not 1 <= bidx <= ds.count:
+        raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count} bands)", value=bidx)
+    return ds.dtypes[bidx - 1], native_grid(ds)
+
+
+def asset_node(asset_id: str) -> tuple[Node, dict]:
+    """The node and properties of a catalog image."""
+    entry = get_catalog().image(asset_id)
+    bands = []
+    for b in entry.bands:
+        dtype, grid = _file_band_meta(b.path, b.band)
+        bands.append(BandInfo(b.id, dtype, grid, b.kind, b.classes, b.units, b.description))
+    sources = tuple(_source_args(b) for b in entry.bands)
+    return Node("source", (asset_id, sources), tuple(bands)), dict(entry.properties)
+
+
+def _source_args(b: BandSource) -> tuple:
+    ovr = b.extra.get("overviews", "average" if b.kind == "continuous" else "unknown")
+    return (b.path, b.band, ovr)
+
+
+def file_node(path: str) -> Node:
+    """Every band of a GeoTIFF/COG (alpha bands become the mask, not a band)."""
+    import os
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"path {path!r} must be a string or os.PathLike", value=path)
+    path = str(path)
+    ds = open_dataset(path)
+    bands, sources = [], []
+    for i in range(1, ds.count + 1):
+        if ds.colorinterp[i - 1] == ColorInterp.alpha:
+            continue
+        desc = ds.descriptions[i - 1]
+        name = desc if desc else f"b{i}"
+        dtype, grid = _file_band_meta(path, i)
+        bands.append(BandInfo(name, dtype, grid))
+        sources.append((path, i, "unknown"))
+    return Node("source", (None, tuple(sources)), tuple(bands))
+
+
+def _as_chw(data: np.ndarray) -> np.ndarray:
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3:
+        # H x W x C when the last axis is the short one (images from PIL / W&B), else C x H x W
+        return np.moveaxis(data, -1, 0) if data.shape[-1] < data.shape[0] else data
+    raise InvalidArgument(f"array of shape {data.shape} is not allowed; allowed: H x W, H x W x C or C x H x W",
+                          value=data.shape, allowed="2-D or 3-D array")
+
+
+def array_node(
+    data: np.ndarray,
+    crs=None,
+    transform=None,
+    band_names=None,
+    mask=None,
+    kind: str = "continuous",
+    classes: tuple = (),
+) -> Node:
+    """Register an in-memory array and return its leaf node."""
+    arr = np.asarray(data)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "uif":
+        raise InvalidArgument(f"array dtype {arr.dtype} is not allowed; allowed: integer or float",
+                              value=str(arr.dtype), allowed="integer or float dtypes")
+    chw = np.ascontiguousarray(_as_chw(arr))
+    if chw.shape[1] == 0 or chw.shape[2] == 0:
+        raise InvalidArgument(f"array of shape {arr.shape} is empty", value=arr.shape)
+    crs_obj = parse_crs(crs)
+    if transform is None:
+        transform = Affine.identity()
+    elif not isinstance(transform, Affine):
+        transform = Affine(*list(transform)[:6])
+    grid = Grid(crs_obj, transform, int(chw.shape[2]), int(chw.shape[1]))
+    m = None
+    if mask is not None:
+        m = np.asarray(mask, dtype=np.float32)
+        m = _as_chw(m) if m.ndim == 3 else m[None]
+        if m.shape[1:] != chw.shape[1:] or m.shape[0] not in (1, chw.shape[0]):
+            raise InvalidArgument(f"mask of shape {np.shape(mask)} does not match the array {arr.shape}",
+                                  value=np.shape(mask))
+        m = np.ascontiguousarray(np.clip(np.broadcast_to(m, chw.shape), 0, 1))
+    names = list(band_names) if band_names is not None else (
+        ["b1"] if chw.shape[0] == 1 and kind != "class" else [f"b{i + 1}" for i in range(chw.shape[0])])
+    if kind == "class" and band_names is None and chw.shape[0] == 1:
+        names = ["class"]
+    if len(names) != chw.shape[0] or len(set(names)) != len(names):
+        raise InvalidArgument(f"band_names {names!r} must be {chw.shape[0]} distinct names", value=names)
+    h = hashlib.sha256()
+    h.update(str((chw.dtype.str, chw.shape)).encode())
+    h.update(chw.tobytes())
+    if m is not None:
+        h.update(m.tobytes())
+    digest = h.hexdigest()
+    with _arrays_lock:
+        _arrays.setdefault(digest, ArrayData(chw, m, grid))
+    bands = tuple(BandInfo(n, chw.dtype.name, grid, kind, classes) for n in names)
+    return Node("array", (digest,), bands)
+
+
+def constant_node(values) -> Node:
+    vals = list(values) if isinstance(values, (list, tuple)) else [values]
+    if not vals or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                           for v in vals):
+        raise InvalidArgument(f"constant {values!r} must be a number or a list of numbers", value=values)
+    bands = []
+    for i, v in enumerate(vals):
+        dtype = "int64" if isinstance(v, (int, np.integer)) else "float64"
+        if dtype == "int64" and 0 <= v <= 255:
+            dtype = "uint8"
+        bands.append(BandInfo("constant" if len(vals) == 1 else f"constant_{i}", dtype, None))
+    return Node("constant", tuple(float(v) for v in vals), tuple(bands))
