@@ -233,13 +233,13 @@ def build_landsat() -> dict:
                         "SOURCE_AREA_OR_POINT": "Point"})
         if is_bqa:
             bands_json.append({
-                "id": "BQA", "path": "landsat8/BQA.tif", "band": 1, "kind": "bitmask",
+                "id": "BQA", "path": "landsat8/BQA.tif", "band": 1, "kind": "bitmask", "overviews": "nearest",
                 "description": "Landsat 8 Level-1 quality assessment bits (pre-Collection layout)",
                 "bits": _bqa_bits(), "bit_fields": BQA_FIELDS, "pixel_size_m": 30,
             })
         else:
             bands_json.append({
-                "id": band_id, "path": f"landsat8/{band_id}.tif", "band": 1, "kind": "continuous",
+                "id": band_id, "path": f"landsat8/{band_id}.tif", "band": 1, "kind": "continuous", "overviews": "average",
                 "description": desc, "units": "DN", "wavelength_um": wl, "pixel_size_m": res,
             })
     crs, transform, (h, w) = grid
@@ -371,7 +371,7 @@ def build_sentinel2() -> dict:
                                   f"(cropped to {left:.0f},{bottom:.0f},{right:.0f},{top:.0f} EPSG:32618)"})
         bands_json.append({
             "id": band_id, "path": f"sentinel2/{band_id}.tif", "band": 1, "kind": "continuous",
-            "description": desc, "units": "DN", "wavelength_um": wl, "pixel_size_m": res,
+            "overviews": "average", "description": desc, "units": "DN", "wavelength_um": wl, "pixel_size_m": res,
         })
     return {"bands": bands_json, "crs": crs, "bounds": (left, bottom, right, top)}
 
@@ -509,14 +509,16 @@ def main() -> None:
                                "class_percent": {str(k): v for k, v in rules_frac.items()},
                                "license": "CC0-1.0"},
                 "bands": [{"id": "classification", "path": "landsat8/classes_rules.tif", "band": 1,
-                           "kind": "class", "classes": RULE_CLASSES}],
+                           "kind": "class", "overviews": "nearest",
+                           "classes": RULE_CLASSES}],
             },
             "VIEWER/SAMPLE_CLASSES/LC08_KMEANS": {
                 "properties": {"description": km_desc, "method": "kmeans", "source": "LANDSAT/LC08/SAMPLE",
                                "class_percent": {str(k): v for k, v in km_frac.items()},
                                "cluster_statistics": km_stats, "license": "CC0-1.0"},
                 "bands": [{"id": "classification", "path": "landsat8/classes_kmeans.tif", "band": 1,
-                           "kind": "class", "classes": km_classes}],
+                           "kind": "class", "overviews": "nearest",
+                           "classes": km_classes}],
             },
         },
     }
@@ -645,8 +647,8 @@ are the band ids; the `SOURCE` tag names the input file.
   4-5 water confidence, 6-7 cloud shadow (reserved, not populated), 8-9 vegetation
   (reserved), 10-11 snow/ice confidence, 12-13 cirrus confidence, 14-15 cloud
   confidence (two-bit confidences: 00 not determined, 01 low, 10 medium, 11 high).
-  Under the Collection 1 layout the cloud bit (4) would never be set and bits 13-15,
-  which are unused in Collection 1, would be set everywhere. The catalog's `bits` and
+  Read as Collection 1, the cloud bit (4) would never be set and every pixel would
+  have one of bits 13-15 set, which Collection 1 leaves unused. The catalog's `bits` and
   `bit_fields` describe the pre-Collection layout.
 - `CLOUD_COVER` = {info['cloud_cover']} = percent of non-fill pixels whose BQA cloud
   confidence is high (bits 14-15 = 11). With medium confidence included it would be
@@ -660,13 +662,14 @@ are the band ids; the `SOURCE` tag names the input file.
   EPSG:32618 (UTM 18N), uint16 DN; 10 m bands 1933x1947, 20 m bands 967x973, 60 m
   bands 322x324. Band files are renamed to Earth Engine names (`B01` -> `B1`, ...,
   `B8A`).
-- **Cropped.** At full size the 13 bands alone would be about 31 MB, over the 25 MB
-  budget, so every band is cut (no resampling) to the same centred
-  {S2_CROP_60M * 60 / 1000:g} km x {S2_CROP_60M * 60 / 1000:g} km window, bounds
-  {s2l:.0f}, {s2b:.0f}, {s2r:.0f}, {s2t:.0f} (EPSG:32618). The window edges lie on
-  the 60 m pixel grid, which the 20 m and 10 m grids share, so the crops are
-  {S2_CROP_60M * 6}x{S2_CROP_60M * 6} px at 10 m, {S2_CROP_60M * 3}x{S2_CROP_60M * 3} at
-  20 m and {S2_CROP_60M}x{S2_CROP_60M} at 60 m, all exactly aligned.
+- **Cropped.** At full size the 13 bands would take about 33 MB (the Landsat files
+  take about 11 MB), over the 25 MB budget for this directory, so every band is cut
+  (no resampling) to the same centred {S2_CROP_60M * 60 / 1000:g} km x
+  {S2_CROP_60M * 60 / 1000:g} km window, bounds {s2l:.0f}, {s2b:.0f}, {s2r:.0f},
+  {s2t:.0f} (EPSG:32618). The window edges lie on the 60 m pixel grid, which the 20 m
+  and 10 m grids share, so the crops are {S2_CROP_60M * 6}x{S2_CROP_60M * 6} px at
+  10 m, {S2_CROP_60M * 3}x{S2_CROP_60M * 3} at 20 m and {S2_CROP_60M}x{S2_CROP_60M} at
+  60 m, all exactly aligned.
 - `PRODUCT_TYPE` is `S2MSI1C`: the bands are in UTM map geometry (so not L1B) and
   include B10, which Level-2A products do not carry. DNs are L1C top-of-atmosphere
   reflectance x 10000 (plus an offset for processing baseline 04.00 and later; the
@@ -678,7 +681,8 @@ are the band ids; the `SOURCE` tag names the input file.
 ### Class layers (`VIEWER/SAMPLE_CLASSES/*`) - derived, not ground truth
 
 Both are uint8 COGs on the Landsat 30 m grid with an embedded colour table and
-NEAREST overviews. {nodata_note} Percentages below are of all pixels.
+NEAREST overviews. {nodata_note}
+Percentages below are of all pixels.
 
 Spectral indices use the DNs rescaled with the standard OLI reflectance factors
 (`DN * 2e-5 - 0.1`, the same in every OLI metadata file). This removes the DN offset;

@@ -53,10 +53,10 @@ def _footprint_of(src: Grid, grid: Grid) -> Callable[[], np.ndarray | None]:
 
     def compute():
         rows, cols = np.mgrid[0:grid.height, 0:grid.width]
-        x, y = grid.transform * (cols + 0.5, rows + 0.5)
+        x, y = grid.transform @ (cols + 0.5, rows + 0.5)
         if src.crs is not None and grid.crs is not None and src.crs != grid.crs:
             x, y = Transformer.from_crs(grid.crs, src.crs, always_xy=True).transform(x, y)
-        c, r = ~src.transform * (np.asarray(x), np.asarray(y))
+        c, r = ~src.transform @ (np.asarray(x), np.asarray(y))
         inside = (c >= 0) & (c < src.width) & (r >= 0) & (r < src.height)
         return None if inside.all() else inside
 

@@ -92,7 +92,7 @@ class Grid:
         """(left, bottom, right, top) of the grid's corners in its own CRS."""
         xs, ys = [], []
         for c, r in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = self.transform * (c, r)
+            x, y = self.transform @ (c, r)
             xs.append(x)
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))
@@ -118,11 +118,11 @@ class Grid:
 
     def scaled(self, width: int, height: int) -> "Grid":
         """Same extent resampled to other dimensions."""
-        t = self.transform * Affine.scale(self.width / width, self.height / height)
+        t = self.transform @ Affine.scale(self.width / width, self.height / height)
         return Grid(self.crs, t, width, height)
 
     def window(self, col_off: int, row_off: int, width: int, height: int) -> "Grid":
-        return Grid(self.crs, self.transform * Affine.translation(col_off, row_off), width, height)
+        return Grid(self.crs, self.transform @ Affine.translation(col_off, row_off), width, height)
 
     def to_dict(self) -> dict:
         t = self.transform

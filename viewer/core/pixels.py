@@ -102,12 +102,12 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
             return Grid(crs, Affine(sx, 0, x0, 0, -sy, y1), *dims)
         Grid(crs, transform, 1, 1)  # validates the transform
         inv = ~transform
-        cols, rows = zip(*[inv * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))])
+        cols, rows = zip(*[inv @ (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))])
         c0, r0 = math.floor(min(cols) + 1e-9), math.floor(min(rows) + 1e-9)
         c1, r1 = math.ceil(max(cols) - 1e-9), math.ceil(max(rows) - 1e-9)
         w, h = max(c1 - c0, 1), max(r1 - r0, 1)
         _check_side(w, h)
-        return Grid(crs, transform * Affine.translation(c0, r0), w, h)
+        return Grid(crs, transform @ Affine.translation(c0, r0), w, h)
     if dims is None:
         if native is None:
             raise InvalidArgument("grid.dimensions are required for an image without a native grid "
@@ -116,11 +116,11 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
             left, bottom, right, top = transform_bounds(native.crs, crs, *native.bounds) if crs != native.crs \
                 else native.bounds
             inv = ~transform
-            cols, rows = zip(*[inv * (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
+            cols, rows = zip(*[inv @ (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
             c0, r0 = math.floor(min(cols)), math.floor(min(rows))
             w, h = math.ceil(max(cols)) - c0, math.ceil(max(rows)) - r0
             _check_side(w, h)
-            return Grid(crs, transform * Affine.translation(c0, r0), max(w, 1), max(h, 1))
+            return Grid(crs, transform @ Affine.translation(c0, r0), max(w, 1), max(h, 1))
         dims = (native.width, native.height)
     return Grid(crs, transform, *dims)
 

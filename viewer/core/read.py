@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject
 
@@ -92,13 +92,21 @@ def _exact_window(ds, grid: Grid):
     if not all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) for a, b in
                ((t.a, s.a), (t.b, s.b), (t.d, s.d), (t.e, s.e))):
         return None
-    col, row = ~s * (t.c, t.f)
+    col, row = ~s @ (t.c, t.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     col, row = int(round(col)), int(round(row))
     if col < 0 or row < 0 or col + grid.width > ds.width or row + grid.height > ds.height:
         return None
     return rasterio.windows.Window(col, row, grid.width, grid.height)
+
+
+def _alpha_band(ds) -> int:
+    """1-based index of the dataset's alpha band, 0 if it has none."""
+    for i, ci in enumerate(ds.colorinterp, start=1):
+        if ci == ColorInterp.alpha:
+            return i
+    return 0
 
 
 def _work_dtype(dtype: np.dtype, resampling: Resampling) -> np.dtype:
@@ -149,6 +157,7 @@ def read_band(
     level = _pick_overview(ds, bidx, grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level)
     need_alpha = not (all_valid and _inside(ds, grid))
+    alpha_band = _alpha_band(ds)
     work = _work_dtype(src_dtype, method)
     dst = np.zeros((2 if need_alpha else 1, grid.height, grid.width), dtype=work)
     reproject(
@@ -158,6 +167,7 @@ def read_band(
         dst_transform=grid.transform,
         dst_crs=grid.gdal_crs,
         resampling=method,
+        src_alpha=alpha_band,
         dst_alpha=2 if need_alpha else 0,
         init_dest_nodata=False,
         num_threads=1,

@@ -85,8 +85,9 @@ def _as_chw(data: np.ndarray) -> np.ndarray:
     if data.ndim == 2:
         return data[None]
     if data.ndim == 3:
-        # H x W x C when the last axis is the short one (images from PIL / W&B), else C x H x W
-        return np.moveaxis(data, -1, 0) if data.shape[-1] < data.shape[0] else data
+        # H x W x C for PIL / W&B style images (a last axis of 1-4 channels), else C x H x W
+        hwc = data.shape[-1] <= 4 < data.shape[0]
+        return np.moveaxis(data, -1, 0) if hwc else data
     raise InvalidArgument(f"array of shape {data.shape} is not allowed; allowed: H x W, H x W x C or C x H x W",
                           value=data.shape, allowed="2-D or 3-D array")
 
