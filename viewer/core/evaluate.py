@@ -15,7 +15,7 @@ from rasterio.warp import transform_geom
 from .errors import InvalidArgument
 from .graph import Node
 from .grid import Grid
-from .read import open_dataset, read_band, warp_array
+from .read import read_band, warp_array
 from .sources import get_array
 
 __all__ = ["Layer", "evaluate", "BINARY_OPS", "UNARY_OPS"]
@@ -127,6 +127,8 @@ BINARY_OPS: dict[str, Callable] = {
     "leftShift": lambda a, b: np.left_shift(a.astype(np.int64), b.astype(np.int64)),
     "rightShift": lambda a, b: np.right_shift(a.astype(np.int64), b.astype(np.int64)),
 }
+
+_ARITHMETIC = {"add", "subtract", "multiply", "pow", "max", "min"}
 
 UNARY_OPS: dict[str, Callable] = {
     "Not": lambda a: a == 0,
@@ -258,7 +260,10 @@ class _Evaluator:
         fn = BINARY_OPS[name]
         out = []
         for la, lb, info in zip(a, b, node.bands):
-            v = fn(la.values, lb.values)
+            x, y = la.values, lb.values
+            if name in _ARITHMETIC:  # compute in the output type so integers do not wrap
+                x, y = x.astype(info.dtype, copy=False), y.astype(info.dtype, copy=False)
+            v = fn(x, y)
             mask = _min_masks(la.mask, lb.mask)
             if name == "divide":
                 bad = (lb.values == 0) | ~np.isfinite(v)

@@ -60,11 +60,10 @@ def _flat_positions(coords: Any):
 
 
 def geojson_bounds(geometry: dict, crs=None) -> tuple[float, float, float, float]:
-    """(minx, miny, maxx, maxy) of a lon/lat GeoJSON geometry in ``crs`` (densified)."""
+    """(minx, miny, maxx, maxy) of a lon/lat GeoJSON geometry in ``crs`` (vertices only)."""
     g = geometry
     if crs is not None:
-        g = transform_geom("EPSG:4326", crs, geometry, antimeridian_cutting=False,
-                           segmentize=None if geometry["type"] in ("Point", "MultiPoint") else 1e3 / METERS_PER_DEGREE)
+        g = transform_geom("EPSG:4326", crs, geometry)
     pts = list(_flat_positions(g["coordinates"]))
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     return min(xs), min(ys), max(xs), max(ys)
