@@ -15,7 +15,7 @@ from rasterio.warp import transform_geom
 from .errors import InvalidArgument
 from .graph import Node
 from .grid import Grid
-from .read import read_band, warp_array
+from .read import read_bands, warp_array
 from .sources import get_array
 
 __all__ = ["Layer", "evaluate", "BINARY_OPS", "UNARY_OPS"]
@@ -155,14 +155,19 @@ class _Evaluator:
 
     # leaves -----------------------------------------------------------------------------
     def op_source(self, node: Node, resampling: str) -> list[Layer]:
-        out = []
-        for (path, bidx, overviews), info in zip(node.args[1], node.bands):
+        """Bands of one file that share resampling are read with one warp."""
+        groups: dict[tuple, list[int]] = {}
+        for i, ((path, bidx, overviews), info) in enumerate(zip(node.args[1], node.bands)):
             continuous = info.kind == "continuous"
             method = resampling if continuous else "nearest"
             use_ovr = continuous or overviews in ("nearest", "mode")
-            values, mask = read_band(path, bidx, self.grid, method, use_ovr)
-            out.append(Layer(values, mask, _footprint_of(info.grid, self.grid)))
-        return out
+            groups.setdefault((path, method, use_ovr), []).append(i)
+        out: list[Layer | None] = [None] * len(node.bands)
+        for (path, method, use_ovr), members in groups.items():
+            bidxs = tuple(node.args[1][i][1] for i in members)
+            for i, (values, mask) in zip(members, read_bands(path, bidxs, self.grid, method, use_ovr)):
+                out[i] = Layer(values, mask, _footprint_of(node.bands[i].grid, self.grid))
+        return out  # type: ignore[return-value]
 
     def op_array(self, node: Node, resampling: str) -> list[Layer]:
         data = get_array(node.args[0])

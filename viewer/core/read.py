@@ -15,7 +15,7 @@ from rasterio.warp import reproject
 from .errors import InvalidArgument, ReadError
 from .grid import PIXEL_CRS, Grid
 
-__all__ = ["open_dataset", "read_band", "warp_array", "RESAMPLING", "native_grid"]
+__all__ = ["open_dataset", "read_band", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
 
 RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -110,11 +110,11 @@ def _alpha_band(ds) -> int:
 
 
 def _work_dtype(dtype: np.dtype, resampling: Resampling) -> np.dtype:
-    """dtype to warp into: native for nearest/mode where the 0-255 alpha band fits, else float."""
-    keeps_values = resampling in (Resampling.nearest, Resampling.mode)
-    if keeps_values and dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+    """dtype to warp into: the native one where a 0-255 alpha band fits (GDAL rounds
+    interpolated integers, as a bare warp does), else float."""
+    if dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
         return dtype
-    if dtype in (np.float64, np.int32, np.uint32, np.int64, np.uint64):
+    if dtype in (np.int32, np.uint32, np.int64, np.uint64):
         return np.dtype(np.float64)
     return np.dtype(np.float32)
 
@@ -127,25 +127,48 @@ def read_band(
     use_overviews: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Values and mask (float32 in [0, 1], ``None`` = all valid) of one band on ``grid``."""
+    return read_bands(path, (bidx,), grid, resampling, use_overviews)[0]
+
+
+def _groupable(ds, bidxs: tuple[int, ...]) -> bool:
+    """Can these bands be warped in one GDAL call (same dtype, one shared mask)?"""
+    if len(bidxs) < 2 or len({ds.dtypes[i - 1] for i in bidxs}) != 1:
+        return False
+    flags = {tuple(ds.mask_flag_enums[i - 1]) for i in bidxs}
+    return flags == {(MaskFlags.all_valid,)} or all(MaskFlags.per_dataset in f for f in flags)
+
+
+def read_bands(
+    path: str,
+    bidxs: tuple[int, ...],
+    grid: Grid,
+    resampling: str = "nearest",
+    use_overviews: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Values and masks of bands of one file on ``grid``; one GDAL warp where they share a mask."""
     if resampling not in RESAMPLING:
         raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {sorted(RESAMPLING)}",
                               value=resampling, allowed=sorted(RESAMPLING))
     method = RESAMPLING[resampling]
     ds = open_dataset(path)
-    if not 1 <= bidx <= ds.count:
-        raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
-    src_dtype = np.dtype(ds.dtypes[bidx - 1])
-    flags = ds.mask_flag_enums[bidx - 1]
-    all_valid = flags == [MaskFlags.all_valid]
+    for bidx in bidxs:
+        if not 1 <= bidx <= ds.count:
+            raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
+    if len(bidxs) > 1 and not _groupable(ds, bidxs):
+        return [read_bands(path, (b,), grid, resampling, use_overviews)[0] for b in bidxs]
+    all_valid = all(ds.mask_flag_enums[b - 1] == [MaskFlags.all_valid] for b in bidxs)
 
     window = _exact_window(ds, grid)
     if window is not None:
-        values = ds.read(bidx, window=window)
-        mask = None
-        if not all_valid:
-            m = ds.read_masks(bidx, window=window)
-            mask = None if m.min() == 255 else (m.astype(np.float32) / 255.0)
-        return values, mask
+        out = []
+        for bidx in bidxs:
+            values = ds.read(bidx, window=window)
+            mask = None
+            if not all_valid:
+                m = ds.read_masks(bidx, window=window)
+                mask = None if m.min() == 255 else (m.astype(np.float32) / 255.0)
+            out.append((values, mask))
+        return out
 
     src_crs = ds.crs if ds.crs else None
     if (src_crs is None) != (grid.crs is None):
@@ -154,31 +177,31 @@ def read_band(
             f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
             allowed="a grid in the same kind of coordinates as the image",
         )
-    level = _pick_overview(ds, bidx, grid, src_crs) if use_overviews else None
+    level = _pick_overview(ds, bidxs[0], grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level)
     need_alpha = not (all_valid and _inside(ds, grid))
-    alpha_band = _alpha_band(ds)
-    work = _work_dtype(src_dtype, method)
-    dst = np.zeros((2 if need_alpha else 1, grid.height, grid.width), dtype=work)
+    n = len(bidxs)
+    work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]), method)
+    dst = np.zeros((n + 1 if need_alpha else n, grid.height, grid.width), dtype=work)
     reproject(
-        source=rasterio.band(src, bidx),
-        destination=dst,
+        source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]),
+        destination=dst if n > 1 or need_alpha else dst[0],
         src_crs=src.crs if src_crs is not None else PIXEL_CRS,
         dst_transform=grid.transform,
         dst_crs=grid.gdal_crs,
         resampling=method,
-        src_alpha=alpha_band,
-        dst_alpha=2 if need_alpha else 0,
+        src_alpha=_alpha_band(ds),
+        dst_alpha=n + 1 if need_alpha else 0,
         init_dest_nodata=False,
         num_threads=1,
     )
-    values = dst[0]
     mask = None
     if need_alpha:
-        alpha = dst[1]
-        mask = np.divide(alpha, 255.0, dtype=np.float32)
+        mask = np.divide(dst[n], 255.0, dtype=np.float32)
         np.clip(mask, 0.0, 1.0, out=mask)
-    return values, mask
+        if mask.min() >= 1:
+            mask = None
+    return [(dst[i], mask) for i in range(n)]
 
 
 def warp_array(
