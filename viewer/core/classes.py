@@ -284,7 +284,7 @@ def colorize_classes(
     values = np.asarray(values)
     if values.ndim != 2:
         raise InvalidArgument(f"class values of shape {values.shape} must be 2-D (H x W)", value=values.shape)
-    hidden_t = tuple(sorted({int(h) for h in hidden}))
+    hidden_t = tuple(sorted({_check_id(h, "hidden") for h in hidden}))
     size = max(256, (max(classes.ids) + 1) if len(classes) else 0)
     lut = _lut32(classes, hidden_t, opacity, size)
     if values.dtype == np.uint8:

@@ -55,5 +55,5 @@ class ReadError(ViewerError, OSError):
     """A raster file that cannot be opened or read."""
 
 
-class InvalidMask(InvalidArgument):
-    """A segmentation mask that does not follow the ImageMask contract."""
+class InvalidMask(InvalidArgument, TypeError):
+    """A segmentation mask that does not follow the ImageMask contract (also a TypeError, as in W&B)."""

@@ -44,8 +44,16 @@ class Image:
     ``Image.from_array(array)``. Every method returns a new Image; pixels are read only
     when a grid asks for them (``data.computePixels``, map tiles, statistics)."""
 
-    def __init__(self, args: Any = None, *, _node: Node | None = None, _props: dict | None = None,
-                 _id: str | None = None) -> None:
+    def __init__(self, args: Any = None, *, masks: dict | None = None, classes=None, _node: Node | None = None,
+                 _props: dict | None = None, _id: str | None = None) -> None:
+        if isinstance(args, np.ndarray) and args.ndim >= 2:  # wandb.Image(array, masks=..., classes=...)
+            img = Image.from_array(args, masks=masks, classes=classes)
+            _node, _props = img._node, img._props
+            if hasattr(img, "_overlays"):
+                self._overlays = img._overlays
+        elif masks is not None or classes is not None:
+            raise InvalidArgument("masks/classes need an image array: Image(array, masks=...) or "
+                                  "Image.from_array(array, masks=...)", value=type(args).__name__)
         if _node is not None:
             self._node, self._props, self._id = _node, dict(_props or {}), _id
         elif isinstance(args, Image):

@@ -133,6 +133,7 @@ def array_node(
         raise InvalidArgument(f"band_names {names!r} must be {chw.shape[0]} distinct names", value=names)
     h = hashlib.sha256()
     h.update(str((chw.dtype.str, chw.shape)).encode())
+    h.update(repr((grid.crs.to_wkt() if grid.crs is not None else None, tuple(grid.transform)[:6])).encode())
     h.update(chw.tobytes())
     if m is not None:
         h.update(m.tobytes())
