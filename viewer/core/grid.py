@@ -53,6 +53,12 @@ def crs_code(crs: CRS | None) -> str | None:
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
+@lru_cache(maxsize=4096)
+def _bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
+    # cached: every band read of a map tile asks for the same bounds (overview choice, coverage)
+    return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+
+
 @dataclass(frozen=True)
 class Grid:
     """An immutable pixel grid. ``crs=None`` means plain pixel coordinates."""
@@ -109,7 +115,7 @@ class Grid:
         """Bounds of this grid expressed in another CRS (densified edges)."""
         if crs is None or self.crs is None or crs == self.crs:
             return self.bounds
-        return transform_bounds(self.crs, crs, *self.bounds, densify_pts=21)
+        return _bounds_in(self, crs)
 
     def resolution(self) -> tuple[float, float]:
         """Pixel size along x and y in CRS units (norm of the transform's columns)."""

@@ -14,6 +14,7 @@ from rasterio.warp import reproject
 
 from .errors import InvalidArgument, ReadError
 from .grid import PIXEL_CRS, Grid
+from .sampling import sample_array, sample_dataset
 
 __all__ = ["open_dataset", "read_band", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
 
@@ -25,6 +26,10 @@ RESAMPLING = {
     "average": Resampling.average,
     "mode": Resampling.mode,
 }
+
+#: Grids up to this many pixels (map tiles, view statistics) take the nearest-neighbour sampler of
+#: :mod:`viewer.core.sampling`; larger ones one GDAL warp, which is faster per pixel.
+SAMPLER_MAX_PIXELS = 1 << 17
 
 _local = threading.local()
 _MAX_OPEN = 64
@@ -179,6 +184,8 @@ def read_bands(
         )
     level = _pick_overview(ds, bidxs[0], grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level)
+    if method == Resampling.nearest and grid.width * grid.height <= SAMPLER_MAX_PIXELS:
+        return sample_dataset(src, bidxs, grid, all_valid)  # GDAL's nearest warp, without a warp per call
     need_alpha = not (all_valid and _inside(ds, grid))
     n = len(bidxs)
     work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]), method)
@@ -221,6 +228,8 @@ def warp_array(
     if src == grid:
         return data, mask
     method = RESAMPLING[resampling]
+    if method == Resampling.nearest and grid.width * grid.height <= SAMPLER_MAX_PIXELS:
+        return sample_array(data, mask, src, grid)
     work = _work_dtype(data.dtype, method)
     alpha_src = np.full(data.shape, 255.0, np.float32) if mask is None else (mask * 255.0).astype(np.float32)
     src_stack = np.stack([data.astype(work, copy=False), alpha_src.astype(work)])

@@ -16,7 +16,7 @@ from .graph import BandInfo, Node
 from .grid import Grid, parse_crs
 from .read import native_grid, open_dataset
 
-__all__ = ["asset_node", "file_node", "array_node", "constant_node", "ArrayData", "get_array"]
+__all__ = ["asset_node", "file_node", "array_node", "constant_node", "ArrayData", "get_array", "put_array"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,12 @@ _arrays_lock = threading.Lock()
 def get_array(digest: str) -> ArrayData:
     with _arrays_lock:
         return _arrays[digest]
+
+
+def put_array(digest: str, data: ArrayData) -> None:
+    """Re-register an array under its digest (layer specs restored in another process)."""
+    with _arrays_lock:
+        _arrays.setdefault(digest, data)
 
 
 @lru_cache(maxsize=1024)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -119,6 +120,20 @@ def palette_lut(palette: Sequence[Sequence[int]]) -> np.ndarray:
 
 def stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.ndarray:
     """Values -> uint8 0..255 with a linear stretch and gamma."""
+    if values.dtype in (np.uint8, np.uint16) and values.size > 16384:  # one lookup (same formula)
+        return _stretch_lut(values.dtype.str, float(vmin), float(vmax), float(gamma))[values]
+    return _stretch(values, vmin, vmax, gamma)
+
+
+@lru_cache(maxsize=64)
+def _stretch_lut(dtype: str, vmin: float, vmax: float, gamma: float) -> np.ndarray:
+    dt = np.dtype(dtype)
+    lut = _stretch(np.arange(np.iinfo(dt).max + 1, dtype=dt), vmin, vmax, gamma)
+    lut.setflags(write=False)
+    return lut
+
+
+def _stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.ndarray:
     v = (values.astype(np.float32, copy=False) - np.float32(vmin)) * np.float32(1.0 / (vmax - vmin))
     np.clip(v, 0, 1, out=v)
     np.nan_to_num(v, copy=False)

@@ -1,0 +1,368 @@
+"""Map layers as immutable, content-addressed specs that any server process can resolve.
+
+A :class:`LayerSpec` is an image graph plus a canonical style. Three kinds:
+
+* ``image``: bands shown through Earth Engine visualization parameters
+  (``min``/``max``/``gain``/``bias``/``gamma``/``palette``/``opacity``);
+* ``mask``: a 0..1 mask (``image.mask()`` or any derived mask) shown as a colour ramp,
+  transparent where the mask is 0;
+* ``classes``: a one-band class image coloured by a :class:`~viewer.core.classes.Classes`
+  table, with hidden classes and an opacity.
+
+``register(spec)`` returns the spec's token: the sha256 (64 hex characters) of its kind,
+the graph's content key and the canonical style, so the same layer gets the same token in
+every session and process. The spec is pickled (graph nodes included, plus the in-memory
+arrays its ``array`` nodes refer to) into the state directory, written atomically, so any
+process pointing at the same directory can ``resolve(token)``. The state directory is
+``$VIEWER_STATE_DIR`` or ``~/.cache/viewer/layers`` (``$XDG_CACHE_HOME`` is honoured).
+``resolve`` validates a token's form before it builds a path, and unpickles only files of
+that directory: it must be writable by the server's user alone (pickles are code).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .classes import Classes
+from .errors import InvalidArgument, ReadError, ViewerError
+from .graph import Node, canonical
+from .grid import Grid, crs_code
+from .image import Image
+from .sources import get_array, put_array
+from .visualize import normalize_vis, parse_palette
+
+__all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_layer", "register", "resolve",
+           "describe", "state_dir", "KINDS", "TOKEN_LENGTH", "DEFAULT_MASK_PALETTE"]
+
+KINDS = ("image", "mask", "classes")
+TOKEN_LENGTH = 64
+_TOKEN = re.compile(r"^[0-9a-f]{64}$")
+_FORMAT_VERSION = 1
+DEFAULT_MASK_PALETTE = ("000000", "ffffff")
+_RESAMPLING = ("nearest", "bilinear", "bicubic")
+
+
+class UnknownLayer(ViewerError, KeyError):
+    """A layer token that no process has registered in this state directory."""
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSpec:
+    """An immutable layer: ``kind``, the image graph ``node`` and a canonical JSON ``style_json``."""
+
+    kind: str
+    node: Node
+    style_json: str
+    token: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidArgument(f"layer kind {self.kind!r} is not allowed; allowed: {list(KINDS)}",
+                                  value=self.kind, allowed=list(KINDS))
+        text = json.dumps([_FORMAT_VERSION, self.kind, self.node.key, json.loads(self.style_json)],
+                          sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "token", hashlib.sha256(text.encode()).hexdigest())
+
+    @property
+    def style(self) -> dict:
+        """A fresh copy of the style (``vis``/``resampling``, mask ``palette``/``opacity``, or classes)."""
+        return json.loads(self.style_json)
+
+    @property
+    def image(self) -> Image:
+        """The layer's bands as an :class:`Image` (before visualization)."""
+        return Image(_node=self.node)
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b.name for b in self.node.bands]
+
+    @property
+    def pixel_space(self) -> bool:
+        """True when the layer's image has no CRS (plain pixel coordinates)."""
+        grids = [b.grid for b in self.node.bands if b.grid is not None]
+        return bool(grids) and all(g.crs is None for g in grids)
+
+    def classes(self) -> Classes | None:
+        """The class table of a ``classes`` layer."""
+        if self.kind != "classes":
+            return None
+        s = self.style
+        return Classes(s["classes"], background=s["background"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerSpec) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+    def __repr__(self) -> str:
+        return f"LayerSpec({self.kind}, bands={self.band_names}, token={self.token[:12]}…)"
+
+
+def _style(obj: dict) -> str:
+    return json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+
+
+def _as_image(image: Any, what: str) -> Image:
+    if not isinstance(image, Image):
+        raise InvalidArgument(f"{what} needs a viewer.Image, got {type(image).__name__}", value=type(image).__name__,
+                              allowed="viewer.Image")
+    if not image.bands:
+        raise InvalidArgument(f"{what}: the image has no bands", value=[])
+    return image
+
+
+def _default_range(dtype: str) -> tuple[float, float]:
+    dt = np.dtype(dtype)
+    if dt.kind in "ui" and dt.itemsize <= 2:
+        ii = np.iinfo(dt)
+        return float(ii.min), float(ii.max)
+    return 0.0, 1.0
+
+
+def image_layer(image: Image, vis_params: Mapping[str, Any] | None = None, *,
+                resampling: str = "nearest") -> LayerSpec:
+    """An image layer, as ``Map.addLayer(image, vis_params)`` in the Earth Engine Code Editor.
+
+    ``vis_params`` takes ``bands`` (list or comma-separated), ``min``/``max`` or
+    ``gain``/``bias``, ``gamma``, ``palette`` and ``opacity``. Without ``bands`` the first
+    three bands are shown as RGB (the first band alone if there are fewer than three).
+    Without a range, integer bands of 8/16 bits use their type's range and others 0..1.
+    """
+    image = _as_image(image, "image_layer")
+    params = dict(vis_params or {})
+    unknown = set(params) - {"bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"}
+    if unknown:
+        raise InvalidArgument(f"visualization parameters {sorted(unknown)} are not allowed; allowed: bands, min, "
+                              "max, gain, bias, gamma, palette, opacity", value=sorted(unknown),
+                              allowed=["bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"])
+    if resampling not in _RESAMPLING:
+        raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {list(_RESAMPLING)}",
+                              value=resampling, allowed=list(_RESAMPLING))
+    bands = params.pop("bands", None)
+    if isinstance(bands, str):
+        bands = [b.strip() for b in bands.split(",") if b.strip()]
+    if bands is not None:
+        src = image.select(list(bands))
+    else:
+        n = len(image.bands)
+        src = image.select(list(range(3)) if n >= 3 else [0])
+    if all(params.get(k) is None for k in ("min", "max", "gain", "bias")):
+        lo, hi = _default_range(src.bands[0].dtype)
+        params["min"], params["max"] = lo, hi
+    vis = normalize_vis(params, len(src.bands))
+    return LayerSpec("image", src.node, _style({"vis": vis, "resampling": resampling}))
+
+
+def mask_layer(image: Image, palette: Any = None, opacity: float = 1.0) -> LayerSpec:
+    """A mask layer: 0..1 values (``image.mask()`` or a derived mask) on a colour ramp.
+
+    Several bands are combined with their minimum (a pixel shows where every band is
+    valid). Values are clipped to [0, 1]; 0 and masked pixels are transparent. The
+    default ramp is black (0) to white (1); a single colour paints every non-zero pixel.
+    """
+    image = _as_image(image, "mask_layer")
+    colours = parse_palette(list(DEFAULT_MASK_PALETTE) if palette is None else palette)
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
+        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
+    return LayerSpec("mask", image.node, _style({"palette": [list(c) for c in colours], "opacity": float(opacity)}))
+
+
+def _as_classes(classes: Any, image: Image) -> Classes:
+    if classes is None:
+        table = Classes.from_band(image.bands[0])
+        if not len(table):
+            raise InvalidArgument(f"band {image.bands[0].name!r} has no class table; pass classes=[{{'id': .., "
+                                  "'name': ..}}] or a viewer.Classes", value=image.bands[0].name,
+                                  allowed="a band with classes, or classes=")
+        return table
+    if isinstance(classes, Classes):
+        return classes
+    if isinstance(classes, Mapping):
+        return Classes.from_labels(classes)
+    return Classes(classes)
+
+
+def class_layer(image: Image, classes: Any = None, hidden: Iterable[int] = (), opacity: float = 1.0) -> LayerSpec:
+    """A class overlay of a one-band class image (default table: the band's own classes).
+
+    ``classes`` takes a :class:`Classes`, a list of ``{"id", "name", "color"}`` dicts or a
+    W&B ``{id: name}`` dict. ``hidden`` ids are drawn transparent.
+    """
+    image = _as_image(image, "class_layer")
+    if len(image.bands) != 1:
+        raise InvalidArgument(f"class_layer needs a one-band image, got bands {list(image.bandNames())}; "
+                              "select the class band first", value=list(image.bandNames()), allowed=1)
+    table = _as_classes(classes, image)
+    hidden_ids = []
+    for h in hidden:
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)):
+            raise InvalidArgument(f"hidden class id {h!r} must be an integer", value=h, allowed="integer class ids")
+        hidden_ids.append(int(h))
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
+        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
+    style = {"classes": table.to_list(), "background": table.background, "hidden": sorted(set(hidden_ids)),
+             "opacity": float(opacity)}
+    return LayerSpec("classes", image.node, _style(style))
+
+
+# registry ---------------------------------------------------------------------------------
+_specs: dict[str, LayerSpec] = {}
+_lock = threading.Lock()
+
+
+def state_dir() -> Path:
+    """Where specs are persisted: ``$VIEWER_STATE_DIR`` or the per-user cache directory."""
+    env = os.environ.get("VIEWER_STATE_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "viewer" / "layers"
+
+
+def _array_digests(node: Node) -> set[str]:
+    found: set[str] = set()
+    seen: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.key in seen:
+            continue
+        seen.add(n.key)
+        if n.op == "array":
+            found.add(n.args[0])
+        stack.extend(_nodes_in(n.args))
+    return found
+
+
+def _nodes_in(value: Any) -> list[Node]:
+    if isinstance(value, Node):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _nodes_in(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _nodes_in(v)]
+    return []
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def register(spec: LayerSpec) -> str:
+    """Make ``spec`` resolvable by its token in this and every process sharing the state directory."""
+    if not isinstance(spec, LayerSpec):
+        raise InvalidArgument(f"register needs a LayerSpec, got {type(spec).__name__}", value=type(spec).__name__)
+    token = spec.token
+    with _lock:
+        _specs[token] = spec
+    root = state_dir()
+    digests = sorted(_array_digests(spec.node))
+    try:
+        for digest in digests:
+            apath = root / "arrays" / f"{digest}.pickle"
+            if not apath.exists():
+                _write_atomic(apath, pickle.dumps(get_array(digest), protocol=pickle.HIGHEST_PROTOCOL))
+        path = root / f"{token}.pickle"
+        if not path.exists():
+            doc = {"version": _FORMAT_VERSION, "spec": spec, "arrays": digests}
+            _write_atomic(path, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError as exc:
+        raise ReadError(f"cannot store layer {token} in the state directory {str(root)!r} ({exc}); set "
+                        "VIEWER_STATE_DIR to a writable directory", value=str(root)) from None
+    return token
+
+
+def check_token(token: Any) -> str:
+    """``token`` if it has the form of a layer token (64 lowercase hex characters)."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        shown = token if not isinstance(token, str) or len(token) <= 80 else token[:77] + "..."
+        raise InvalidArgument(f"layer token {shown!r} is malformed; allowed: {TOKEN_LENGTH} lowercase hex "
+                              "characters", value=shown, allowed=f"{TOKEN_LENGTH} hex characters")
+    return token
+
+
+def resolve(token: str) -> LayerSpec:
+    """The spec registered under ``token`` (from memory, else from the state directory)."""
+    check_token(token)
+    with _lock:
+        spec = _specs.get(token)
+    if spec is not None:
+        return spec
+    root = state_dir()
+    path = root / f"{token}.pickle"  # safe: token is 64 hex characters
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise UnknownLayer(f"unknown layer token {token!r}: no layer with this token is registered",
+                           value=token, allowed="a token returned by register()") from None
+    try:
+        doc = pickle.loads(payload)
+        spec = doc["spec"]
+        if not isinstance(spec, LayerSpec) or spec.token != token:
+            raise ValueError("the stored spec has another token")
+        for digest in doc.get("arrays", ()):
+            try:
+                get_array(digest)
+            except KeyError:
+                put_array(digest, pickle.loads((root / "arrays" / f"{digest}.pickle").read_bytes()))
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign state file
+        raise ReadError(f"stored layer {token} in {str(root)!r} cannot be read ({type(exc).__name__}: {exc})",
+                        value=token) from None
+    with _lock:
+        _specs[token] = spec
+    return spec
+
+
+def _bounds_wgs84(grid: Grid) -> list[float] | None:
+    if grid.crs is None:
+        return None
+    from rasterio.crs import CRS
+
+    try:
+        return [float(v) for v in grid.bounds_in(CRS.from_epsg(4326))]
+    except Exception:  # noqa: BLE001 - outside the CRS's area of use
+        return None
+
+
+def describe(spec: LayerSpec) -> dict:
+    """A JSON-able description: kind, token, bands, style, class table, native grid and bounds."""
+    bands = [b.info() for b in spec.node.bands]
+    grid = next((b.grid for b in spec.node.bands if b.grid is not None), None)
+    out: dict[str, Any] = {
+        "token": spec.token,
+        "kind": spec.kind,
+        "band_names": spec.band_names,
+        "bands": bands,
+        "style": spec.style,
+        "pixel_space": spec.pixel_space,
+        "tile_url": f"/tiles/{spec.token}/{{z}}/{{x}}/{{y}}.png",
+    }
+    if grid is not None:
+        out["native_grid"] = grid.to_dict()
+        out["crs"] = crs_code(grid.crs)
+        out["bounds"] = list(grid.bounds)
+        out["bounds_wgs84"] = _bounds_wgs84(grid)
+    if spec.kind == "classes":
+        out["classes"] = spec.style["classes"]
+    return out

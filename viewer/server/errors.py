@@ -1,0 +1,52 @@
+"""The one table that maps viewer errors to HTTP status codes, and one-line reasons."""
+from __future__ import annotations
+
+from ..core.errors import (InvalidArgument, InvalidMask, LimitExceeded, ReadError, UnknownAsset, UnknownBand,
+                           UnknownCRS, ViewerError)
+from ..core.layers import UnknownLayer
+
+__all__ = ["NotFound", "STATUS", "status_for", "reason"]
+
+
+class NotFound(ViewerError, LookupError):
+    """A URL that names no resource of the viewer's HTTP edge (e.g. a malformed tile path)."""
+
+
+#: Most specific first: the first class an error is an instance of gives its status.
+STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NotFound, 404),
+    (UnknownLayer, 404),
+    (UnknownAsset, 404),
+    (UnknownBand, 400),
+    (LimitExceeded, 413),
+    (UnknownCRS, 400),
+    (InvalidMask, 400),
+    (InvalidArgument, 400),
+    (ReadError, 500),
+    (ViewerError, 500),
+)
+
+_MAX_REASON = 400
+
+
+def status_for(exc: BaseException) -> int:
+    """HTTP status of an error (500 for anything that is not a known viewer error)."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line, traceback-free reason for a response body.
+
+    Client errors (4xx) carry the error's own message (it names the bad value and what is
+    allowed); server errors name only the error class, the details go to the server log.
+    """
+    status = status_for(exc)
+    if status >= 500:
+        return f"{status} server error ({type(exc).__name__}); the server log has the details"
+    text = " ".join(str(exc).split())
+    if len(text) > _MAX_REASON:
+        text = text[:_MAX_REASON - 3] + "..."
+    return f"{status} {text}"

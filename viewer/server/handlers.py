@@ -1,0 +1,231 @@
+"""Tornado handlers: map tiles, layer descriptions and pixel export.
+
+Each endpoint does four things: parse the request, call the core (in a thread pool, so
+the event loop that also serves the Panel sessions stays live), encode, and map errors
+to a status code through :mod:`viewer.server.errors`. Error bodies are one plain-text
+line; tracebacks go to the server log only. Handlers never open a path taken from a URL:
+tiles render only layers registered through :func:`viewer.core.layers.register`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Callable
+
+from tornado.ioloop import IOLoop
+from tornado.web import RequestHandler
+
+from ..core.errors import InvalidArgument, LimitExceeded
+from ..core.layers import check_token, describe, resolve
+from ..core.tiles import check_format, check_tile, media_type, render_tile
+from .errors import NotFound, reason, status_for
+
+__all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "CACHE_CONTROL", "RENDER_VERSION",
+           "MAX_BODY_BYTES"]
+
+log = logging.getLogger("viewer.server")
+
+CACHE_CONTROL = "public, max-age=86400, immutable"
+#: Part of every ETag: bump when the rendering of an unchanged token changes.
+RENDER_VERSION = "1"
+MAX_BODY_BYTES = 1 << 20
+_DIGITS = re.compile(r"^[0-9]{1,10}$")
+_executor: ThreadPoolExecutor | None = None
+
+
+def tile_executor() -> ThreadPoolExecutor:
+    """The process-wide pool tiles and exports render in (``$VIEWER_TILE_THREADS`` workers)."""
+    global _executor
+    if _executor is None:
+        n = int(os.environ.get("VIEWER_TILE_THREADS", "0") or 0) or min(8, (os.cpu_count() or 2) + 1)
+        _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="viewer-tiles")
+    return _executor
+
+
+class _Base(RequestHandler):
+    """One-line plain-text errors for every status, viewer errors mapped by the table."""
+
+    def initialize(self, executor: Executor | None = None) -> None:
+        self.executor = executor or tile_executor()
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def run(self, fn: Callable, *args: Any) -> Any:
+        return await IOLoop.current().run_in_executor(self.executor, fn, *args)
+
+    def fail(self, exc: BaseException) -> None:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s %s failed", self.request.method, self.request.path, exc_info=exc)
+        self._plain(status, reason(exc))
+
+    def _plain(self, status: int, text: str) -> None:
+        self.clear()
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(text + "\n")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:  # tornado's own errors (405, ...)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if exc is not None and not hasattr(exc, "status_code"):
+            log.error("%s %s failed", self.request.method, self.request.path, exc_info=kwargs["exc_info"])
+        self._plain(status_code, f"{status_code} {self._reason}")
+
+
+def _int(name: str, text: str) -> int:
+    if not _DIGITS.match(text):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise InvalidArgument(f"tile {name} {shown!r} is not a non-negative integer", value=shown,
+                              allowed="decimal digits")
+    return int(text)
+
+
+def parse_tile_path(path: str) -> tuple[str, int, int, int, str]:
+    """``<token>/<z>/<x>/<y>.<ext>`` -> (token, z, x, y, ext), validated (no file access)."""
+    parts = path.split("/")
+    if len(parts) != 4:
+        raise NotFound(f"tile path {('/tiles/' + path)[:80]!r} is not /tiles/<token>/<z>/<x>/<y>.<ext>",
+                       value=path[:80], allowed="/tiles/<token>/<z>/<x>/<y>.<png|jpg|webp>")
+    token, z_text, x_text, last = parts
+    y_text, dot, ext = last.rpartition(".")
+    if not dot:
+        raise InvalidArgument(f"tile {last[:40]!r} has no extension; allowed: .png, .jpg, .webp", value=last[:40],
+                              allowed=["png", "jpg", "webp"])
+    check_token(token)
+    z, x, y = check_tile(_int("z", z_text), _int("x", x_text), _int("y", y_text))
+    return token, z, x, y, check_format(ext)
+
+
+def _etag(token: str, z: int, x: int, y: int, ext: str) -> str:
+    digest = hashlib.sha256(f"{RENDER_VERSION}/{token}/{z}/{x}/{y}.{ext}".encode()).hexdigest()[:40]
+    return f'"{digest}"'
+
+
+def _render(token: str, z: int, x: int, y: int, ext: str) -> bytes:
+    return render_tile(resolve(token), z, x, y, ext)
+
+
+class TileHandler(_Base):
+    """``GET /tiles/<token>/<z>/<x>/<y>.<png|jpg|jpeg|webp>``: one rendered map tile.
+
+    Strong ETag from token, z/x/y and format; ``304`` on a matching ``If-None-Match``
+    (answered without rendering). Outside a layer's footprint: 200 with a transparent PNG.
+    """
+
+    async def get(self, path: str) -> None:
+        try:
+            token, z, x, y, ext = parse_tile_path(path)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line 4xx/5xx
+            self.fail(exc)
+            return
+        self.set_header("ETag", _etag(token, z, x, y, ext))
+        self.set_header("Cache-Control", CACHE_CONTROL)
+        self.set_header("Access-Control-Allow-Origin", "*")
+        if self.check_etag_header():
+            self.set_status(304)
+            self.finish()
+            return
+        try:
+            data = await self.run(_render, token, z, x, y, ext)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(exc)
+            return
+        self.set_header("Content-Type", media_type(data))
+        self.finish(data)
+
+    async def head(self, path: str) -> None:
+        await self.get(path)
+
+    def compute_etag(self) -> str | None:  # the ETag set above is the only one
+        return None
+
+
+class LayerHandler(_Base):
+    """``GET /layers/<token>``: the layer's JSON description (bands, style, class table, bounds)."""
+
+    async def get(self, token: str) -> None:
+        try:
+            check_token(token)
+            doc = await self.run(lambda: describe(resolve(token)))
+        except Exception as exc:  # noqa: BLE001
+            self.fail(exc)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", CACHE_CONTROL)
+        self.finish(json.dumps(doc))
+
+
+_EXPORT_TYPES = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"), "GEO_TIFF": ("image/tiff", "tif"),
+                 "GEOTIFF": ("image/tiff", "tif"), "NPY": ("application/octet-stream", "npy")}
+
+
+def _export(body: dict) -> tuple[bytes, str, str]:
+    """Run a getPixels request (``assetId``) or a layer export (``layer`` token) -> bytes."""
+    from ..core.encode import encode_jpeg, encode_png
+    from ..core.pixels import computePixels, getPixels, resolve_grid
+    from ..core.tiles import render_rgba
+
+    fmt = body.get("fileFormat", "PNG")
+    key = fmt.upper() if isinstance(fmt, str) else fmt
+    if key == "AUTO_JPEG_PNG":
+        key = "PNG"
+    if key not in _EXPORT_TYPES:
+        raise InvalidArgument(f"fileFormat {fmt!r} is not available over HTTP; allowed: {sorted(_EXPORT_TYPES)}",
+                              value=fmt, allowed=sorted(_EXPORT_TYPES))
+    mime, ext = _EXPORT_TYPES[key]
+    if "layer" not in body:
+        return getPixels({**body, "fileFormat": key}), mime, ext
+    extra = set(body) - {"layer", "grid", "region", "fileFormat", "bandIds"}
+    if extra:
+        raise InvalidArgument(f"layer export has unknown keys {sorted(extra)}; allowed: layer, grid, region, "
+                              "fileFormat, bandIds", value=sorted(extra))
+    spec = resolve(check_token(body["layer"]))
+    if key in ("GEO_TIFF", "GEOTIFF", "NPY"):  # the layer's raw bands
+        params = {"expression": spec.image, "fileFormat": key}
+        params.update({k: body[k] for k in ("grid", "region", "bandIds") if k in body})
+        return computePixels(params), mime, ext
+    native = next((b.grid for b in spec.node.bands if b.grid is not None), None)
+    grid = resolve_grid(body.get("grid"), body.get("region"), native)
+    from ..core.pixels import MAX_SIDE
+
+    if grid.width * grid.height * 4 > 48 * 1024 * 1024 or max(grid.width, grid.height) > MAX_SIDE:
+        raise LimitExceeded(f"export of {grid.width}x{grid.height} RGBA pixels is over the 48 MiB limit",
+                            value=(grid.width, grid.height), allowed="48 MiB")
+    rgba = render_rgba(spec, grid)
+    return (encode_png(rgba, 6) if key == "PNG" else encode_jpeg(rgba)), mime, ext
+
+
+class PixelsHandler(_Base):
+    """``POST /pixels``: a JSON getPixels request (``assetId``, ``grid``, ``region``, ``bandIds``,
+    ``visualizationOptions``, ``fileFormat``) or a layer export (``{"layer": token, "grid": ...,
+    "fileFormat": "PNG" | "JPEG" | "GEO_TIFF" | "NPY"}``: PNG/JPEG as the map shows the layer,
+    GeoTIFF/NPY its raw bands) -> the encoded bytes."""
+
+    async def post(self) -> None:
+        try:
+            if len(self.request.body) > MAX_BODY_BYTES:
+                raise LimitExceeded(f"request body of {len(self.request.body)} bytes is over the limit of "
+                                    f"{MAX_BODY_BYTES} bytes", value=len(self.request.body), allowed=MAX_BODY_BYTES)
+            try:
+                body = json.loads(self.request.body or b"null")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidArgument(f"request body is not valid JSON: {exc}", value="body") from None
+            if not isinstance(body, dict):
+                raise InvalidArgument("request body must be a JSON object (a getPixels request)",
+                                      value=type(body).__name__, allowed="object")
+            data, mime, ext = await self.run(_export, body)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(exc)
+            return
+        if mime == "image/png" and not data.startswith(b"\x89PNG"):
+            mime = media_type(data)
+        self.set_header("Content-Type", mime)
+        self.set_header("Content-Disposition", f'attachment; filename="viewer-export.{ext}"')
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)

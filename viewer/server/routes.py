@@ -1,0 +1,30 @@
+"""URL routes of the viewer's HTTP edge, for ``panel.serve(extra_patterns=...)`` or any Tornado app."""
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from .handlers import LayerHandler, PixelsHandler, TileHandler, tile_executor
+
+__all__ = ["tile_routes", "make_app"]
+
+
+def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tuple[str, type, dict]]:
+    """``[(pattern, handler, kwargs)]`` for ``/tiles/...``, ``/layers/<token>`` and ``/pixels``.
+
+    Pass them as ``extra_patterns`` to ``panel.serve`` / a Bokeh ``Server`` (which add their
+    own ``--prefix``), or to ``tornado.web.Application``. ``prefix`` is for other hosts.
+    """
+    p = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    kwargs = {"executor": executor or tile_executor()}
+    return [
+        (rf"{p}/tiles/(.*)", TileHandler, kwargs),
+        (rf"{p}/layers/([^/]*)", LayerHandler, kwargs),
+        (rf"{p}/pixels", PixelsHandler, kwargs),
+    ]
+
+
+def make_app(prefix: str = "", **settings):
+    """A bare Tornado application serving only the viewer's routes (tests, tile-only servers)."""
+    from tornado.web import Application
+
+    return Application(tile_routes(prefix), **settings)
