@@ -1,0 +1,87 @@
+"""Browser fixtures: the system Chromium through Playwright, and a real ``viewer serve``."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def find_chromium() -> str | None:
+    """``$VIEWER_CHROMIUM``, else the system Chromium (``/usr/bin/chromium`` first)."""
+    env = os.environ.get("VIEWER_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for candidate in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
+        if path:
+            return path
+    return None
+
+
+def _no_browser(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the browser tests must run)")
+    pytest.skip(f"{reason}; install Debian's chromium (apt-get install chromium) to run the browser tests")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _no_browser("playwright is not installed")
+    path = find_chromium()
+    if path is None:
+        _no_browser("no Chromium browser found (looked for $VIEWER_CHROMIUM, /usr/bin/chromium, chromium, "
+                    "chromium-browser, google-chrome)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def viewer_server(tmp_path_factory):
+    """``viewer serve`` in a subprocess on a free port; yields its base URL."""
+    port = _free_port()
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path_factory.mktemp("state")), PYTHONUNBUFFERED="1")
+    env.pop("VIEWER_TILE_URL", None)
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port),
+                                 "--address", "127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"viewer serve did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,0 +1,219 @@
+"""The Bokeh map figure: Web Mercator (or pixel) axes, one tile renderer per layer, basemaps.
+
+``MapFigure`` owns a Bokeh ``figure`` and keeps its renderers in step with a
+:class:`~viewer.ui.state.MapState`: one ``TileRenderer`` per layer whose
+``WMTSTileSource`` points at ``tiles/<token>/{Z}/{X}/{Y}.png`` (relative to the server
+root, so it works behind a path-prefix proxy); a new token swaps in a new tile source.
+Range changes reach Python through a small CustomJS that debounces them (250 ms) and
+writes the view and the frame size into a ColumnDataSource.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from bokeh.events import Tap
+from bokeh.models import ColumnDataSource, CustomJS, Range1d, TileRenderer, WMTSTileSource
+from bokeh.plotting import figure
+
+from ..core.tiles import pixel_tile_source_options
+from .basemaps import BASEMAPS, HALF_WORLD, graticule
+from .state import LayerState, MapState
+from .viewport import first_grid
+
+__all__ = ["MapFigure", "DEBOUNCE_MS"]
+
+DEBOUNCE_MS = 250
+
+_VIEW_JS = """
+const plot = plot_ref;
+if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }
+plot._viewer_timer = setTimeout(() => {
+  plot._viewer_timer = null;
+  const xr = plot.x_range, yr = plot.y_range;
+  if (!isFinite(xr.start) || !isFinite(xr.end) || !isFinite(yr.start) || !isFinite(yr.end)) { return; }
+  const w = plot.inner_width || 0, h = plot.inner_height || 0;
+  const d = src.data;
+  if (d.x0 && d.x0[0] === xr.start && d.x1[0] === xr.end && d.y0[0] === yr.start && d.y1[0] === yr.end
+      && d.w[0] === w && d.h[0] === h) { return; }
+  src.data = {x0: [xr.start], x1: [xr.end], y0: [yr.start], y1: [yr.end], w: [w], h: [h]};
+}, delay);
+"""
+
+
+class MapFigure:
+    """A Bokeh figure mirroring a :class:`MapState`."""
+
+    def __init__(self, state: MapState, base_url: str = "", height: int = 600,
+                 in_doc: Callable[[Callable[[], None]], None] | None = None) -> None:
+        self.state = state
+        state.debounce = 0.05  # the browser already debounces range changes (DEBOUNCE_MS)
+        self.base_url = base_url
+        self._in_doc = in_doc or (lambda fn: fn())
+        self._renderers: dict[int, TileRenderer] = {}
+        self._tokens: dict[int, str] = {}
+        self._echo = False
+        self._seen_view = False
+        self.on_tap: Callable[[float, float], None] | None = None
+        x0, y0, x1, y1 = state.view or state.view_for(*state.center, state.zoom)
+        pixel = state.pixel_mode
+        kwargs = {} if pixel else {"x_axis_type": "mercator", "y_axis_type": "mercator"}
+        fig = figure(x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), match_aspect=True,
+                     sizing_mode="stretch_both", min_height=300, height=height,
+                     tools="pan,wheel_zoom,box_zoom,reset,tap", active_scroll="wheel_zoom",
+                     output_backend="canvas", **kwargs)
+        fig.toolbar.logo = None
+        fig.grid.visible = False
+        fig.background_fill_color = "#eef1f4"
+        fig.border_fill_color = "#ffffff"
+        fig.xaxis.axis_label = "column" if pixel else "longitude"
+        fig.yaxis.axis_label = "row (down)" if pixel else "latitude"
+        if pixel:
+            from bokeh.models import CustomJSTickFormatter
+
+            fig.yaxis.formatter = CustomJSTickFormatter(code="return (-tick).toString()")
+        self.fig = fig
+        self.grat_source = ColumnDataSource({"xs": [], "ys": [], "lx": [], "ly": [], "text": []})
+        self._grat_lines = fig.multi_line("xs", "ys", source=self.grat_source, line_color="#8f9ba8",
+                                          line_alpha=0.55, line_width=1, level="image")
+        self._grat_text = fig.text("lx", "ly", "text", source=self.grat_source, text_font_size="9px",
+                                   text_color="#46505a", x_offset=3, y_offset=-3, level="glyph",
+                                   background_fill_color="#ffffff", background_fill_alpha=0.6)
+        self.tap_source = ColumnDataSource({"x": [], "y": []})
+        self._tap_marker = fig.scatter("x", "y", source=self.tap_source, marker="circle_cross", size=14,
+                                       fill_alpha=0.0, line_color="#e6007e", line_width=2)
+        self._basemap_renderer: TileRenderer | None = None
+        self.view_source = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": [], "w": [], "h": []})
+        cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS}, code=_VIEW_JS)
+        for r in (fig.x_range, fig.y_range):
+            r.js_on_change("start", cb)
+            r.js_on_change("end", cb)
+        fig.js_on_event("rangesupdate", cb)
+        self.view_source.on_change("data", self._on_view_data)
+        fig.on_event(Tap, self._on_tap_event)
+        self._watchers = [
+            state.param.watch(lambda *_: self._in_doc(self.sync), ["revision", "basemap"]),
+            state.param.watch(lambda *_: self._in_doc(self._push_view), ["view"]),
+        ]
+        self.sync()
+        self.update_graticule(x0, y0, x1, y1)
+
+    def dispose(self) -> None:
+        """Stop following the state (the figure is being replaced)."""
+        for w in self._watchers:
+            self.state.param.unwatch(w)
+        self._watchers = []
+
+    # browser -> state -------------------------------------------------------------------
+    def _on_view_data(self, attr, old, new) -> None:
+        if not new.get("x0"):
+            return
+        x0, x1, y0, y1 = new["x0"][0], new["x1"][0], new["y0"][0], new["y1"][0]
+        w, h = new["w"][0], new["h"][0]
+        if not all(math.isfinite(v) for v in (x0, x1, y0, y1)):
+            return
+        first = not self._seen_view and bool(w and h)
+        self._seen_view = self._seen_view or bool(w and h)
+        target = self.state.fit_target
+        self._echo = True
+        try:
+            if w and h:
+                self.state.viewport = (int(w), int(h))
+            if not (first and target):
+                self.state.set_view(x0, y0, x1, y1)
+        finally:
+            self._echo = False
+        if first and target:  # the real map size is known now: fit the layer again
+            try:
+                self.state.fit_layer(target)
+            except Exception:  # noqa: BLE001 - the layer was removed meanwhile
+                self.state.set_view(x0, y0, x1, y1)
+            self.state.fit_target = None
+            return
+        self.update_graticule(x0, y0, x1, y1)
+
+    def _on_tap_event(self, event) -> None:
+        self.tap_source.data = {"x": [event.x], "y": [event.y]}
+        if self.on_tap is not None:
+            self.on_tap(event.x, event.y)
+
+    # state -> browser -------------------------------------------------------------------
+    def _push_view(self) -> None:
+        if self._echo or not self.state.view:
+            return
+        x0, y0, x1, y1 = self.state.view
+        self.fig.x_range.update(start=x0, end=x1)
+        self.fig.y_range.update(start=y0, end=y1)
+        self.update_graticule(x0, y0, x1, y1)
+
+    def update_graticule(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        offline = BASEMAPS[self.state.basemap].url is None
+        if self.state.pixel_mode or not offline:
+            data = {"xs": [], "ys": [], "lx": [], "ly": [], "text": []}
+        else:
+            data = graticule(x0, y0, x1, y1)
+        if data != dict(self.grat_source.data):
+            self.grat_source.data = data
+
+    def tile_source(self, layer: LayerState) -> WMTSTileSource:
+        url = self.base_url + layer.tile_path()
+        if self.state.pixel_mode:
+            g = first_grid(layer.image)
+            return WMTSTileSource(url=url, **pixel_tile_source_options(g.width, g.height))
+        return WMTSTileSource(url=url, wrap_around=False, max_zoom=24)
+
+    def _basemap(self) -> TileRenderer | None:
+        bm = BASEMAPS[self.state.basemap]
+        if bm.url is None or self.state.pixel_mode:
+            return None
+        r = self._basemap_renderer
+        if r is None or r.tile_source.url != bm.url:
+            r = TileRenderer(tile_source=WMTSTileSource(url=bm.url, attribution=bm.attribution,
+                                                        max_zoom=bm.max_zoom))
+            self._basemap_renderer = r
+        return r
+
+    def sync(self) -> None:
+        """Bring the figure's renderers in line with the state's layers (order, token, alpha)."""
+        wanted = [self._grat_lines, self._grat_text]
+        basemap = self._basemap()
+        if basemap is not None:
+            wanted.append(basemap)
+        alive = set()
+        for layer in self.state.layers:
+            key = id(layer)
+            alive.add(key)
+            r = self._renderers.get(key)
+            if r is None:
+                r = TileRenderer(tile_source=self.tile_source(layer), alpha=layer.opacity, visible=layer.visible,
+                                 name=layer.name)
+                self._renderers[key] = r
+                self._tokens[key] = layer.token
+            else:
+                if self._tokens[key] != layer.token:
+                    r.tile_source = self.tile_source(layer)
+                    self._tokens[key] = layer.token
+                if r.alpha != layer.opacity:
+                    r.alpha = layer.opacity
+                if r.visible != layer.visible:
+                    r.visible = layer.visible
+                if r.name != layer.name:
+                    r.name = layer.name
+            wanted.append(r)
+        for key in list(self._renderers):
+            if key not in alive:
+                del self._renderers[key]
+                del self._tokens[key]
+        wanted.append(self._tap_marker)
+        if list(self.fig.renderers) != wanted:
+            self.fig.renderers = wanted
+        if self.state.view:
+            self.update_graticule(*self.state.view)
+
+    def layer_renderers(self) -> list[TileRenderer]:
+        """The layers' tile renderers, bottom to top."""
+        return [self._renderers[id(l)] for l in self.state.layers if id(l) in self._renderers]
+
+
+def world_view() -> tuple[float, float, float, float]:
+    return (-HALF_WORLD, -HALF_WORLD / 2, HALF_WORLD, HALF_WORLD / 2)

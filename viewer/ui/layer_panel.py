@@ -1,0 +1,289 @@
+"""The layer panel: visibility, opacity, order, removal and visualization editing.
+
+Widgets are made with ``Widget.from_param`` where a parameter maps one to one, and
+kept in step with the layer state by small watchers otherwise (bands, min/max lists).
+Every edit that changes pixels re-registers the layer (new token, new tile URL).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+
+from ..core.image import Image
+from .notify import guarded
+from .state import PALETTES, LayerState, MapState
+
+__all__ = ["LayerPanel", "LayerCard", "CompareCard"]
+
+_NO_PALETTE = "(none)"
+_NO_MASK = "(no mask)"
+
+
+class LayerCard(pn.viewable.Viewer):
+    """Controls of one layer."""
+
+    def __init__(self, layer: LayerState, state: MapState, **params: Any) -> None:
+        super().__init__(**params)
+        self.layer, self.state = layer, state
+        self._busy = False
+        self._watchers: list = []
+        L = layer
+        self.visible = pn.widgets.Checkbox.from_param(L.param.visible, label="visible", width=70)
+        self.opacity = pn.widgets.FloatSlider.from_param(L.param.opacity, label="opacity", sizing_mode="stretch_width")
+        self.up = pn.widgets.Button(label="▲", width=36, description="draw above the next layer")
+        self.down = pn.widgets.Button(label="▼", width=36, description="draw below the previous layer")
+        self.remove = pn.widgets.Button(label="✕", width=36, color="danger", variant="outline",
+                                        description="remove the layer")
+        self.zoom_to = pn.widgets.Button(label="fit", width=44, description="zoom to the layer")
+        self.up.on_click(guarded("move layer")(lambda e: state.move(L.name, +1)))
+        self.down.on_click(guarded("move layer")(lambda e: state.move(L.name, -1)))
+        self.remove.on_click(guarded("remove layer")(lambda e: state.remove(L.name)))
+        self.zoom_to.on_click(guarded("zoom to layer")(lambda e: state.fit_layer(L.name)))
+        rows: list = [pn.Row(self.visible, self.opacity, sizing_mode="stretch_width"),
+                      pn.Row(self.up, self.down, self.zoom_to, self.remove)]
+        if L.kind == "image":
+            rows += self._image_controls()
+        elif L.kind == "mask":
+            self.mask_color = pn.widgets.ColorPicker.from_param(L.param.mask_color, label="colour (mask > 0)")
+            rows.append(self.mask_color)
+        else:
+            rows += self._class_controls()
+        self.card = pn.Card(*rows, title=f"{L.name} · {L.kind}", sizing_mode="stretch_width",
+                            collapsed=state.selected != L.name, margin=(3, 0))
+
+    # image layers -----------------------------------------------------------------------
+    def _image_controls(self) -> list:
+        L = self.layer
+        names = list(L.image.bandNames())
+        rgb = len(L.bands) == 3
+        self.mode = pn.widgets.RadioButtonGroup(options=["RGB", "1 band"], value="RGB" if rgb else "1 band",
+                                                disabled=len(names) < 1, color="light")
+        self.channels = [pn.widgets.Select(label=ch, options=names, width=80) for ch in ("R", "G", "B")]
+        self.band = pn.widgets.Select(label="band", options=names, width=100)
+        self.palette = pn.widgets.Select(label="palette", options=[_NO_PALETTE] + list(PALETTES), width=130)
+        self.mins = [pn.widgets.FloatInput(label=f"{ch} min", width=95) for ch in ("R", "G", "B")]
+        self.maxs = [pn.widgets.FloatInput(label=f"{ch} max", width=95) for ch in ("R", "G", "B")]
+        self.gamma = pn.widgets.FloatSlider.from_param(L.param.gamma, label="gamma", sizing_mode="stretch_width")
+        self.stretch = pn.widgets.Select.from_param(L.param.stretch, label="stretch (current view)", width=150)
+        self.freeze = pn.widgets.Checkbox.from_param(L.param.freeze, label="freeze stretch")
+        self._pull()
+        for w in self.channels + [self.band, self.palette, self.mode]:
+            w.param.watch(guarded("bands")(lambda e: self._push_bands()), "value")
+        for w in self.mins + self.maxs:
+            w.param.watch(guarded("range")(lambda e: self._push_range()), "value")
+        self._watchers.append(L.param.watch(lambda *e: self._pull(), ["bands", "vmin", "vmax", "palette"]))
+        self._watchers.append(L.param.watch(guarded("stretch")(self._on_stretch), "stretch"))
+        self.rgb_box = pn.Row(*self.channels)
+        self.one_box = pn.Row(self.band, self.palette)
+        self.range_box = pn.Column(*[pn.Row(a, b) for a, b in zip(self.mins, self.maxs)], margin=0)
+        self._show_mode()
+        out = [self.mode, self.rgb_box, self.one_box, self.range_box, self.gamma,
+               pn.Row(self.stretch, self.freeze)]
+        out += self._mask_controls()
+        return out
+
+    def _show_mode(self) -> None:
+        rgb = self.mode.value == "RGB"
+        self.rgb_box.visible = rgb
+        self.one_box.visible = not rgb
+        for i, row in enumerate(self.range_box.objects):
+            row.visible = rgb or i == 0
+
+    def _pull(self) -> None:
+        """State -> widgets (without echoing back)."""
+        L = self.layer
+        self._busy = True
+        try:
+            if len(L.bands) == 3:
+                self.mode.value = "RGB"
+                for w, b in zip(self.channels, L.bands):
+                    w.value = b
+            elif L.bands:
+                self.mode.value = "1 band"
+                self.band.value = L.bands[0]
+            pal = L.palette
+            match = next((k for k, v in PALETTES.items() if pal and [c.lower() for c in v] == [c.lower() for c in pal]),
+                         None)
+            if pal and match is None:
+                PALETTES_CUSTOM = "(custom)"
+                if PALETTES_CUSTOM not in self.palette.options:
+                    self.palette.options = self.palette.options + [PALETTES_CUSTOM]
+                match = PALETTES_CUSTOM
+            self.palette.value = match or _NO_PALETTE
+            n = len(L.bands) or 1
+            for i in range(3):
+                self.mins[i].value = float(L.vmin[i if len(L.vmin) == n else 0]) if i < n else self.mins[i].value
+                self.maxs[i].value = float(L.vmax[i if len(L.vmax) == n else 0]) if i < n else self.maxs[i].value
+            if hasattr(self, "rgb_box"):
+                self._show_mode()
+        finally:
+            self._busy = False
+
+    def _push_bands(self) -> None:
+        if self._busy:
+            return
+        L = self.layer
+        if self.mode.value == "RGB":
+            bands = [w.value for w in self.channels]
+            pal = None
+            n = 3
+        else:
+            bands = [self.band.value]
+            pal = PALETTES.get(self.palette.value) if self.palette.value != "(custom)" else L.palette
+            n = 1
+        lo = [float(self.mins[i if n == 3 else 0].value or 0) for i in range(n)]
+        hi = [float(self.maxs[i if n == 3 else 0].value or 1) for i in range(n)]
+        L.param.update(bands=bands, palette=pal, vmin=lo, vmax=hi)
+        self._show_mode()
+
+    def _push_range(self) -> None:
+        if self._busy:
+            return
+        n = len(self.layer.bands) or 1
+        lo = [float(self.mins[i].value or 0) for i in range(n)]
+        hi = [float(self.maxs[i].value or 0) for i in range(n)]
+        self.layer.param.update(vmin=lo, vmax=hi, stretch="custom")
+
+    def _on_stretch(self, event) -> None:
+        if event.new != "custom":
+            self.layer.apply_stretch(self.state.current_grid(), event.new)
+
+    def _mask_sources(self) -> dict[str, Image]:
+        L = self.layer
+        out = {}
+        if L.mask_image is not None:
+            out[L.mask_label or "mask"] = L.mask_image
+        for other in self.state.layers:
+            if other.kind == "mask" and other is not L:
+                out.setdefault(other.name, other.display_image().select([0]))
+        return out
+
+    def _mask_controls(self) -> list:
+        L = self.layer
+        sources = self._mask_sources()
+        if not sources:
+            return []
+        current = L.mask_label if L.mask_label in sources else next(iter(sources))
+        self.mask_source = pn.widgets.Select(label="mask", options=list(sources), value=current, width=150)
+        self.mask_invert = pn.widgets.Checkbox.from_param(L.param.mask_invert, label="hide where mask = 1")
+        self.mask_switch = pn.widgets.Switch.from_param(L.param.mask_applied, label="apply mask")
+
+        def choose(event=None):
+            L.param.update(mask_image=sources[self.mask_source.value], mask_label=self.mask_source.value)
+
+        self.mask_source.param.watch(guarded("mask")(choose), "value")
+        if L.mask_image is None:
+            choose()
+        return [pn.Row(self.mask_source, self.mask_switch), self.mask_invert]
+
+    # class overlays ---------------------------------------------------------------------
+    def _class_controls(self) -> list:
+        L = self.layer
+        classes = L.effective_classes()
+        if classes is None:
+            return []
+        pickers = []
+        for c in classes.to_list():
+            if c["id"] == classes.background:
+                continue
+            cp = pn.widgets.ColorPicker(label=f"{c['id']}: {c['name']}", value=c["color"], width=120)
+
+            def recolor(event, cid=c["id"]):
+                colors = dict(L.class_colors)
+                colors[cid] = event.new
+                L.class_colors = colors
+
+            cp.param.watch(guarded("class colour")(recolor), "value")
+            pickers.append(cp)
+        return [pn.Card(pn.GridBox(*pickers, ncols=2), title="class colours", collapsed=True,
+                        sizing_mode="stretch_width")]
+
+    def dispose(self) -> None:
+        """Stop following the layer (the card is gone)."""
+        for w in self._watchers:
+            self.layer.param.unwatch(w)
+        self._watchers = []
+
+    def __panel__(self):
+        return self.card
+
+
+class CompareCard(pn.viewable.Viewer):
+    """Prediction vs truth: adds the difference of two overlays as a layer."""
+
+    def __init__(self, map_obj: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.map = map_obj
+        state = map_obj.state
+        names = [l.name for l in state.layers if l.kind == "classes" and not l.name.startswith("difference")]
+        groups: dict[str, list[str]] = {}
+        for l in state.layers:
+            if l.kind == "classes" and l.group:
+                groups.setdefault(l.group, []).append(l.name)
+        pair = next((v for v in groups.values() if len(v) >= 2), names[:2])
+        self.pred = pn.widgets.Select(label="prediction", options=names, value=pair[0] if pair else None, width=150)
+        self.truth = pn.widgets.Select(label="truth", options=names, value=pair[1] if len(pair) > 1 else None,
+                                       width=150)
+        self.class_id = pn.widgets.Select(label="class", options={"all classes": None}, width=150)
+        self.button = pn.widgets.Button(label="Show difference", color="primary")
+        self.truth.param.watch(lambda e: self._classes(), "value")
+        self._classes()
+        self.button.on_click(guarded("difference")(lambda e: self.show()))
+        self.card = pn.Card(pn.Row(self.pred, self.truth), self.class_id, self.button,
+                            title="prediction vs truth", collapsed=True, sizing_mode="stretch_width")
+        self.card.visible = len(names) >= 2
+
+    def _classes(self) -> None:
+        opts: dict[str, Any] = {"all classes (disagree)": None}
+        if self.truth.value:
+            classes = self.map.state.layer(self.truth.value).effective_classes()
+            if classes is not None:
+                opts.update({f"{c['id']}: {c['name']} (FP/FN)": c["id"] for c in classes.to_list()})
+        self.class_id.options = opts
+
+    def show(self):
+        return self.map.add_difference(self.pred.value, self.truth.value, class_id=self.class_id.value)
+
+    def __panel__(self):
+        return self.card
+
+
+class LayerPanel(pn.viewable.Viewer):
+    """All layer cards (top layer first) plus the basemap switcher and the comparison card."""
+
+    def __init__(self, map_obj: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.map = map_obj
+        self.state: MapState = map_obj.state
+        self.basemap = pn.widgets.Select.from_param(self.state.param.basemap, label="basemap",
+                                                    sizing_mode="stretch_width")
+        self.cards: dict[int, LayerCard] = {}
+        self.column = pn.Column(sizing_mode="stretch_width")
+        self.state.param.watch(lambda *_: self.rebuild(), ["layers"])
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        cards = []
+        alive = {}
+        masks = tuple(l.name for l in self.state.layers if l.kind == "mask")
+        for layer in reversed(self.state.layers):
+            key = (id(layer), masks if layer.kind == "image" else ())
+            card = self.cards.get(key)
+            if card is None:
+                card = LayerCard(layer, self.state)
+            alive[key] = card
+            cards.append(card.card)
+        for key, card in self.cards.items():
+            if key not in alive:
+                card.dispose()
+        self.cards = alive
+        self.compare = CompareCard(self.map)
+        self.column.objects = cards + [self.compare.card]
+
+    def card(self, name: str) -> LayerCard:
+        layer = self.state.layer(name)
+        return next(c for (k, _), c in self.cards.items() if k == id(layer))
+
+    def __panel__(self):
+        return pn.Column(self.basemap, self.column, sizing_mode="stretch_width")

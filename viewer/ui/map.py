@@ -1,0 +1,231 @@
+"""``viewer.Map``: a geemap-style map for notebooks and the served app.
+
+    m = viewer.Map()
+    m.set_center(-87.3, 30.8, 11)
+    m.add_layer(img, {"bands": ["B4", "B3", "B2"], "min": 5000, "max": 12000}, "true colour")
+    m.add_mask_layer(cloud, "clouds")           # 0/1 mask drawn in one colour
+    m.add_overlay(viewer.ImageMask(...), "pred") # segmentation overlay with its classes
+    m                                          # displays in Jupyter (through Panel)
+
+``addLayer``/``setCenter``/``centerObject`` are Earth Engine Code Editor aliases.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+
+from ..core.class_stats import compare_masks
+from ..core.classes import Classes
+from ..core.errors import InvalidArgument
+from ..core.image import Image
+from ..core.segmentation import ImageMask, overlays
+from .basemaps import BASEMAPS, OFFLINE
+from .state import LayerState, MapState, make_layer
+from .viewport import first_grid
+
+__all__ = ["Map"]
+
+
+def _classes_of(image: Image) -> Classes | None:
+    band = image.bands[0]
+    if band.kind == "class" and band.classes:
+        return Classes.from_band(band)
+    return None
+
+
+class Map(pn.viewable.Viewer):
+    """An interactive map of image layers, mask layers and segmentation overlays.
+
+    ``center`` is ``(lat, lon)`` as in geemap/ipyleaflet; ``set_center`` takes
+    ``(lon, lat, zoom)`` as Earth Engine does.
+    """
+
+    height = param.Integer(default=600, bounds=(200, None))
+
+    def __init__(self, center: tuple[float, float] | None = None, zoom: float | None = None,
+                 basemap: str = OFFLINE, **params: Any) -> None:
+        super().__init__(**params)
+        if basemap not in BASEMAPS:
+            raise InvalidArgument(f"basemap {basemap!r} is not allowed; allowed: {list(BASEMAPS)}",
+                                  value=basemap, allowed=list(BASEMAPS))
+        self.state = MapState(basemap=basemap)
+        self._centered = False
+        if center is not None or zoom is not None:
+            lat, lon = center if center is not None else (self.state.center[1], self.state.center[0])
+            self.set_center(lon, lat, zoom)
+        self._view = None
+
+    # view -------------------------------------------------------------------------------
+    def set_center(self, lon: float, lat: float, zoom: float | None = None) -> None:
+        """Centre the map on (lon, lat) at an XYZ zoom level (0 world .. 24)."""
+        self.state.set_center(lon, lat, zoom)
+        self._centered = True
+
+    def center_object(self, obj: Any, zoom: float | None = None) -> None:
+        """Centre on an image, an :class:`ImageMask` or a layer (by name); without ``zoom``
+        the zoom that fits it in the map."""
+        if isinstance(obj, str):
+            self.state.fit_layer(obj)
+            if zoom is not None:
+                self.set_center(*self.state.center, zoom)
+            self._centered = True
+            return
+        image = obj.image() if isinstance(obj, ImageMask) else obj
+        if not isinstance(image, Image) or first_grid(image) is None:
+            raise InvalidArgument(f"center_object needs an image with a pixel grid, an ImageMask or a layer name, "
+                                  f"got {obj!r}", value=repr(obj))
+        probe = MapState(viewport=self.state.viewport)
+        probe.add(make_layer(image, {"bands": [image.bands[0].name], "min": 0, "max": 1}, "probe", False, 1.0))
+        probe.fit_layer("probe")
+        lon, lat = probe.center
+        self.set_center(lon, lat, probe.zoom if zoom is None else zoom)
+
+    # layers -----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[LayerState]:
+        return list(self.state.layers)
+
+    def layer(self, name: str) -> LayerState:
+        return self.state.layer(name)
+
+    def _default_name(self) -> str:
+        return f"Layer {len(self.state.layers) + 1}"
+
+    def _add(self, layer: LayerState) -> LayerState:
+        layer = self.state.add(layer)
+        if not self._centered and first_grid(layer.image) is not None:
+            self.state.fit_layer(layer.name)
+            self._centered = True
+        return layer
+
+    def add_layer(self, ee_object: Any, vis_params: dict | None = None, name: str | None = None,
+                  shown: bool = True, opacity: float = 1.0) -> LayerState:
+        """Add an image, mask image, class image or :class:`ImageMask` as a layer.
+
+        Without ``vis_params`` the Earth Engine defaults apply: the first band (or the first
+        three bands as RGB), with min/max from the data type (0..255 for uint8, 0..1 for
+        floats and masks); for wider integer types (uint16 DNs) a 2-98 % percentile stretch
+        over the layer's native extent. An image carrying segmentation masks
+        (``Image.from_array(..., masks=...)``) adds the image and one overlay per mask key.
+        """
+        if isinstance(ee_object, ImageMask):
+            return self.add_overlay(ee_object, name, shown=shown, opacity=opacity)
+        if not isinstance(ee_object, Image):
+            raise InvalidArgument(f"add_layer takes a viewer.Image or ImageMask, got {type(ee_object).__name__}",
+                                  value=type(ee_object).__name__, allowed="viewer.Image, viewer.ImageMask")
+        name = name or self._default_name()
+        masks = overlays(ee_object)
+        classes = _classes_of(ee_object) if len(ee_object.bands) == 1 else None
+        if classes is not None and vis_params is None:
+            layer = make_layer(ee_object, None, name, shown, opacity, kind="classes", classes=classes)
+        else:
+            layer = make_layer(ee_object, vis_params, name, shown, opacity)
+        layer = self._add(layer)
+        for key, mask in masks.items():
+            self.add_overlay(mask, key, shown=shown, opacity=0.6, group=layer.name)
+        return layer
+
+    def add_mask_layer(self, image: Image, name: str | None = None, color: str | None = "#ff00ff",
+                       shown: bool = True, opacity: float = 1.0) -> LayerState:
+        """A mask (values 0..1, e.g. ``img.mask()`` or a 0/1 cloud mask) as a layer.
+
+        With ``color`` the mask is drawn in that colour with alpha = mask value (0 is
+        transparent); with ``color=None`` as grayscale 0 black .. 1 white (Earth Engine).
+        """
+        if not isinstance(image, Image):
+            raise InvalidArgument(f"add_mask_layer takes a viewer.Image, got {type(image).__name__}",
+                                  value=type(image).__name__)
+        layer = make_layer(image, None, name or self._default_name(), shown, opacity, kind="mask",
+                           mask_color=color)
+        return self._add(layer)
+
+    def add_overlay(self, mask: ImageMask | Image, name: str | None = None, classes: Any = None,
+                    shown: bool = True, opacity: float = 0.6, group: str = "") -> LayerState:
+        """A segmentation overlay: an :class:`ImageMask` or a one-band class image."""
+        if isinstance(mask, ImageMask):
+            image = mask.image()
+            table = mask.classes
+            name = name or mask.key
+        elif isinstance(mask, Image):
+            image = mask.select([0])
+            table = _classes_of(image)
+        else:
+            raise InvalidArgument(f"add_overlay takes an ImageMask or a class Image, got {type(mask).__name__}",
+                                  value=type(mask).__name__, allowed="ImageMask, Image")
+        if classes is not None:
+            table = classes if isinstance(classes, Classes) else (
+                Classes.from_labels(classes) if isinstance(classes, dict) else Classes(classes))
+        layer = make_layer(image, None, name or self._default_name(), shown, opacity, kind="classes",
+                           classes=table, group=group)
+        return self._add(layer)
+
+    def add_difference(self, prediction: str, truth: str, name: str | None = None,
+                       class_id: int | None = None, opacity: float = 0.8) -> LayerState:
+        """The prediction-vs-truth difference of two overlays (on the truth's native grid).
+
+        Without ``class_id``: 1 = disagree; with it: 1 false positive, 2 false negative.
+        """
+        pred, ref = self.state.layer(prediction), self.state.layer(truth)
+        for l in (pred, ref):
+            if l.kind != "classes":
+                raise InvalidArgument(f"layer {l.name!r} is a {l.kind} layer; the difference needs two "
+                                      "segmentation overlays", value=l.name)
+        grid = first_grid(ref.image)
+        cmp = compare_masks(pred.image.select([0]), ref.image.select([0]), grid, ref.effective_classes())
+        diff = cmp.difference_image(class_id)
+        label = name or f"{prediction} vs {truth}" + ("" if class_id is None else f" (class {class_id})")
+        layer = make_layer(diff, None, label, True, opacity, kind="classes", classes=_classes_of(diff),
+                           group=ref.group)
+        layer = self._add(layer)
+        layer.comparison = cmp.to_dict()
+        return layer
+
+    def remove_layer(self, name: str) -> None:
+        self.state.remove(name)
+
+    # Earth Engine Code Editor / geemap aliases
+    addLayer = add_layer
+    setCenter = set_center
+    centerObject = center_object
+    add_ee_layer = add_layer
+
+    # display ----------------------------------------------------------------------------
+    @property
+    def view(self):
+        """The :class:`~viewer.ui.app.MapView` (figure, layer panel, legends, inspector)."""
+        if self._view is None:
+            from .app import MapView
+
+            self._view = MapView(self)
+        return self._view
+
+    @property
+    def figure(self):
+        """The Bokeh figure (built on first use)."""
+        return self.view.map_figure.fig
+
+    def __panel__(self):
+        return self.view.layout()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter display; loads Panel's notebook extension on first use (as geemap needs no setup)."""
+        from panel.config import panel_extension
+
+        if not panel_extension._loaded and _in_ipython():
+            pn.extension(notifications=True)
+        return super()._repr_mimebundle_(include, exclude)
+
+    def __repr__(self) -> str:
+        lon, lat = self.state.center
+        return f"viewer.Map(center=({lat:.4f}, {lon:.4f}), zoom={self.state.zoom:g}, " \
+               f"layers={[l.name for l in self.state.layers]})"
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
