@@ -314,3 +314,36 @@ def test_panel_serve_plugin_in_another_process(state_dir, layers, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tiles_sit_behind_the_app_login(state_dir, layers):
+    """With --basic-auth the tile, layer and pixel routes refuse requests without a login."""
+    import panel as pn
+
+    port = free_port()
+    thread = pn.serve({"app": lambda: pn.pane.Markdown("secret")}, port=port, address="127.0.0.1", show=False,
+                      start=True, threaded=True, verbose=False, extra_patterns=tile_routes(),
+                      websocket_origin=[f"127.0.0.1:{port}"], basic_auth="s3cret-password",
+                      cookie_secret="test-cookie-secret")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base + "/login")
+        x, y, z = scene_tiles(12)[0][1], scene_tiles(12)[0][2], 12
+        status, headers, body = fetch(f"{base}/tiles/{layers['rgb']}/{z}/{x}/{y}.png")
+        assert status == 401 and b"log in" in body
+        assert fetch(f"{base}/layers/{layers['rgb']}")[0] == 401
+        # after logging in through Panel's basic-auth form, the same tile is served
+        import http.cookiejar
+
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        form = urllib.parse.urlencode({"username": "viewer", "password": "s3cret-password"}).encode()
+        try:
+            opener.open(base + "/login", data=form, timeout=30)
+        except urllib.error.HTTPError:
+            pass
+        with opener.open(f"{base}/tiles/{layers['rgb']}/{z}/{x}/{y}.png", timeout=60) as r:
+            assert r.status == 200 and r.headers["Cache-Control"].startswith("private")
+            assert decode(r.read())[..., 3].max() == 255
+    finally:
+        thread.stop()

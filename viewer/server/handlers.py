@@ -55,6 +55,22 @@ class _Base(RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    async def prepare(self) -> None:
+        """Behind the same login as the app: when the Panel/Bokeh server has an auth
+        provider (``--basic-auth``, OAuth), requests without a logged-in user get a 401."""
+        provider = getattr(self.application, "auth_provider", None)
+        if provider is None:
+            return
+        if getattr(provider, "get_user_async", None) is not None:
+            user = await provider.get_user_async(self)
+        elif getattr(provider, "get_user", None) is not None:
+            user = provider.get_user(self)
+        else:
+            return  # no authentication configured
+        self.auth_required = True
+        if not user:
+            self._plain(401, "401 login required: log in to the viewer app first")
+
     async def run(self, fn: Callable, *args: Any) -> Any:
         return await IOLoop.current().run_in_executor(self.executor, fn, *args)
 
@@ -125,8 +141,11 @@ class TileHandler(_Base):
             self.fail(exc)
             return
         self.set_header("ETag", _etag(token, z, x, y, ext))
-        self.set_header("Cache-Control", CACHE_CONTROL)
-        self.set_header("Access-Control-Allow-Origin", "*")
+        if getattr(self, "auth_required", False):  # never let a shared cache hand tiles to strangers
+            self.set_header("Cache-Control", CACHE_CONTROL.replace("public", "private"))
+        else:
+            self.set_header("Cache-Control", CACHE_CONTROL)
+            self.set_header("Access-Control-Allow-Origin", "*")
         if self.check_etag_header():
             self.set_status(304)
             self.finish()
