@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "viewer.Map" not in b
-          and "pn.serve" not in b]
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
@@ -15,5 +14,7 @@ def test_readme_python_block_runs(code):
     exec(compile(code, "README.md", "exec"), namespace)
     if "png" in namespace:
         assert namespace["png"][:4] == b"\x89PNG"
+    if "m" in namespace and hasattr(namespace["m"], "layers"):
+        assert [layer.name for layer in namespace["m"].layers][:1] == ["Sentinel-2 image"]
     if "cmp" in namespace:
         assert namespace["cmp"].accuracy == pytest.approx(0.9)
