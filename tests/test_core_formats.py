@@ -2,7 +2,6 @@
 import io
 
 import numpy as np
-import pytest
 import rasterio
 from affine import Affine
 from PIL import Image as PILImage

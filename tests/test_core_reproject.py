@@ -35,7 +35,6 @@ def centre_lonlat():
 def grids() -> dict[str, Grid]:
     lon, lat = centre_lonlat()
     with rasterio.open(b4_path()) as src:
-        native = src.transform
         crs = src.crs
         b = src.bounds
     out = {}
@@ -110,7 +109,6 @@ def test_zoomed_out_reads_overview_not_full_resolution():
     with rasterio.open(b4_path()) as src:
         assert src.overviews(1), "sample COG must carry overviews"
         factor = src.overviews(1)[0]
-        b = src.bounds
         crs = src.crs
         with rasterio.open(b4_path(), overview_level=0) as ovr:
             ovr_data = ovr.read(1)

@@ -13,7 +13,7 @@ import viewer
 from viewer.core.classes import DEFAULT_PALETTE, Classes, colorize_classes, default_color
 from viewer.core.errors import InvalidArgument, InvalidMask, ViewerError
 from viewer.core.evaluate import evaluate
-from viewer.core.grid import Grid, parse_crs
+from viewer.core.grid import parse_crs
 from viewer.core.segmentation import ImageMask, attach_masks, overlays
 
 UTM = "EPSG:32616"

@@ -184,6 +184,10 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
                               value=sorted(unknown), allowed=sorted(_KEYS))
     if compute:
         image = params.get("expression")
+        if isinstance(image, dict) and "viewerGraph" in image:
+            from .serialize import from_json
+
+            image = from_json(image)
         if not isinstance(image, Image):
             raise InvalidArgument(f"expression {image!r} must be a viewer.Image", value=image, allowed="Image")
     else:

@@ -7,7 +7,6 @@ from collections import OrderedDict
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject

@@ -20,12 +20,13 @@ from ..core.encode import encode_png
 from ..core.graph import Node
 from ..core.grid import Grid, crs_code
 from ..core.pixels import computePixels
+from ..core.serialize import to_json
 from ..core.tiles import render_rgba
 from .basemaps import mercator_to_lonlat
 from .notify import notify_error
 from .state import LayerState, MapState
 
-__all__ = ["composite_view", "view_png", "layer_geotiff", "layer_request", "view_requests", "graph_json",
+__all__ = ["composite_view", "view_png", "layer_geotiff", "layer_request", "view_requests",
            "ExportPanel"]
 
 
@@ -75,32 +76,6 @@ def layer_geotiff(state: MapState, layer: LayerState, grid: Grid | None = None) 
     return computePixels(params)
 
 
-def graph_json(node: Node) -> Any:
-    """A JSON-able form of an image graph (sources by asset id, arrays by digest)."""
-    def conv(v: Any) -> Any:
-        if isinstance(v, Node):
-            return graph_json(v)
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, Grid):
-            return v.to_dict()
-        if isinstance(v, (np.integer, np.floating)):
-            return v.item()
-        if v is None or isinstance(v, (str, int, float, bool)):
-            return v
-        return repr(v)
-
-    if node.op == "source":
-        asset, sources = node.args
-        return {"op": "source", "assetId": asset, "bands": [b.name for b in node.bands],
-                **({} if asset else {"files": [s[0] for s in sources]})}
-    if node.op == "array":
-        return {"op": "array", "digest": node.args[0], "bands": [b.name for b in node.bands]}
-    return {"op": node.op, "args": conv(node.args), "bands": [b.name for b in node.bands]}
-
-
 def _asset_selection(node: Node) -> tuple[str, list[str]] | None:
     """(assetId, bandIds) when the node only selects (possibly repeatedly) bands of a catalog asset."""
     names = [b.name for b in node.bands]
@@ -145,9 +120,9 @@ def layer_request(layer: LayerState, grid: Grid) -> dict:
     if sel is not None:
         req["assetId"], req["bandIds"] = sel
         return {"method": "data.getPixels", "layer": layer.name, "request": req}
-    req["expression"] = graph_json(spec.node)
+    req["expression"] = to_json(spec.node)
     return {"method": "data.computePixels", "layer": layer.name, "request": req,
-            "note": "expression is the viewer image graph; rebuild it with viewer.Image operations"}
+            "note": "expression is the layer's image graph: pass the request to viewer.data.computePixels"}
 
 
 def view_requests(state: MapState, grid: Grid | None = None) -> dict:
