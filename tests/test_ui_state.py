@@ -414,3 +414,23 @@ def test_notebook_map_serves_tiles_from_a_background_server(monkeypatch):
     with urllib.request.urlopen(url.format(Z=12, X=1053, Y=1680), timeout=30) as r:
         rgba = np.asarray(PILImage.open(io.BytesIO(r.read())).convert("RGBA"))
     assert r.status == 200 and rgba[..., 3].max() == 255
+
+
+def test_request_json_of_a_derived_layer_is_executable():
+    """The export JSON of the cloud-masked composite (a computePixels graph) reproduces its tiles' pixels."""
+    from viewer.core.tiles import render_rgba
+    from viewer.ui.app import build_app
+    from viewer.ui.export import layer_request
+
+    m = build_app().map
+    layer = next(l for l in m.layers if l.name == "Cloud-masked composite")
+    grid = m.state.current_grid()
+    req = layer_request(layer, grid)
+    assert req["method"] == "data.computePixels"
+    png = viewer.data.computePixels(json.loads(json.dumps(req["request"])))
+    got = np.asarray(PILImage.open(io.BytesIO(png)).convert("RGBA"))
+    want = render_rgba(layer.spec(), grid)
+    assert got.shape == want.shape
+    assert (got[..., 3] == 0).any() and (got[..., 3] == 255).any()  # clouds are holes
+    assert np.array_equal(got[..., 3] > 0, want[..., 3] > 0)
+    assert np.abs(got[..., :3].astype(int) - want[..., :3]).max() <= 1
