@@ -230,11 +230,7 @@ def _table(classes: Any, *bands) -> Classes:
         for band in reversed(bands):  # the first band's table wins
             table = table.merged(Classes.from_band(band))
         return table
-    if isinstance(classes, Classes):
-        return classes
-    if isinstance(classes, dict):
-        return Classes.from_labels(classes)
-    return Classes(classes)
+    return Classes.coerce(classes)
 
 
 def _evaluate_ids(image: Any, grid: Grid):

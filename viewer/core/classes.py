@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .errors import InvalidArgument
-from .visualize import parse_color
+from .visualize import check_opacity, parse_color
 
 __all__ = ["Classes", "ClassEntry", "colorize_classes", "default_color", "DEFAULT_PALETTE", "MAX_CLASS_ID"]
 
@@ -149,6 +149,15 @@ class Classes:
         return cls([{"id": k, "name": v} for k, v in labels.items()], background=background)
 
     @classmethod
+    def coerce(cls, value: Any) -> "Classes":
+        """A table from a ``Classes``, a W&B ``{id: name}`` dict or a list of ``{"id", "name", "color"}``."""
+        if isinstance(value, Classes):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_labels(value)
+        return cls(value)
+
+    @classmethod
     def from_band(cls, band: Any) -> "Classes":
         """The table of a class band: a ``BandInfo`` or its ``classes`` tuple of item tuples."""
         items = getattr(band, "classes", band)
@@ -214,9 +223,7 @@ class Classes:
         Ids without an entry, the background class and ``hidden`` classes have alpha 0
         (their colour channels keep the class colour, so nothing turns black).
         """
-        if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-            raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity,
-                                  allowed="[0, 1]")
+        check_opacity(opacity)
         hidden_ids = {_check_id(h, "hidden") for h in hidden}
         alpha = int(round(opacity * 255))
         lut = np.zeros((size, 4), np.uint8)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image as PILImage
@@ -10,8 +12,14 @@ from rasterio.io import MemoryFile
 from .errors import InvalidArgument
 from .grid import Grid
 
-__all__ = ["FILE_FORMATS", "rgba_from_layers", "encode_png", "encode_jpeg", "structured_array",
-           "encode_npy", "encode_geotiff", "raw_stack"]
+try:  # ISA-L deflate: same ratio as zlib level 1, many times faster
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - optional speed-up
+    _deflate = zlib
+
+__all__ = ["FILE_FORMATS", "planes_from_layers", "stack_rgba", "rgba_from_layers", "encode_png",
+           "encode_png_fast", "encode_png_planes", "encode_jpeg", "structured_array", "encode_npy",
+           "encode_geotiff", "raw_stack"]
 
 FILE_FORMATS = ("PNG", "JPEG", "AUTO_JPEG_PNG", "NPY", "GEO_TIFF", "NUMPY_NDARRAY")
 
@@ -31,35 +39,92 @@ def raw_stack(layers: list, dtypes: list[str]) -> tuple[list[np.ndarray], list[n
     return values, masks
 
 
-def rgba_from_layers(layers: list) -> np.ndarray:
-    """H x W x 4 uint8 from 1 or 3 uint8 layers; alpha = mask x 255."""
+def planes_from_layers(layers: list) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Colour planes (1 or 3 uint8 layers) and alpha = mask x 255 (``None`` when opaque);
+    colour is 0 where alpha is 0."""
     if len(layers) not in (1, 3) or any(l.values.dtype != np.uint8 for l in layers):
         raise InvalidArgument(
             "PNG and JPEG need 1 or 3 bands of 8-bit data; got "
             f"{len(layers)} bands of {sorted({str(l.values.dtype) for l in layers})}. "
             "Add visualizationOptions (ranges, paletteColors) or use NPY, GEO_TIFF or NUMPY_NDARRAY",
             value=len(layers), allowed="1 or 3 uint8 bands, or visualizationOptions")
-    chans = [l.values for l in layers] * (3 if len(layers) == 1 else 1)
+    planes = [l.values for l in layers]
     mask = None
     for l in layers:
         if l.mask is not None:
             mask = l.mask if mask is None else np.minimum(mask, l.mask)
-    h, w = chans[0].shape
-    rgba = np.empty((h, w, 4), np.uint8)
-    for i in range(3):
-        rgba[..., i] = chans[i]
     if mask is None:
-        rgba[..., 3] = 255
-    else:
-        rgba[..., 3] = np.rint(mask * 255).astype(np.uint8)
-        rgba[rgba[..., 3] == 0, :3] = 0
+        return planes, None
+    alpha = np.rint(mask * 255).astype(np.uint8)
+    if alpha.min() == 255:
+        return planes, None
+    clear = alpha == 0
+    return [np.where(clear, np.uint8(0), p) for p in planes], alpha
+
+
+def stack_rgba(planes: list[np.ndarray], alpha: np.ndarray | None) -> np.ndarray:
+    """H x W x 4 uint8 from 1 or 3 colour planes and an alpha plane (``None`` = opaque)."""
+    rgba = np.empty(planes[0].shape + (4,), np.uint8)
+    for i in range(3):
+        rgba[..., i] = planes[i if len(planes) == 3 else 0]
+    rgba[..., 3] = 255 if alpha is None else alpha
     return rgba
 
 
+def rgba_from_layers(layers: list) -> np.ndarray:
+    """H x W x 4 uint8 from 1 or 3 uint8 layers; alpha = mask x 255."""
+    return stack_rgba(*planes_from_layers(layers))
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
+
+
+def encode_png_planes(planes: list[np.ndarray], alpha: np.ndarray | None = None, level: int = 1) -> bytes:
+    """PNG bytes from 3 (or 1) H x W uint8 colour planes and an optional alpha plane.
+
+    Each row gets the "Up" filter (byte minus the byte above, mod 256) and the stream is
+    deflated at ``level`` (1-3: ISA-L when installed, about 10x faster than zlib at the same
+    size; above 3: zlib). Decodes to exactly the input pixels.
+    """
+    if len(planes) == 1:
+        planes = list(planes) * 3
+    chans = list(planes) + ([] if alpha is None else [alpha])
+    h, w = chans[0].shape
+    c = len(chans)
+    raw = np.empty((h, w * c + 1), np.uint8)
+    raw[:, 0] = 2
+    up = raw[:, 1:].reshape(h, w, c)
+    for i, ch in enumerate(chans):  # 2-D strided writes: fast (a 3-D subtract over 3|4 is not)
+        up[0, :, i] = ch[0]
+        np.subtract(ch[1:], ch[:-1], out=up[1:, :, i])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6 if c == 4 else 2, 0, 0, 0)
+    return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr),
+                     _chunk(b"IDAT", (_deflate if level <= 3 else zlib).compress(raw, level)),
+                     _chunk(b"IEND", b"")))
+
+
+def _check_rgba(rgba: np.ndarray) -> np.ndarray:
+    a = np.asarray(rgba)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+        raise InvalidArgument(f"PNG input must be H x W x 3|4 uint8, got {a.shape} {a.dtype}", value=a.shape)
+    return a
+
+
 def encode_png(rgba: np.ndarray, compress_level: int = 1) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=compress_level)
-    return buf.getvalue()
+    """RGBA PNG bytes of an H x W x 4 uint8 image (always with its alpha channel)."""
+    a = _check_rgba(rgba)
+    alpha = a[..., 3] if a.shape[2] == 4 else np.full(a.shape[:2], 255, np.uint8)
+    return encode_png_planes([a[..., 0], a[..., 1], a[..., 2]], alpha, compress_level)
+
+
+def encode_png_fast(rgba: np.ndarray) -> bytes:
+    """PNG bytes of an H x W x 4 (or x 3) uint8 image; a fully opaque image is written as RGB."""
+    a = _check_rgba(rgba)
+    alpha = a[..., 3] if a.shape[2] == 4 else None
+    if alpha is not None and alpha.min() == 255:
+        alpha = None
+    return encode_png_planes([a[..., 0], a[..., 1], a[..., 2]], alpha)
 
 
 def encode_jpeg(rgba: np.ndarray, quality: int = 90) -> bytes:

@@ -86,6 +86,10 @@ class Node:
                           sort_keys=True, separators=(",", ":"))
         self.key = hashlib.sha256(text.encode()).hexdigest()
 
+    def native_grid(self) -> Grid | None:
+        """The native grid of the first band that has one (``None`` for constants)."""
+        return next((b.grid for b in self.bands if b.grid is not None), None)
+
     def __repr__(self) -> str:
         return f"Node({self.op}, bands={[b.name for b in self.bands]})"
 

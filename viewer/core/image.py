@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import InvalidArgument, UnknownBand
 from .graph import BandInfo, Node
+from .grid import Grid
 from .sources import array_node, asset_node, constant_node, file_node
 from .visualize import VIS_BANDS, normalize_vis
 
@@ -47,11 +48,9 @@ class Image:
     def __init__(self, args: Any = None, *, masks: dict | None = None, classes=None, _node: Node | None = None,
                  _props: dict | None = None, _id: str | None = None) -> None:
         if isinstance(args, np.ndarray) and args.ndim >= 2:  # wandb.Image(array, masks=..., classes=...)
-            img = Image.from_array(args, masks=masks, classes=classes)
-            _node, _props = img._node, img._props
-            if hasattr(img, "_overlays"):
-                self._overlays = img._overlays
-        elif masks is not None or classes is not None:
+            self.__dict__.update(Image.from_array(args, masks=masks, classes=classes).__dict__)
+            return
+        if masks is not None or classes is not None:
             raise InvalidArgument("masks/classes need an image array: Image(array, masks=...) or "
                                   "Image.from_array(array, masks=...)", value=type(args).__name__)
         if _node is not None:
@@ -65,7 +64,6 @@ class Image:
             self._node, self._props, self._id = Node("constant", (), ()), {}, None
         else:
             self._node, self._props, self._id = constant_node(args), {}, None
-        # Structural lock: attributes are set once here.
 
     # construction -----------------------------------------------------------------------
     @classmethod
@@ -108,6 +106,10 @@ class Image:
     @property
     def bands(self) -> tuple[BandInfo, ...]:
         return self._node.bands
+
+    def native_grid(self) -> Grid | None:
+        """The native grid of the first band that has one (``None`` for constants)."""
+        return self._node.native_grid()
 
     def bandNames(self) -> EEList:
         return EEList(b.name for b in self._node.bands)

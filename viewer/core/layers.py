@@ -39,7 +39,7 @@ from .graph import Node, canonical
 from .grid import Grid, crs_code
 from .image import Image
 from .sources import get_array, put_array
-from .visualize import normalize_vis, parse_palette
+from .visualize import check_opacity, normalize_vis, parse_palette
 
 __all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_layer", "register", "resolve",
            "describe", "state_dir", "KINDS", "TOKEN_LENGTH", "DEFAULT_MASK_PALETTE"]
@@ -174,9 +174,8 @@ def mask_layer(image: Image, palette: Any = None, opacity: float = 1.0) -> Layer
     """
     image = _as_image(image, "mask_layer")
     colours = parse_palette(list(DEFAULT_MASK_PALETTE) if palette is None else palette)
-    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
-    return LayerSpec("mask", image.node, _style({"palette": [list(c) for c in colours], "opacity": float(opacity)}))
+    style = {"palette": [list(c) for c in colours], "opacity": check_opacity(opacity)}
+    return LayerSpec("mask", image.node, _style(style))
 
 
 def _as_classes(classes: Any, image: Image) -> Classes:
@@ -187,11 +186,7 @@ def _as_classes(classes: Any, image: Image) -> Classes:
                                   "'name': ..}}] or a viewer.Classes", value=image.bands[0].name,
                                   allowed="a band with classes, or classes=")
         return table
-    if isinstance(classes, Classes):
-        return classes
-    if isinstance(classes, Mapping):
-        return Classes.from_labels(classes)
-    return Classes(classes)
+    return Classes.coerce(classes)
 
 
 def class_layer(image: Image, classes: Any = None, hidden: Iterable[int] = (), opacity: float = 1.0) -> LayerSpec:
@@ -210,10 +205,8 @@ def class_layer(image: Image, classes: Any = None, hidden: Iterable[int] = (), o
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)):
             raise InvalidArgument(f"hidden class id {h!r} must be an integer", value=h, allowed="integer class ids")
         hidden_ids.append(int(h))
-    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
     style = {"classes": table.to_list(), "background": table.background, "hidden": sorted(set(hidden_ids)),
-             "opacity": float(opacity)}
+             "opacity": check_opacity(opacity)}
     return LayerSpec("classes", image.node, _style(style))
 
 
@@ -348,7 +341,7 @@ def _bounds_wgs84(grid: Grid) -> list[float] | None:
 def describe(spec: LayerSpec) -> dict:
     """A JSON-able description: kind, token, bands, style, class table, native grid and bounds."""
     bands = [b.info() for b in spec.node.bands]
-    grid = next((b.grid for b in spec.node.bands if b.grid is not None), None)
+    grid = spec.node.native_grid()
     out: dict[str, Any] = {
         "token": spec.token,
         "kind": spec.kind,

@@ -16,7 +16,7 @@ from .geometry import geojson_bounds, to_geojson
 from .grid import Grid, parse_crs
 from .image import Image
 
-__all__ = ["getPixels", "computePixels", "resolve_grid", "prepare", "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
+__all__ = ["getPixels", "computePixels", "resolve_grid", "prepare", "file_format", "check_limits", "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
 
 MAX_BYTES = 48 * 1024 * 1024
 MAX_SIDE = 32768
@@ -131,17 +131,27 @@ def _check_side(w: int, h: int) -> None:
                             value=(w, h), allowed=MAX_SIDE)
 
 
-def _check_limits(grid: Grid, image: Image) -> None:
+def check_limits(grid: Grid, n_bands: int, bytes_per_pixel: int) -> None:
+    """Earth Engine's request limits: pixels per side, bands, and uncompressed bytes."""
     _check_side(grid.width, grid.height)
-    n = len(image.bands)
+    n = n_bands
     if n > MAX_BANDS:
         raise LimitExceeded(f"requested {n} bands; the limit is {MAX_BANDS} bands", value=n, allowed=MAX_BANDS)
-    per_pixel = sum(np.dtype(b.dtype).itemsize for b in image.bands)
-    size = grid.width * grid.height * per_pixel
+    size = grid.width * grid.height * bytes_per_pixel
     if size > MAX_BYTES:
         raise LimitExceeded(
             f"requested {grid.width}x{grid.height} pixels x {n} bands = {size} bytes ({size / 2**20:.1f} MiB) "
             f"uncompressed; the limit is {MAX_BYTES} bytes (48 MiB)", value=size, allowed=MAX_BYTES)
+
+
+def file_format(fmt: Any) -> str:
+    """The canonical ``fileFormat`` name (case-insensitive; ``GEOTIFF`` = ``GEO_TIFF``)."""
+    key = fmt.upper() if isinstance(fmt, str) else fmt
+    key = "GEO_TIFF" if key == "GEOTIFF" else key
+    if key not in FILE_FORMATS:
+        raise InvalidArgument(f"fileFormat {fmt!r} is not allowed; allowed: {list(FILE_FORMATS)}",
+                              value=fmt, allowed=list(FILE_FORMATS))
+    return key
 
 
 def _vis_from_options(options: Any, n_bands: int) -> dict:
@@ -195,13 +205,7 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
             raise InvalidArgument("getPixels takes assetId; use computePixels for an expression",
                                   value="expression", allowed="assetId")
         image = Image(params.get("assetId"))
-    fmt = params.get("fileFormat", "PNG")
-    fmt_key = fmt.upper() if isinstance(fmt, str) else fmt
-    if fmt_key == "GEOTIFF":
-        fmt_key = "GEO_TIFF"
-    if fmt_key not in FILE_FORMATS:
-        raise InvalidArgument(f"fileFormat {fmt!r} is not allowed; allowed: {list(FILE_FORMATS)}",
-                              value=fmt, allowed=list(FILE_FORMATS))
+    fmt_key = file_format(params.get("fileFormat", "PNG"))
     band_ids = params.get("bandIds")
     if band_ids is not None:
         if isinstance(band_ids, str) or not isinstance(band_ids, (list, tuple)) or not band_ids:
@@ -214,7 +218,7 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
     if "visualizationOptions" in params and params["visualizationOptions"] is not None:
         vis = _vis_from_options(params["visualizationOptions"], len(image.bands))
         image = image.visualize(**vis)
-    _check_limits(grid, image)
+    check_limits(grid, len(image.bands), sum(np.dtype(b.dtype).itemsize for b in image.bands))
     return image, grid, fmt_key
 
 

@@ -113,7 +113,7 @@ def _alpha_band(ds) -> int:
     return 0
 
 
-def _work_dtype(dtype: np.dtype, resampling: Resampling) -> np.dtype:
+def _work_dtype(dtype: np.dtype) -> np.dtype:
     """dtype to warp into: the native one where a 0-255 alpha band fits (GDAL rounds
     interpolated integers, as a bare warp does), else float."""
     if dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
@@ -187,7 +187,7 @@ def read_bands(
         return sample_dataset(src, bidxs, grid, all_valid)  # GDAL's nearest warp, without a warp per call
     need_alpha = not (all_valid and _inside(ds, grid))
     n = len(bidxs)
-    work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]), method)
+    work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]))
     dst = np.zeros((n + 1 if need_alpha else n, grid.height, grid.width), dtype=work)
     reproject(
         source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]),
@@ -229,7 +229,7 @@ def warp_array(
     method = RESAMPLING[resampling]
     if method == Resampling.nearest and grid.width * grid.height <= SAMPLER_MAX_PIXELS:
         return sample_array(data, mask, src, grid)
-    work = _work_dtype(data.dtype, method)
+    work = _work_dtype(data.dtype)
     alpha_src = np.full(data.shape, 255.0, np.float32) if mask is None else (mask * 255.0).astype(np.float32)
     src_stack = np.stack([data.astype(work, copy=False), alpha_src.astype(work)])
     dst = np.zeros((2, grid.height, grid.width), dtype=work)

@@ -270,21 +270,18 @@ def _same_place(a: Grid, b: Grid) -> bool:
 
 
 def _as_classes(classes: Any) -> Classes:
-    if isinstance(classes, Classes):
-        return classes
     try:
-        return Classes(classes)
+        return Classes.coerce(classes)
     except InvalidArgument as exc:
         raise InvalidMask(f"classes: {exc.message}", value=exc.value, allowed=exc.allowed) from None
 
 
 def _grid_of(image: Any) -> Grid:
-    bands = getattr(image, "bands", None)
-    if bands is None:
+    if not hasattr(image, "native_grid"):
         raise InvalidMask(f"like={image!r} must be a viewer.Image", value=image, allowed="viewer.Image")
-    for b in bands:
-        if b.grid is not None:
-            return b.grid
+    grid = image.native_grid()
+    if grid is not None:
+        return grid
     raise InvalidMask(f"image {image!r} has no pixel grid (a constant); a mask needs an image with pixels",
                       value=repr(image))
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
-import zlib
 from functools import lru_cache
 
 import morecantile
@@ -25,17 +23,12 @@ from affine import Affine
 from PIL import Image as PILImage
 from rasterio.crs import CRS
 
-from .encode import encode_jpeg
+from .encode import encode_jpeg, encode_png_fast, encode_png_planes, planes_from_layers, stack_rgba
 from .errors import InvalidArgument
 from .evaluate import evaluate
 from .grid import Grid
 from .layers import LayerSpec
 from .visualize import palette_lut, visualize_layers
-
-try:  # ISA-L deflate: same ratio as zlib level 1, many times faster
-    from isal import isal_zlib as _deflate
-except ImportError:  # pragma: no cover - optional speed-up
-    _deflate = zlib
 
 __all__ = ["TILE_SIZE", "MAX_ZOOM", "FORMATS", "check_tile", "check_format", "tile_grid", "pixel_tile_grid",
            "pixel_max_zoom", "pixel_tile_source_options", "tile_in_footprint", "render_planes", "render_rgba",
@@ -59,15 +52,11 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _check_zxy(z, x, y) -> tuple[int, int, int]:
+def check_tile(z, x, y) -> tuple[int, int, int]:
+    """``(z, x, y)`` if it names a tile (z in 0..24, x and y in 0..2**z - 1), else InvalidArgument."""
     z = _check_int("z", z, 0, MAX_ZOOM)
     n = 2 ** z - 1
     return z, _check_int("x", x, 0, n), _check_int("y", y, 0, n)
-
-
-def check_tile(z, x, y) -> tuple[int, int, int]:
-    """``(z, x, y)`` if it names a tile (z in 0..24, x and y in 0..2**z - 1), else InvalidArgument."""
-    return _check_zxy(z, x, y)
 
 
 def _check_size(size) -> int:
@@ -77,7 +66,7 @@ def _check_size(size) -> int:
 @lru_cache(maxsize=65536)
 def tile_grid(z: int, x: int, y: int, size: int = TILE_SIZE) -> Grid:
     """The EPSG:3857 pixel grid of Web Mercator tile ``z/x/y`` (``size`` x ``size`` pixels)."""
-    z, x, y = _check_zxy(z, x, y)
+    z, x, y = check_tile(z, x, y)
     size = _check_size(size)
     b = _TMS.xy_bounds(morecantile.Tile(x, y, z))
     res_x = (b.right - b.left) / size
@@ -95,7 +84,7 @@ def pixel_max_zoom(image_width: int, image_height: int, size: int = TILE_SIZE) -
 def pixel_tile_grid(z: int, x: int, y: int, image_width: int, image_height: int,
                     size: int = TILE_SIZE) -> Grid:
     """The pixel-coordinate grid (``crs=None``) of tile ``z/x/y`` of a non-georeferenced image."""
-    z, x, y = _check_zxy(z, x, y)
+    z, x, y = check_tile(z, x, y)
     scale = 2.0 ** (pixel_max_zoom(image_width, image_height, size) - z)
     span = size * scale
     return Grid(None, Affine(scale, 0.0, x * span, 0.0, scale, y * span), _check_size(size), size)
@@ -151,22 +140,9 @@ Planes = tuple[list[np.ndarray], "np.ndarray | None"]
 
 
 def _planes_image(spec: LayerSpec, grid: Grid) -> Planes:
-    """Visualized bands as colour planes + alpha, exactly as ``rgba_from_layers`` builds them."""
     style = spec.style
-    vis = visualize_layers(evaluate(spec.node, grid, style.get("resampling", "nearest")), style["vis"])
-    mask = None
-    for layer in vis:
-        if layer.mask is not None:
-            mask = layer.mask if mask is None else np.minimum(mask, layer.mask)
-    planes = [layer.values for layer in vis]
-    if mask is None:
-        return planes, None
-    alpha = np.rint(mask * 255).astype(np.uint8)
-    if alpha.min() == 255:
-        return planes, None
-    clear = alpha == 0
-    planes = [np.where(clear, np.uint8(0), p) for p in planes]
-    return planes, alpha
+    return planes_from_layers(visualize_layers(evaluate(spec.node, grid, style.get("resampling", "nearest")),
+                                               style["vis"]))
 
 
 def _rgba_mask(spec: LayerSpec, grid: Grid) -> np.ndarray:
@@ -220,56 +196,10 @@ def render_planes(spec: LayerSpec, grid: Grid) -> Planes:
 
 def render_rgba(spec: LayerSpec, grid: Grid) -> np.ndarray:
     """The layer on ``grid`` as H x W x 4 uint8 RGBA (what a tile or an exported view shows)."""
-    return _stack(*render_planes(spec, grid))
-
-
-def _stack(planes: list[np.ndarray], alpha: np.ndarray | None) -> np.ndarray:
-    rgba = np.empty(planes[0].shape + (4,), np.uint8)
-    for i in range(3):
-        rgba[..., i] = planes[i if len(planes) == 3 else 0]
-    rgba[..., 3] = 255 if alpha is None else alpha
-    return rgba
+    return stack_rgba(*render_planes(spec, grid))
 
 
 # encoding ----------------------------------------------------------------------------------
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
-
-
-def encode_png_planes(planes: list[np.ndarray], alpha: np.ndarray | None = None, level: int = 1) -> bytes:
-    """PNG bytes from 3 (or 1) H x W uint8 colour planes and an optional alpha plane.
-
-    Each row gets the "Up" filter (byte minus the byte above, mod 256) and the stream is
-    deflated at ``level`` (1: ISA-L when installed; above 3: zlib). Decodes to exactly the input pixels.
-    """
-    if len(planes) == 1:
-        planes = list(planes) * 3
-    chans = list(planes) + ([] if alpha is None else [alpha])
-    h, w = chans[0].shape
-    c = len(chans)
-    raw = np.empty((h, w * c + 1), np.uint8)
-    raw[:, 0] = 2
-    up = raw[:, 1:].reshape(h, w, c)
-    for i, ch in enumerate(chans):  # 2-D strided writes: fast (a 3-D subtract over 3|4 is not)
-        up[0, :, i] = ch[0]
-        np.subtract(ch[1:], ch[:-1], out=up[1:, :, i])
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6 if c == 4 else 2, 0, 0, 0)
-    return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr),
-                     _chunk(b"IDAT", (_deflate if level <= 3 else zlib).compress(raw, level)),
-                     _chunk(b"IEND", b"")))
-
-
-def encode_png_fast(rgba: np.ndarray) -> bytes:
-    """PNG bytes of an H x W x 4 (or x 3) uint8 image; a fully opaque image is written as RGB."""
-    a = np.asarray(rgba)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
-        raise InvalidArgument(f"PNG input must be H x W x 3|4 uint8, got {a.shape} {a.dtype}", value=a.shape)
-    alpha = a[..., 3] if a.shape[2] == 4 else None
-    if alpha is not None and alpha.min() == 255:
-        alpha = None
-    return encode_png_planes([a[..., 0], a[..., 1], a[..., 2]], alpha)
-
-
 def encode_tile(rgba: np.ndarray, fmt: str = "png") -> bytes:
     """Encode RGBA as ``png`` (fast path), ``jpg``/``jpeg`` (no alpha: black) or ``webp``."""
     fmt = check_format(fmt)
@@ -323,7 +253,7 @@ def render_tile(spec: LayerSpec, z: int, x: int, y: int, fmt: str = "png", size:
         raise InvalidArgument(f"render_tile needs a LayerSpec (resolve(token) gives one), got "
                               f"{type(spec).__name__}", value=type(spec).__name__, allowed="LayerSpec")
     if spec.pixel_space:
-        g = next(b.grid for b in spec.node.bands if b.grid is not None)
+        g = spec.node.native_grid()
         grid = pixel_tile_grid(z, x, y, g.width, g.height, size)
     else:
         grid = tile_grid(z, x, y, size)
@@ -334,4 +264,4 @@ def render_tile(spec: LayerSpec, z: int, x: int, y: int, fmt: str = "png", size:
         return empty_tile(grid.width)
     if fmt == "png":
         return encode_png_planes(planes, alpha)
-    return encode_tile(_stack(planes, alpha), fmt)
+    return encode_tile(stack_rgba(planes, alpha), fmt)

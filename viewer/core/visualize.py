@@ -10,7 +10,7 @@ from PIL import ImageColor
 
 from .errors import InvalidArgument
 
-__all__ = ["parse_color", "parse_palette", "normalize_vis", "visualize_layers", "palette_lut", "VIS_BANDS"]
+__all__ = ["parse_color", "parse_palette", "check_opacity", "normalize_vis", "visualize_layers", "palette_lut", "VIS_BANDS"]
 
 VIS_BANDS = ("vis-red", "vis-green", "vis-blue")
 
@@ -66,6 +66,13 @@ def _per_band(name: str, value: Any, n: int, default: float | None) -> list[floa
     return nums
 
 
+def check_opacity(opacity: Any) -> float:
+    """``opacity`` as a float if it is a number in [0, 1], else InvalidArgument."""
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
+        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
+    return float(opacity)
+
+
 def normalize_vis(params: dict, n_bands: int) -> dict:
     """Validate visualization parameters for ``n_bands`` bands into a canonical dict."""
     if n_bands not in (1, 3):
@@ -98,13 +105,10 @@ def normalize_vis(params: dict, n_bands: int) -> dict:
     gamma = _per_band("gamma", params.get("gamma"), n_bands, 1.0)
     if any(g <= 0 for g in gamma):
         raise InvalidArgument(f"gamma {gamma} must be > 0", value=gamma)
-    opacity = params.get("opacity", 1.0)
-    if opacity is None:
-        opacity = 1.0
-    if not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
+    opacity = params.get("opacity")
     return {"min": vmin, "max": vmax, "gamma": gamma,
-            "palette": [list(c) for c in palette] if palette else None, "opacity": float(opacity)}
+            "palette": [list(c) for c in palette] if palette else None,
+            "opacity": 1.0 if opacity is None else check_opacity(opacity)}
 
 
 def palette_lut(palette: Sequence[Sequence[int]]) -> np.ndarray:

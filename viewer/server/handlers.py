@@ -181,17 +181,20 @@ class LayerHandler(_Base):
 
 
 _EXPORT_TYPES = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"), "GEO_TIFF": ("image/tiff", "tif"),
-                 "GEOTIFF": ("image/tiff", "tif"), "NPY": ("application/octet-stream", "npy")}
+                 "NPY": ("application/octet-stream", "npy")}
 
 
 def _export(body: dict) -> tuple[bytes, str, str]:
     """Run a getPixels request (``assetId``) or a layer export (``layer`` token) -> bytes."""
     from ..core.encode import encode_jpeg, encode_png
-    from ..core.pixels import computePixels, getPixels, resolve_grid
+    from ..core.pixels import check_limits, computePixels, file_format, getPixels, resolve_grid
     from ..core.tiles import render_rgba
 
     fmt = body.get("fileFormat", "PNG")
-    key = fmt.upper() if isinstance(fmt, str) else fmt
+    try:
+        key = file_format(fmt)
+    except InvalidArgument:
+        key = None  # answered below with the formats available over HTTP
     if key == "AUTO_JPEG_PNG":
         key = "PNG"
     if key not in _EXPORT_TYPES:
@@ -205,17 +208,12 @@ def _export(body: dict) -> tuple[bytes, str, str]:
         raise InvalidArgument(f"layer export has unknown keys {sorted(extra)}; allowed: layer, grid, region, "
                               "fileFormat, bandIds", value=sorted(extra))
     spec = resolve(check_token(body["layer"]))
-    if key in ("GEO_TIFF", "GEOTIFF", "NPY"):  # the layer's raw bands
+    if key in ("GEO_TIFF", "NPY"):  # the layer's raw bands
         params = {"expression": spec.image, "fileFormat": key}
         params.update({k: body[k] for k in ("grid", "region", "bandIds") if k in body})
         return computePixels(params), mime, ext
-    native = next((b.grid for b in spec.node.bands if b.grid is not None), None)
-    grid = resolve_grid(body.get("grid"), body.get("region"), native)
-    from ..core.pixels import MAX_SIDE
-
-    if grid.width * grid.height * 4 > 48 * 1024 * 1024 or max(grid.width, grid.height) > MAX_SIDE:
-        raise LimitExceeded(f"export of {grid.width}x{grid.height} RGBA pixels is over the 48 MiB limit",
-                            value=(grid.width, grid.height), allowed="48 MiB")
+    grid = resolve_grid(body.get("grid"), body.get("region"), spec.node.native_grid())
+    check_limits(grid, 4, 4)  # RGBA, one byte each
     rgba = render_rgba(spec, grid)
     return (encode_png(rgba, 6) if key == "PNG" else encode_jpeg(rgba)), mime, ext
 

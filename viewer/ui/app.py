@@ -7,11 +7,12 @@ Serve it with ``uv run viewer`` (tile routes included), or with Panel itself::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import panel as pn
 
-from viewer.core.catalog import set_catalog
+from viewer.core.catalog import get_catalog, set_catalog
 from viewer.core.image import Image
 from viewer.ui.figure import MapFigure
 from viewer.ui.inspector import Inspector
@@ -144,7 +145,7 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
     pn.config.notifications = True
     pn.config.exception_handler = lambda exc: notify_error(exc)
     catalog = catalog or os.environ.get("VIEWER_CATALOG")
-    if catalog:
+    if catalog and Path(catalog).resolve() != get_catalog().path:  # once per process, not per session
         set_catalog(catalog)
     m = map_obj or demo_map()
     view = m.view

@@ -18,7 +18,7 @@ import panel as pn
 
 from ..core.encode import encode_png
 from ..core.graph import Node
-from ..core.grid import Grid, crs_code
+from ..core.grid import Grid
 from ..core.pixels import computePixels
 from ..core.serialize import to_json
 from ..core.tiles import render_rgba
@@ -63,13 +63,11 @@ def layer_geotiff(state: MapState, layer: LayerState, grid: Grid | None = None) 
     image = layer.display_image()
     if layer.kind == "image" and layer.bands:
         image = image.select(list(layer.bands))
-    native = next((b.grid for b in image.bands if b.grid is not None), None)
+    native = image.native_grid()
     params: dict[str, Any] = {"expression": image, "fileFormat": "GEO_TIFF"}
     if native is not None and native.crs is not None and grid.crs is not None:
-        t = native.transform
-        params["grid"] = {"crsCode": crs_code(native.crs),
-                          "affineTransform": {"scaleX": t.a, "shearX": t.b, "translateX": t.c,
-                                              "shearY": t.d, "scaleY": t.e, "translateY": t.f}}
+        # the native CRS and pixel lattice, cut to the view by the region (no dimensions)
+        params["grid"] = {k: v for k, v in native.to_dict().items() if k != "dimensions"}
         params["region"] = _view_region(state, grid)
     else:
         params["grid"] = grid.to_dict()

@@ -19,7 +19,6 @@ from bokeh.plotting import figure
 from ..core.tiles import pixel_tile_source_options
 from .basemaps import BASEMAPS, HALF_WORLD, graticule
 from .state import LayerState, MapState
-from .viewport import first_grid
 
 __all__ = ["MapFigure", "DEBOUNCE_MS"]
 
@@ -158,7 +157,7 @@ class MapFigure:
     def tile_source(self, layer: LayerState) -> WMTSTileSource:
         url = self.base_url + layer.tile_path()
         if self.state.pixel_mode:
-            g = first_grid(layer.image)
+            g = layer.image.native_grid()
             return WMTSTileSource(url=url, **pixel_tile_source_options(g.width, g.height))
         return WMTSTileSource(url=url, wrap_around=False, max_zoom=24)
 

@@ -114,6 +114,7 @@ class _ClassLegend:
         self.layer = layer
         self.title = pn.pane.HTML(sizing_mode="stretch_width", margin=(4, 5, 0, 5))
         self.buttons: dict[int, pn.widgets.Button] = {}
+        self.names: dict[int, str] = {}
         self.column = pn.Column(self.title, sizing_mode="stretch_width", margin=0)
         self._signature = None
         self.sync()
@@ -127,6 +128,7 @@ class _ClassLegend:
         if signature != self._signature:
             self._signature = signature
             self.buttons = {}
+            self.names = {c["id"]: c["name"] for c in entries}
             for c in entries:
                 btn = pn.widgets.Button(label=c["name"], color="light", sizing_mode="stretch_width",
                                         margin=(1, 5), stylesheets=[_CLASS_BUTTON_CSS],
@@ -149,8 +151,7 @@ class _ClassLegend:
         by_id = {c["id"]: c for c in counts or []}
         for cid, btn in self.buttons.items():
             entry = by_id.get(cid)
-            name = btn.label.split(" — ")[0]
-            btn.label = class_label(entry) if entry else name
+            btn.label = class_label(entry) if entry else self.names[cid]
 
 
 class Legends(pn.viewable.Viewer):

@@ -23,7 +23,6 @@ from ..core.image import Image
 from ..core.segmentation import ImageMask, overlays
 from .basemaps import BASEMAPS, OFFLINE
 from .state import LayerState, MapState, make_layer
-from .viewport import first_grid
 
 __all__ = ["Map"]
 
@@ -73,7 +72,7 @@ class Map(pn.viewable.Viewer):
             self._centered = True
             return
         image = obj.image() if isinstance(obj, ImageMask) else obj
-        if not isinstance(image, Image) or first_grid(image) is None:
+        if not isinstance(image, Image) or image.native_grid() is None:
             raise InvalidArgument(f"center_object needs an image with a pixel grid, an ImageMask or a layer name, "
                                   f"got {obj!r}", value=repr(obj))
         probe = MapState(viewport=self.state.viewport)
@@ -95,7 +94,7 @@ class Map(pn.viewable.Viewer):
 
     def _add(self, layer: LayerState) -> LayerState:
         layer = self.state.add(layer)
-        if not self._centered and first_grid(layer.image) is not None:
+        if not self._centered and layer.image.native_grid() is not None:
             self.state.fit_layer(layer.name)
             self._centered = True
         return layer
@@ -155,8 +154,7 @@ class Map(pn.viewable.Viewer):
             raise InvalidArgument(f"add_overlay takes an ImageMask or a class Image, got {type(mask).__name__}",
                                   value=type(mask).__name__, allowed="ImageMask, Image")
         if classes is not None:
-            table = classes if isinstance(classes, Classes) else (
-                Classes.from_labels(classes) if isinstance(classes, dict) else Classes(classes))
+            table = Classes.coerce(classes)
         layer = make_layer(image, None, name or self._default_name(), shown, opacity, kind="classes",
                            classes=table, group=group)
         return self._add(layer)
@@ -172,7 +170,7 @@ class Map(pn.viewable.Viewer):
             if l.kind != "classes":
                 raise InvalidArgument(f"layer {l.name!r} is a {l.kind} layer; the difference needs two "
                                       "segmentation overlays", value=l.name)
-        grid = first_grid(ref.image)
+        grid = ref.image.native_grid()
         cmp = compare_masks(pred.image.select([0]), ref.image.select([0]), grid, ref.effective_classes())
         diff = cmp.difference_image(class_id)
         label = name or f"{prediction} vs {truth}" + ("" if class_id is None else f" (class {class_id})")

@@ -9,25 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
 from ..core.image import Image
-from ..core.layers import LayerSpec, class_layer, image_layer, mask_layer, register
+from ..core.layers import LayerSpec, class_layer, image_layer, mask_layer
 
 if TYPE_CHECKING:
     from .state import LayerState
 
-__all__ = ["default_vis", "layer_spec", "register_layer", "stretch_for_view", "native_grid", "percentile_range",
+__all__ = ["default_vis", "layer_spec", "stretch_for_view", "percentile_range",
            "DEFAULT_PERCENTILES"]
 
 #: Percentiles used when an image with a wide integer type (e.g. uint16 DNs) is added without a range.
 DEFAULT_PERCENTILES = (2, 98)
 _VIS_KEYS = {"bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"}
-
-
-def native_grid(image: Image) -> Grid | None:
-    return next((b.grid for b in image.bands if b.grid is not None), None)
 
 
 _BOOLEAN_OPS = {"gt", "gte", "lt", "lte", "eq", "neq", "And", "Or"}
@@ -108,8 +103,8 @@ def default_vis(image: Image, vis_params: dict | None, kind: str | None = None) 
     has_range = any(params.get(k) is not None for k in ("min", "max", "gain", "bias"))
     if not has_range and _is_boolean(src.node):  # comparisons and Not(): 0/1 images, shown 0 black .. 1 white
         params["min"], params["max"] = 0, 1
-    elif not has_range and _needs_stretch(src.bands[0].dtype) and native_grid(src) is not None:
-        params["min"], params["max"] = percentile_range(src, native_grid(src), *DEFAULT_PERCENTILES)
+    elif not has_range and _needs_stretch(src.bands[0].dtype) and src.native_grid() is not None:
+        params["min"], params["max"] = percentile_range(src, src.native_grid(), *DEFAULT_PERCENTILES)
     spec = image_layer(src, params)
     vis = spec.style["vis"]
     out = {"kind": "image", "bands": bands, "vmin": vis["min"], "vmax": vis["max"], "gamma": float(vis["gamma"][0]),
@@ -139,10 +134,3 @@ def _per(values: list, n: int) -> list[float]:
     vals = [float(v) for v in values] or [0.0]
     return vals if len(vals) == n else [vals[0]] * n
 
-
-def register_layer(spec: LayerSpec) -> str:
-    return register(spec)
-
-
-def classes_of(spec: LayerSpec) -> Classes | None:
-    return spec.classes()

@@ -21,8 +21,10 @@ from ..core.errors import InvalidArgument
 from ..core.grid import Grid
 from ..core.image import Image
 from .basemaps import BASEMAPS, OFFLINE, lonlat_to_mercator, mercator_to_lonlat
-from .specs import default_vis, layer_spec, register_layer, stretch_for_view
-from .viewport import EXECUTOR, MERCATOR, WORLD_RES, count_grid, first_grid, spawn, view_grid, zoom_for
+from ..core.layers import register
+from ..core.visualize import check_opacity
+from .specs import default_vis, layer_spec, stretch_for_view
+from .viewport import EXECUTOR, MERCATOR, WORLD_RES, count_grid, spawn, view_grid, zoom_for
 
 __all__ = ["LayerState", "MapState", "PALETTES", "STRETCHES", "make_layer",
            # re-exported from .viewport for convenience
@@ -117,7 +119,7 @@ class LayerState(param.Parameterized):
         if self.image is None:
             return
         spec = layer_spec(self)
-        token = register_layer(spec)
+        token = register(spec)
         self._spec = spec
         if token != self.token:
             self.token = token
@@ -140,7 +142,7 @@ class LayerState(param.Parameterized):
 
     @property
     def pixel_mode(self) -> bool:
-        g = first_grid(self.image)
+        g = self.image.native_grid() if self.image is not None else None
         return g is not None and g.crs is None
 
 
@@ -259,7 +261,7 @@ class MapState(param.Parameterized):
         """Pixel mode: the zoom at which one screen pixel is one image pixel."""
         from ..core.tiles import pixel_max_zoom
 
-        g = next((first_grid(l.image) for l in self.layers), None)
+        g = next((l.image.native_grid() for l in self.layers), None)
         return pixel_max_zoom(g.width, g.height) if g is not None else 0
 
     def set_view(self, x0: float, y0: float, x1: float, y1: float) -> None:
@@ -282,7 +284,7 @@ class MapState(param.Parameterized):
     def fit_layer(self, name: str) -> None:
         """Centre and zoom on a layer's extent."""
         layer = self.layer(name)
-        g = first_grid(layer.image)
+        g = layer.image.native_grid()
         if g is None:
             return
         w, h = self.viewport
@@ -360,8 +362,7 @@ def make_layer(image: Image, vis_params: dict | None, name: str, shown: bool, op
     """A :class:`LayerState` with Earth Engine default visualization where none is given."""
     if not isinstance(image, Image):
         raise InvalidArgument(f"{image!r} is not a viewer.Image", value=image, allowed="viewer.Image")
-    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-        raise InvalidArgument(f"opacity {opacity!r} must be a number in [0, 1]", value=opacity, allowed="[0, 1]")
+    check_opacity(opacity)
     settings = default_vis(image, vis_params, kind)
     vis_opacity = settings.pop("vis_opacity", None)
     if vis_opacity is not None:  # Earth Engine's vis "opacity" multiplies the layer opacity

@@ -29,9 +29,8 @@ def ensure_tile_server(host: str | None = None) -> str:
             return _url
         from tornado.httpserver import HTTPServer
         from tornado.netutil import bind_sockets
-        from tornado.web import Application
 
-        from ..server.routes import tile_routes
+        from ..server.routes import make_app
 
         host = host or os.environ.get("VIEWER_TILE_HOST", "127.0.0.1")
         sockets = bind_sockets(0, host)
@@ -41,7 +40,7 @@ def ensure_tile_server(host: str | None = None) -> str:
         def run() -> None:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-            server = HTTPServer(Application(tile_routes()))
+            server = HTTPServer(make_app())
             server.add_sockets(sockets)
             ready.set()
             loop.run_forever()

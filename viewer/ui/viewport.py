@@ -13,8 +13,7 @@ from ..core.grid import Grid, parse_crs
 from ..core.image import Image
 from .basemaps import HALF_WORLD
 
-__all__ = ["EXECUTOR", "MERCATOR", "WORLD_RES", "MAX_VIEW_SIDE", "spawn", "zoom_for", "view_grid", "count_grid",
-           "first_grid"]
+__all__ = ["EXECUTOR", "MERCATOR", "WORLD_RES", "MAX_VIEW_SIDE", "spawn", "zoom_for", "view_grid", "count_grid"]
 
 #: Thread pool for view statistics, inspector reads and exports (off the event loop).
 EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="viewer-ui")
@@ -75,7 +74,7 @@ def count_grid(grid: Grid, image: Image) -> Grid:
     Zoomed in, class counts then count native pixels (not screen pixels); zoomed out they
     count the view's pixels. Areas do not depend on it.
     """
-    g = first_grid(image)
+    g = image.native_grid()
     if g is None:
         return grid
     if grid.crs is None or g.crs is None:
@@ -92,13 +91,4 @@ def count_grid(grid: Grid, image: Image) -> Grid:
         return grid
     return grid.scaled(max(1, round(grid.width / fx)), max(1, round(grid.height / fy)))
 
-
-def first_grid(image: Image | None) -> Grid | None:
-    """The native grid of the image's first band that has one (None for constants)."""
-    if image is None:
-        return None
-    for b in image.bands:
-        if b.grid is not None:
-            return b.grid
-    return None
 
