@@ -58,7 +58,9 @@ def test_catalog_sources_ignore_paths_in_the_json_and_file_sources_can_be_refuse
                        crs="EPSG:3857", transform=Affine(1, 0, 0, 0, -1, 2)) as dst:
         dst.write(np.ones((2, 2), np.uint8), 1)
     fdoc = to_json(viewer.Image.open(tmp_path / "f.tif"))
-    assert from_json(fdoc).node.key == viewer.Image.open(tmp_path / "f.tif").node.key
+    assert from_json(fdoc, allow_files=True).node.key == viewer.Image.open(tmp_path / "f.tif").node.key
+    with pytest.raises(viewer.InvalidArgument, match="reads files by path"):
+        from_json(fdoc)  # refused unless the caller opts in (issue 7)
     with pytest.raises(viewer.InvalidArgument, match="reads files by path"):
         from_json(fdoc, allow_files=False)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .access import is_remote, remote_url
 from .errors import InvalidArgument, ReadError, UnknownAsset
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
 
 BAND_KINDS = ("continuous", "class", "bitmask", "mask")
 _ASSET_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./]*$")
-_REMOTE = ("https://", "http://", "s3://", "gs://")
 
 
 def default_catalog_path() -> Path:
@@ -41,7 +41,7 @@ def check_asset_id(asset_id: Any) -> str:
         raise InvalidArgument(f"asset id {asset_id!r} must be a non-empty string; allowed: {allowed}",
                               value=asset_id, allowed=allowed)
     looks_like_path = (
-        asset_id.startswith(("/", ".", "~", "\\")) or asset_id.lower().startswith(_REMOTE)
+        asset_id.startswith(("/", ".", "~", "\\")) or is_remote(asset_id)
         or "/vsi" in asset_id.lower() or ".." in asset_id.split("/")
         or re.search(r"\.(tif|tiff|jp2|vrt|png|jpg|img|nc)$", asset_id, re.I) is not None
         or ":" in asset_id
@@ -73,19 +73,38 @@ class ImageEntry:
     properties: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def _resolve_path(raw: str, base: Path) -> str:
-    if raw.lower().startswith(("https://", "http://")):
-        return "/vsicurl/" + raw
-    if raw.lower().startswith("s3://"):
-        return "/vsis3/" + raw[5:]
-    if raw.lower().startswith("gs://"):
-        return "/vsigs/" + raw[5:]
-    p = Path(raw)
-    return str(p if p.is_absolute() else (base / p).resolve())
+def _bad(where: str, what: str, value: Any, allowed: Any) -> InvalidArgument:
+    return InvalidArgument(f"catalog {where}: {what}; allowed: {allowed}", value=value, allowed=allowed)
+
+
+def _expect(value: Any, kind: type | tuple, where: str, allowed: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise _bad(where, f"{value!r:.80} is a {type(value).__name__}", value, allowed)
+    return value
+
+
+def _classes(raw: Any, where: str) -> tuple:
+    allowed = "a list of {'id': int, 'name': str, 'color': hex} objects"
+    out = []
+    for c in _expect(raw, list, where, allowed):
+        _expect(c, dict, where, allowed)
+        if "id" not in c or isinstance(c["id"], bool) or not isinstance(c["id"], int):
+            raise _bad(where, f"class {c!r:.80} has no integer id", c, allowed)
+        out.append(tuple(sorted((str(k), v) for k, v in c.items())))
+    return tuple(out)
+
+
+def _text(raw: Any, where: str) -> str | None:
+    return None if raw is None else _expect(raw, str, where, "a string")
 
 
 class Catalog:
-    """Images and collections read from a catalog file."""
+    """Images and collections read from a catalog file (trusted: written by the operator).
+
+    Band paths are relative to the catalog or absolute, and must resolve inside one of
+    the catalog's ``folders`` (default: the catalog's own folder), or be URLs under one of
+    its ``remote_prefixes``. A ``.vrt`` band needs ``"allow_vrt": true`` on its entry.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).resolve()
@@ -93,28 +112,81 @@ class Catalog:
             doc = json.loads(self.path.read_text())
         except FileNotFoundError:
             raise ReadError(f"catalog file {str(path)!r} does not exist", value=str(path)) from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ReadError(f"catalog file {str(path)!r} cannot be read as JSON: {exc}",
                             value=str(path)) from None
         base = self.path.parent
+        _expect(doc, dict, "file", "a JSON object with 'images' (and 'collections')")
+        folders = _expect(doc.get("folders", ["."]), list, "folders", "a list of folders")
+        self.folders = tuple(os.path.realpath(base / _expect(f, str, "folders", "a folder path")) for f in folders)
+        prefixes = _expect(doc.get("remote_prefixes", []), list, "remote_prefixes", "a list of URL prefixes")
+        self.remote_prefixes = tuple(self._prefix(p) for p in prefixes)
+        self.vrt_paths: frozenset[str] = frozenset()
         self.images: dict[str, ImageEntry] = {}
-        for image_id, spec in doc.get("images", {}).items():
-            bands = []
-            for b in spec.get("bands", []):
-                kind = b.get("kind", "continuous")
-                if kind not in BAND_KINDS:
-                    raise InvalidArgument(f"catalog band {image_id}/{b.get('id')} has kind {kind!r}; "
-                                          f"allowed: {BAND_KINDS}", value=kind, allowed=BAND_KINDS)
-                known = {"id", "path", "band", "kind", "classes", "description", "units"}
-                bands.append(BandSource(
-                    id=b["id"], path=_resolve_path(b["path"], base), band=int(b.get("band", 1)),
-                    kind=kind, classes=tuple(tuple(sorted(c.items())) for c in b.get("classes", [])),
-                    description=b.get("description"), units=b.get("units"),
-                    extra={k: v for k, v in b.items() if k not in known},
-                ))
-            props = dict(spec.get("properties", {}))
-            self.images[image_id] = ImageEntry(image_id, tuple(bands), props)
-        self.collections: dict[str, dict] = dict(doc.get("collections", {}))
+        images = _expect(doc.get("images", {}), dict, "images", "an object of asset id -> image")
+        for image_id, spec in images.items():
+            self.images[image_id] = self._entry(image_id, spec, base)
+        collections = _expect(doc.get("collections", {}), dict, "collections", "an object of id -> collection")
+        for cid, spec in collections.items():
+            _expect(spec, dict, f"collection {cid!r}", "an object with 'images'")
+            for i in _expect(spec.get("images", []), list, f"collection {cid!r} images", "a list of asset ids"):
+                _expect(i, str, f"collection {cid!r} images", "asset ids")
+        self.collections: dict[str, dict] = dict(collections)
+
+    @staticmethod
+    def _prefix(raw: Any) -> str:
+        allowed = "an https://, http://, s3:// or gs:// prefix ending in '/'"
+        if not isinstance(raw, str) or not is_remote(raw) or raw.lower().startswith("/vsi") or not raw.endswith("/"):
+            raise _bad("remote_prefixes", f"{raw!r:.80} is not a URL prefix", raw, allowed)
+        return raw
+
+    def _entry(self, image_id: str, spec: Any, base: Path) -> ImageEntry:
+        where = f"image {image_id!r}"
+        check_asset_id(image_id)
+        _expect(spec, dict, where, "an object with 'bands'")
+        allow_vrt = spec.get("allow_vrt", False) is True
+        bands = []
+        for b in _expect(spec.get("bands", []), list, f"{where} bands", "a list of bands"):
+            _expect(b, dict, f"{where} band", "an object with 'id' and 'path'")
+            band_id, raw_path = b.get("id"), b.get("path")
+            _expect(band_id, str, f"{where} band id", "a band name")
+            wb = f"band {image_id}/{band_id}"
+            kind = b.get("kind", "continuous")
+            if kind not in BAND_KINDS:
+                raise _bad(wb, f"kind {kind!r}", kind, BAND_KINDS)
+            bidx = b.get("band", 1)
+            if isinstance(bidx, bool) or not isinstance(bidx, int) or bidx < 1:
+                raise _bad(wb, f"band index {bidx!r}", bidx, "an integer >= 1")
+            path = self._source(_expect(raw_path, str, f"{wb} path", "a file path or URL"), base, wb, allow_vrt)
+            known = {"id", "path", "band", "kind", "classes", "description", "units"}
+            bands.append(BandSource(
+                id=band_id, path=path, band=bidx, kind=kind, classes=_classes(b.get("classes", []), f"{wb} classes"),
+                description=_text(b.get("description"), f"{wb} description"), units=_text(b.get("units"), f"{wb} units"),
+                extra={k: v for k, v in b.items() if k not in known},
+            ))
+        props = dict(_expect(spec.get("properties", {}), dict, f"{where} properties", "an object"))
+        return ImageEntry(image_id, tuple(bands), props)
+
+    def _source(self, raw: str, base: Path, where: str, allow_vrt: bool) -> str:
+        if not raw or "\x00" in raw:
+            raise _bad(where, f"path {raw!r:.80} is empty or has a NUL byte", raw, "a file path or URL")
+        if is_remote(raw):
+            if raw.lower().startswith("/vsi"):
+                raise _bad(where, f"path {raw!r:.80} is a GDAL virtual path", raw, "a file path or URL")
+            if not any(raw.startswith(p) for p in self.remote_prefixes) or ".." in raw.split("/"):
+                raise _bad(where, f"URL {raw!r:.120} is not under the catalog's remote_prefixes", raw,
+                           list(self.remote_prefixes))
+            path = remote_url(raw)
+        else:
+            path = os.path.realpath(base / raw)
+            if not any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in self.folders):
+                raise _bad(where, f"path {raw!r:.120} is outside the catalog's folders", raw, list(self.folders))
+        if path.lower().endswith(".vrt"):
+            if not allow_vrt:
+                raise _bad(where, f"{raw!r:.120} is a VRT (it can read other files); set \"allow_vrt\": true on "
+                                  "the image entry to allow it", raw, "GeoTIFF/COG, PNG, JPEG, JPEG 2000, WebP")
+            self.vrt_paths = self.vrt_paths | {path}
+        return path
 
     def image(self, asset_id: str) -> ImageEntry:
         check_asset_id(asset_id)

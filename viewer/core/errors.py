@@ -11,6 +11,8 @@ __all__ = [
     "UnknownCRS",
     "LimitExceeded",
     "ReadError",
+    "SourceUnavailable",
+    "SourceChanged",
     "InvalidMask",
 ]
 
@@ -53,6 +55,17 @@ class LimitExceeded(InvalidArgument):
 
 class ReadError(ViewerError, OSError):
     """A raster file that cannot be opened or read."""
+
+
+class SourceUnavailable(ReadError):
+    """A source of an image cannot be read now (missing, truncated, corrupt, or too slow).
+
+    Its message names the asset and band, never a server path, so it may be shown to a user.
+    """
+
+
+class SourceChanged(SourceUnavailable):
+    """A source file changed after the graph (and layer token) naming it was built."""
 
 
 class InvalidMask(InvalidArgument, TypeError):

@@ -4,21 +4,25 @@ Tiles, view statistics, pixel fetch and downloads all call :func:`evaluate`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from pyproj import Transformer
+from rasterio.errors import RasterioError
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ReadError, SourceChanged, SourceUnavailable
 from .graph import Node
 from .grid import Grid
 from .read import read_bands, warp_array
 from .sources import get_array
 
 __all__ = ["Layer", "evaluate", "BINARY_OPS", "UNARY_OPS"]
+
+log = logging.getLogger("viewer.core")
 
 
 @dataclass
@@ -141,6 +145,20 @@ UNARY_OPS: dict[str, Callable] = {
 }
 
 
+def _unreadable(node: Node, members: list[int], exc: BaseException) -> SourceUnavailable:
+    """A typed error naming the asset and bands (never the server path); details go to the log."""
+    asset = node.args[0] or "file source"
+    bands = [node.bands[i].name for i in members]
+    if isinstance(exc, SourceUnavailable):
+        why = "its file changed since this layer was made; reload the page or rebuild the image"
+        err: SourceUnavailable = SourceChanged(f"asset {asset!r} bands {bands}: {why}", value=asset)
+    else:
+        log.warning("reading %s bands %s failed: %s", asset, bands, exc)
+        why = "its file is missing, truncated or corrupt"
+        err = SourceUnavailable(f"asset {asset!r} bands {bands} cannot be read: {why}", value=asset)
+    return err
+
+
 class _Evaluator:
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
@@ -155,19 +173,28 @@ class _Evaluator:
 
     # leaves -----------------------------------------------------------------------------
     def op_source(self, node: Node, resampling: str) -> list[Layer]:
-        """Bands of one file that share resampling are read with one warp."""
+        return self._read(node, range(len(node.bands)), resampling)
+
+    def _read(self, node: Node, wanted: Iterable[int], resampling: str) -> list[Layer]:
+        """The ``wanted`` bands of a source node; bands of one file that share resampling in one warp."""
+        wanted = list(wanted)
         groups: dict[tuple, list[int]] = {}
-        for i, ((path, bidx, overviews), info) in enumerate(zip(node.args[1], node.bands)):
-            continuous = info.kind == "continuous"
+        for i in wanted:
+            path, _bidx, overviews, identity = node.args[1][i]
+            continuous = node.bands[i].kind == "continuous"
             method = resampling if continuous else "nearest"
             use_ovr = continuous or overviews in ("nearest", "mode")
-            groups.setdefault((path, method, use_ovr), []).append(i)
-        out: list[Layer | None] = [None] * len(node.bands)
-        for (path, method, use_ovr), members in groups.items():
+            groups.setdefault((path, identity, method, use_ovr), []).append(i)
+        layers: dict[int, Layer] = {}
+        for (path, identity, method, use_ovr), members in groups.items():
             bidxs = tuple(node.args[1][i][1] for i in members)
-            for i, (values, mask) in zip(members, read_bands(path, bidxs, self.grid, method, use_ovr)):
-                out[i] = Layer(values, mask, _footprint_of(node.bands[i].grid, self.grid))
-        return out  # type: ignore[return-value]
+            try:
+                read = read_bands(path, bidxs, self.grid, method, use_ovr, identity)
+            except (ReadError, RasterioError, OSError) as exc:
+                raise _unreadable(node, members, exc) from None
+            for i, (values, mask) in zip(members, read):
+                layers[i] = Layer(values, mask, _footprint_of(node.bands[i].grid, self.grid))
+        return [layers[i] for i in wanted]
 
     def op_array(self, node: Node, resampling: str) -> list[Layer]:
         data = get_array(node.args[0])
@@ -187,6 +214,8 @@ class _Evaluator:
 
     # band bookkeeping -------------------------------------------------------------------
     def op_select(self, node: Node, resampling: str) -> list[Layer]:
+        if node.args[0].op == "source":  # read only the selected bands
+            return self._read(node.args[0], node.args[1], resampling)
         layers = self.run(node.args[0], resampling)
         return [layers[i] for i in node.args[1]]
 

@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LimitExceeded
 from .grid import Grid, crs_code
 
-__all__ = ["BandInfo", "Node", "canonical"]
+__all__ = ["BandInfo", "Node", "canonical", "MAX_DEPTH"]
+
+#: Longest chain of operations a graph may have (evaluation recurses along it).
+MAX_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,17 @@ def canonical(value: Any) -> Any:
 class Node:
     """One operation of the graph. ``args`` may hold other nodes; ``bands`` is its output."""
 
-    __slots__ = ("op", "args", "bands", "key")
+    __slots__ = ("op", "args", "bands", "key", "depth")
 
     def __init__(self, op: str, args: tuple, bands: tuple[BandInfo, ...]) -> None:
         self.op = op
         self.args = args
         self.bands = tuple(bands)
+        self.depth = 1 + max((n.depth for n in _child_nodes(args)), default=0)
+        if self.depth > MAX_DEPTH:
+            raise LimitExceeded(f"{op}: the graph would be {self.depth} operations deep, over the limit of "
+                                f"{MAX_DEPTH}; evaluate intermediate results (computePixels) or simplify",
+                                value=self.depth, allowed=MAX_DEPTH)
         text = json.dumps([op, canonical(args), [canonical(b.__dict__) for b in self.bands]],
                           sort_keys=True, separators=(",", ":"))
         self.key = hashlib.sha256(text.encode()).hexdigest()
@@ -94,7 +103,17 @@ class Node:
         return f"Node({self.op}, bands={[b.name for b in self.bands]})"
 
     def __getstate__(self):
-        return (self.op, self.args, self.bands, self.key)
+        return (self.op, self.args, self.bands, self.key, self.depth)
 
     def __setstate__(self, state):
-        self.op, self.args, self.bands, self.key = state
+        self.op, self.args, self.bands, self.key, self.depth = state
+
+
+def _child_nodes(value: Any) -> list[Node]:
+    if isinstance(value, Node):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _child_nodes(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _child_nodes(v)]
+    return []

@@ -1,8 +1,9 @@
 """Pixel grids: a CRS, a pixel-is-area affine transform and dimensions."""
 from __future__ import annotations
 
+import json
 import math
-import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -14,35 +15,74 @@ from rasterio.warp import transform_bounds
 
 from .errors import InvalidArgument, UnknownCRS
 
-os.environ.setdefault("PROJ_NETWORK", "OFF")
-
 __all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS"]
 
 #: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
 PIXEL_CRS = CRS.from_epsg(3857)
 
 
+_CRS_ALLOWED = "an authority code such as 'EPSG:4326', 'ESRI:54009' or 'OGC:CRS84', WKT text or PROJJSON text"
+_AUTHORITY_CODE = re.compile(r"(?P<auth>[A-Za-z][A-Za-z0-9_]{0,31}):(?P<code>[A-Za-z0-9_.]{1,32})\Z")
+_WKT = re.compile(r"[A-Z][A-Z0-9_]*\s*[\[(]")
+#: Words by which PROJ/GDAL would open a grid or init file, or fetch a URL, while resolving a CRS.
+_FILE_REFERENCES = re.compile(r"/vsi|://|\+init|nadgrids|geoidgrids|hgridshift|vgridshift|PARAMETERFILE|"
+                              r"parameter_file|PROJ4_GRIDS|\bgrids\b", re.I)
+_MAX_CRS_TEXT = 65536
+
+
 @lru_cache(maxsize=256)
-def _crs_from_string(text: str) -> CRS:
-    return CRS.from_user_input(text)
+def _crs_from_text(text: str) -> CRS:
+    """An authority code, WKT or PROJJSON; each through its own constructor (never GDAL's
+    user-input guessing, which also accepts file names and URLs)."""
+    code = _AUTHORITY_CODE.match(text)
+    if code:
+        if code["auth"].upper() == "EPSG" and code["code"].isdigit():
+            return CRS.from_epsg(int(code["code"]))
+        return CRS.from_authority(code["auth"].upper(), code["code"])
+    if text.startswith("{"):
+        return CRS.from_string(text)
+    return CRS.from_wkt(text)
+
+
+def _without_schema(text: str) -> str:
+    """PROJJSON without its ``$schema`` URL (the only URL a CRS may carry; it is never fetched)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _crs_error(text, "is not valid PROJJSON") from None
+    if not isinstance(doc, dict):
+        raise _crs_error(text, "is not a PROJJSON object")
+    doc.pop("$schema", None)
+    return json.dumps(doc, sort_keys=True)
+
+
+def _crs_error(value: Any, why: str) -> UnknownCRS:
+    shown = value if not isinstance(value, str) or len(value) <= 120 else value[:117] + "..."
+    return UnknownCRS(f"CRS {shown!r} {why}; allowed: {_CRS_ALLOWED} (resolved offline, never a path or URL)",
+                      value=shown, allowed=_CRS_ALLOWED)
 
 
 def parse_crs(value: Any) -> CRS | None:
-    """Resolve a CRS code (``EPSG:4326``), WKT or CRS object offline; ``None`` stays ``None``."""
+    """Resolve an authority code (``EPSG:4326``), WKT or PROJJSON offline; ``None`` stays ``None``.
+
+    Anything that looks like a path, a URL or a PROJ string naming grid files is refused
+    before GDAL or PROJ see it.
+    """
     if value is None or isinstance(value, CRS):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise UnknownCRS(
-            f"CRS {value!r} is not a CRS code or WKT; use e.g. 'EPSG:4326' or a WKT string",
-            value=value, allowed="EPSG:<code>, WKT, PROJ string",
-        )
+        raise _crs_error(value, "is not a CRS code or text")
+    text = value.strip()
+    if text.startswith("{") and len(text) <= _MAX_CRS_TEXT:
+        text = _without_schema(text)
+    if len(text) > _MAX_CRS_TEXT or "\x00" in text:
+        raise _crs_error(value, f"is longer than {_MAX_CRS_TEXT} characters or has a NUL byte")
+    if not (_AUTHORITY_CODE.match(text) or _WKT.match(text) or text.startswith("{")) or _FILE_REFERENCES.search(text):
+        raise _crs_error(value, "is not an authority code, WKT or PROJJSON, or refers to a file or URL")
     try:
-        return _crs_from_string(value.strip())
-    except CRSError as exc:
-        raise UnknownCRS(
-            f"unknown CRS {value!r} (resolved offline, no network look-up): {exc}",
-            value=value, allowed="EPSG:<code>, WKT, PROJ string",
-        ) from None
+        return _crs_from_text(text)
+    except (CRSError, ValueError, TypeError) as exc:
+        raise _crs_error(value, f"cannot be resolved: {' '.join(str(exc).split())[:200]}") from None
 
 
 def crs_code(crs: CRS | None) -> str | None:

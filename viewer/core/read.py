@@ -8,14 +8,19 @@ from collections import OrderedDict
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio._path import _parse_path
+from rasterio.env import env_ctx_if_needed
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 from rasterio.warp import reproject
 
-from .errors import InvalidArgument, ReadError
+from .access import gdal_path, is_remote, raster_drivers, source_identity
+from .catalog import get_catalog
+from .errors import InvalidArgument, ReadError, SourceChanged
 from .grid import PIXEL_CRS, Grid
 from .sampling import sample_array, sample_dataset
 
-__all__ = ["open_dataset", "read_band", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
+__all__ = ["open_dataset", "open_raster", "read_band", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
 
 RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -34,24 +39,43 @@ _local = threading.local()
 _MAX_OPEN = 64
 
 
+def open_raster(path: str, overview_level: int | None = None):
+    """Open one raster (uncached) through the access rules of :mod:`viewer.core.access`."""
+    vrt_paths: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    if is_remote(path) or path.lower().endswith(".vrt"):  # only these need the catalog's word
+        catalog = get_catalog()
+        vrt_paths, prefixes = catalog.vrt_paths, catalog.remote_prefixes
+    checked = gdal_path(path, prefixes)
+    kwargs = {} if overview_level is None else {"overview_level": overview_level}
+    try:  # rasterio.open takes one driver name; its reader takes GDAL's list of allowed drivers
+        with env_ctx_if_needed():
+            return DatasetReader(_parse_path(checked), driver=list(raster_drivers(checked, vrt_paths)), **kwargs)
+    except RasterioIOError as exc:
+        raise ReadError(f"cannot open raster {path!r}: {exc}", value=path) from None
+
+
 def open_dataset(path: str, overview_level: int | None = None):
-    """A per-thread cached read handle (rasterio datasets are not thread-safe)."""
+    """A per-thread cached read handle (rasterio datasets are not thread-safe).
+
+    A local file is reopened when its size or modification time changes.
+    """
     cache: OrderedDict = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = OrderedDict()
     key = (path, overview_level)
-    ds = cache.get(key)
-    if ds is not None:
+    identity = source_identity(path)
+    hit = cache.get(key)
+    if hit is not None and hit[1] == identity:
         cache.move_to_end(key)
-        return ds
-    try:
-        kwargs = {} if overview_level is None else {"overview_level": overview_level}
-        ds = rasterio.open(path, **kwargs)
-    except RasterioIOError as exc:
-        raise ReadError(f"cannot open raster {path!r}: {exc}", value=path) from None
-    cache[key] = ds
+        return hit[0]
+    if hit is not None:
+        del cache[key]
+        hit[0].close()
+    ds = open_raster(path, overview_level)
+    cache[key] = (ds, identity)
     while len(cache) > _MAX_OPEN:
-        cache.popitem(last=False)[1].close()
+        cache.popitem(last=False)[1][0].close()
     return ds
 
 
@@ -148,12 +172,19 @@ def read_bands(
     grid: Grid,
     resampling: str = "nearest",
     use_overviews: bool = True,
+    identity: str | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Values and masks of bands of one file on ``grid``; one GDAL warp where they share a mask."""
+    """Values and masks of bands of one file on ``grid``; one GDAL warp where they share a mask.
+
+    ``identity`` (from :func:`viewer.core.access.source_identity`) is what the file was when
+    the graph was built; a file changed since raises :class:`SourceChanged`.
+    """
     if resampling not in RESAMPLING:
         raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {sorted(RESAMPLING)}",
                               value=resampling, allowed=sorted(RESAMPLING))
     method = RESAMPLING[resampling]
+    if identity is not None and source_identity(path) != identity:
+        raise SourceChanged(f"{path!r} changed since the graph was built", value=path)
     ds = open_dataset(path)
     for bidx in bidxs:
         if not 1 <= bidx <= ds.count:

@@ -27,8 +27,9 @@ import numpy as np
 from affine import Affine
 
 from .classes import Classes
-from .errors import InvalidArgument, InvalidMask
+from .errors import InvalidArgument, InvalidMask, ViewerError
 from .grid import Grid
+from .read import open_raster
 
 __all__ = ["ImageMask", "Classes", "attach_masks", "overlays", "MAX_MASK_ID"]
 
@@ -81,7 +82,6 @@ def _check_array(data: Any, what: str) -> np.ndarray:
 
 def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:
     """Values, validity (bool or None) and grid (None for plain pixel images) of a mask file."""
-    import rasterio
     from rasterio.enums import MaskFlags
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -92,7 +92,7 @@ def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as ds:
+            with open_raster(path) as ds:
                 if ds.count != 1:
                     raise InvalidMask(f"mask file {path!r} has {ds.count} bands; a mask must have exactly one "
                                       "band of class ids (not RGB)", value=ds.count, allowed=1)
@@ -103,7 +103,7 @@ def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:
                     m = ds.read_masks(1) > 0
                     valid = None if m.all() else m
                 grid = Grid(ds.crs, ds.transform, ds.width, ds.height) if ds.crs else None
-    except (RasterioIOError, OSError) as exc:
+    except (ViewerError, RasterioIOError, OSError) as exc:
         raise InvalidMask(f"cannot read mask file {path!r}: {exc}", value=path,
                           allowed="a readable PNG or GeoTIFF") from None
     return data, valid, grid

@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from .errors import InvalidArgument
-from .graph import BandInfo, Node
+from .access import gdal_path
+from .catalog import BAND_KINDS, get_catalog
+from .errors import InvalidArgument, LimitExceeded, ViewerError
+from .evaluate import BINARY_OPS, UNARY_OPS
+from .graph import MAX_DEPTH, BandInfo, Node
 from .grid import Grid, parse_crs
 from .image import Image
 from .sources import asset_node, get_array
@@ -22,6 +25,7 @@ from .sources import asset_node, get_array
 __all__ = ["to_json", "from_json", "GRAPH_VERSION"]
 
 GRAPH_VERSION = 1
+MAX_NODES = 10_000
 _OPS = {"source", "array", "constant", "select", "addBands", "resample", "mask_get", "mask_set", "updateMask",
         "selfMask", "unmask", "clip", "binary", "unary", "normalizedDifference", "visualize"}
 
@@ -41,8 +45,12 @@ def _band_from_json(d: dict) -> BandInfo:
                                                          t["scaleY"], t["translateY"]),
                     int(g["dimensions"]["width"]), int(g["dimensions"]["height"]))
     classes = tuple(tuple(sorted(c.items())) for c in d.get("classes") or [])
-    return BandInfo(d["name"], np.dtype(d["dtype"]).name, grid, d.get("kind", "continuous"), classes,
-                    d.get("units"), d.get("description"))
+    dtype, kind = np.dtype(d["dtype"]), d.get("kind", "continuous")
+    if dtype.kind not in "uif" or kind not in BAND_KINDS or not isinstance(d["name"], str):
+        raise InvalidArgument(f"band {str(d.get('name'))[:40]!r} has dtype {dtype.name!r} or kind {str(kind)[:20]!r}; "
+                              f"allowed: numeric dtypes and kinds {BAND_KINDS}", value=str(d.get("name"))[:40],
+                              allowed=BAND_KINDS)
+    return BandInfo(d["name"], dtype.name, grid, kind, classes, d.get("units"), d.get("description"))
 
 
 def _arg_json(value: Any, nodes: dict) -> Any:
@@ -84,40 +92,138 @@ def _arg_from_json(value: Any, load) -> Any:
     return value
 
 
-def from_json(doc: Any, *, allow_files: bool = True) -> Image:
-    """Rebuild an :class:`Image` from :func:`to_json` output, checking every content key."""
+def _is_node(v: Any) -> bool:
+    return isinstance(v, Node)
+
+
+def _is_int_tuple(v: Any) -> bool:
+    return isinstance(v, tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+
+
+#: Each op's arguments, checked before a graph from JSON is evaluated: (arity, check).
+_SHAPES: dict[str, tuple[int | None, Any]] = {
+    "array": (1, lambda a: isinstance(a[0], str)),
+    "constant": (None, lambda a: all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in a)),
+    "select": (2, lambda a: _is_node(a[0]) and _is_int_tuple(a[1]) and all(0 <= i < len(a[0].bands) for i in a[1])),
+    "addBands": (3, lambda a: _is_node(a[0]) and _is_node(a[1]) and _is_int_tuple(a[2])
+                 and all(0 <= i < len(a[0].bands) + len(a[1].bands) for i in a[2])),
+    "resample": (2, lambda a: _is_node(a[0]) and a[1] in ("bilinear", "bicubic", "nearest")),
+    "mask_get": (1, lambda a: _is_node(a[0])),
+    "selfMask": (1, lambda a: _is_node(a[0])),
+    "normalizedDifference": (1, lambda a: _is_node(a[0]) and len(a[0].bands) >= 2),
+    "mask_set": (2, lambda a: _is_node(a[0]) and _is_node(a[1]) and len(a[1].bands) in (1, len(a[0].bands))),
+    "updateMask": (2, lambda a: _is_node(a[0]) and _is_node(a[1]) and len(a[1].bands) in (1, len(a[0].bands))),
+    "unmask": (3, lambda a: _is_node(a[0]) and _is_node(a[1]) and isinstance(a[2], bool)
+               and len(a[1].bands) in (1, len(a[0].bands))),
+    "clip": (2, lambda a: _is_node(a[0]) and isinstance(a[1], dict)),
+    "binary": (3, lambda a: a[0] in BINARY_OPS and _is_node(a[1]) and _is_node(a[2])
+               and (len(a[1].bands) == len(a[2].bands) or 1 in (len(a[1].bands), len(a[2].bands)))),
+    "unary": (2, lambda a: a[0] in UNARY_OPS and _is_node(a[1])),
+    "visualize": (2, lambda a: _is_node(a[0]) and isinstance(a[1], dict) and len(a[0].bands) in (1, 3)),
+}
+
+
+def _expected_bands(op: str, args: tuple) -> int | None:
+    """How many bands an op's output has, given its inputs (None: not fixed by the inputs)."""
+    if op in ("select", "addBands"):
+        return len(args[-1])
+    if op == "binary":
+        return max(len(args[1].bands), len(args[2].bands))
+    if op == "unary":
+        return len(args[1].bands)
+    if op in ("normalizedDifference",):
+        return 1
+    if op == "visualize":
+        return 3
+    if op in ("constant",):
+        return len(args)
+    if op in ("resample", "mask_get", "selfMask", "mask_set", "updateMask", "unmask", "clip"):
+        return len(args[0].bands)
+    return None
+
+
+def _check_shape(key: str, op: str, args: Any, bands: tuple) -> None:
+    arity, check = _SHAPES[op]
+    ok = isinstance(args, tuple) and (arity is None or len(args) == arity)
+    try:
+        ok = ok and bool(check(args))
+    except (TypeError, IndexError, KeyError):
+        ok = False
+    expected = _expected_bands(op, args) if ok else None
+    if not ok or (expected is not None and expected != len(bands)):
+        raise InvalidArgument(f"graph node {key[:16]!r} ({op}) has malformed arguments or bands",
+                              value=key, allowed="to_json() output")
+
+
+def _load_node(key: str, spec: Any, load, allow_files: bool) -> Node:
+    if not isinstance(spec, dict) or spec.get("op") not in _OPS:
+        op = spec.get("op") if isinstance(spec, dict) else None
+        raise InvalidArgument(f"graph node {str(key)[:16]!r} is missing or has an unknown op {str(op)[:40]!r}; "
+                              f"allowed ops: {sorted(_OPS)}", value=str(key)[:64], allowed=sorted(_OPS))
+    op = spec["op"]
+    if op == "source":
+        args = spec.get("args")
+        if not isinstance(args, list) or len(args) != 2:
+            raise InvalidArgument(f"graph node {key[:16]!r} (source) is malformed", value=key)
+        if args[0] is not None:
+            return asset_node(args[0])[0]  # paths come from the catalog, not from the JSON
+        if not allow_files:
+            raise InvalidArgument("graph reads files by path; not allowed here (only catalog assets); "
+                                  "from_json(..., allow_files=True) lets trusted code open files",
+                                  value="source", allowed="catalog assets")
+        sources = tuple(tuple(s) for s in args[1])
+        bands = tuple(_band_from_json(b) for b in spec["bands"])
+        for path, *_ in sources:
+            gdal_path(path, get_catalog().remote_prefixes)
+        return Node("source", (None, sources), bands)
+    if op == "array":
+        get_array(spec["args"][0])  # must be registered in this process
+    args = _arg_from_json(spec["args"], load)
+    bands = tuple(_band_from_json(b) for b in spec["bands"])
+    _check_shape(key, op, args, bands)
+    return Node(op, args, bands)
+
+
+def from_json(doc: Any, *, allow_files: bool = False) -> Image:
+    """Rebuild an :class:`Image` from :func:`to_json` output, checking every content key.
+
+    Catalog sources are rebuilt from the catalog. Nodes that read files by path are
+    refused unless trusted code passes ``allow_files=True``.
+    """
     if not isinstance(doc, dict) or doc.get("viewerGraph") != GRAPH_VERSION or not isinstance(doc.get("nodes"), dict):
         raise InvalidArgument(f"expression is not a viewer graph (expected {{'viewerGraph': {GRAPH_VERSION}, "
                               "'result': key, 'nodes': {...}}})", value=str(doc)[:80], allowed="to_json() output")
     raw: dict = doc["nodes"]
+    if len(raw) > MAX_NODES:
+        raise LimitExceeded(f"graph of {len(raw)} nodes is over the limit of {MAX_NODES}", value=len(raw),
+                            allowed=MAX_NODES)
     built: dict[str, Node] = {}
+    loading: list[str] = []
 
-    def load(key: str) -> Node:
+    def load(key: Any) -> Node:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"graph reference {str(key)[:40]!r} is not a node key", value=str(key)[:40])
         if key in built:
             return built[key]
-        spec = raw.get(key)
-        if not isinstance(spec, dict) or spec.get("op") not in _OPS:
-            raise InvalidArgument(f"graph node {str(key)[:16]!r} is missing or has an unknown op "
-                                  f"{spec.get('op') if isinstance(spec, dict) else None!r}; allowed ops: {sorted(_OPS)}",
-                                  value=key, allowed=sorted(_OPS))
-        op = spec["op"]
+        if key in loading:
+            raise InvalidArgument(f"graph node {key[:16]!r} refers to itself (a cycle)", value=key,
+                                  allowed="an acyclic graph")
+        if len(loading) >= MAX_DEPTH:
+            raise LimitExceeded(f"graph is deeper than {MAX_DEPTH} nodes", value=len(loading), allowed=MAX_DEPTH)
+        loading.append(key)
         try:
-            if op == "source" and spec["args"][0] is not None:
-                node = asset_node(spec["args"][0])[0]  # paths come from the catalog, not from the JSON
-            elif op == "source" and not allow_files:
-                raise InvalidArgument("graph reads files by path; not allowed here (only catalog assets)",
-                                      value=[s[0] for s in spec["args"][1]], allowed="catalog assets")
-            else:
-                if op == "array":
-                    get_array(spec["args"][0])  # must be registered in this process
-                args = _arg_from_json(spec["args"], load)
-                node = Node(op, args, tuple(_band_from_json(b) for b in spec["bands"]))
-        except KeyError as exc:
-            raise InvalidArgument(f"graph node {key[:16]!r} ({op}) cannot be rebuilt: {exc}", value=key) from None
+            node = _load_node(key, raw.get(key), load, allow_files)
+        except ViewerError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise InvalidArgument(f"graph node {key[:16]!r} cannot be rebuilt: {type(exc).__name__}: "
+                                  f"{str(exc)[:120]}", value=key, allowed="to_json() output") from None
+        finally:
+            loading.pop()
         if node.key != key:
-            raise InvalidArgument(f"graph node {key[:16]!r} ({op}) does not match its content (stale catalog or "
-                                  "edited graph)", value=key, allowed="unmodified to_json() output")
+            raise InvalidArgument(f"graph node {key[:16]!r} ({node.op}) does not match its content (stale catalog, "
+                                  "changed file or edited graph)", value=key, allowed="unmodified to_json() output")
         built[key] = node
         return node
 
-    return Image(_node=load(doc["result"]))
+    return Image(_node=load(doc.get("result")))

@@ -10,6 +10,7 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import ColorInterp
 
+from .access import source_identity
 from .catalog import BandSource, get_catalog
 from .errors import InvalidArgument, ReadError
 from .graph import BandInfo, Node
@@ -44,7 +45,7 @@ def put_array(digest: str, data: ArrayData) -> None:
 
 
 @lru_cache(maxsize=1024)
-def _file_band_meta(path: str, bidx: int) -> tuple[str, Grid]:
+def _file_band_meta(path: str, bidx: int, identity: str) -> tuple[str, Grid]:
     ds = open_dataset(path)
     if not 1 <= bidx <= ds.count:
         raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count} bands)", value=bidx)
@@ -56,7 +57,7 @@ def asset_node(asset_id: str) -> tuple[Node, dict]:
     entry = get_catalog().image(asset_id)
     bands = []
     for b in entry.bands:
-        dtype, grid = _file_band_meta(b.path, b.band)
+        dtype, grid = _file_band_meta(b.path, b.band, source_identity(b.path))
         bands.append(BandInfo(b.id, dtype, grid, b.kind, b.classes, b.units, b.description))
     sources = tuple(_source_args(b) for b in entry.bands)
     return Node("source", (asset_id, sources), tuple(bands)), dict(entry.properties)
@@ -64,7 +65,7 @@ def asset_node(asset_id: str) -> tuple[Node, dict]:
 
 def _source_args(b: BandSource) -> tuple:
     ovr = b.extra.get("overviews", "average" if b.kind == "continuous" else "unknown")
-    return (b.path, b.band, ovr)
+    return (b.path, b.band, ovr, source_identity(b.path))
 
 
 def file_node(path: str) -> Node:
@@ -75,15 +76,16 @@ def file_node(path: str) -> Node:
         raise InvalidArgument(f"path {path!r} must be a string or os.PathLike", value=path)
     path = str(path)
     ds = open_dataset(path)
+    identity = source_identity(path)
     bands, sources = [], []
     for i in range(1, ds.count + 1):
         if ds.colorinterp[i - 1] == ColorInterp.alpha:
             continue
         desc = ds.descriptions[i - 1]
         name = desc if desc else f"b{i}"
-        dtype, grid = _file_band_meta(path, i)
+        dtype, grid = _file_band_meta(path, i, identity)
         bands.append(BandInfo(name, dtype, grid))
-        sources.append((path, i, "unknown"))
+        sources.append((path, i, "unknown", identity))
     return Node("source", (None, tuple(sources)), tuple(bands))
 
 

@@ -1,0 +1,138 @@
+"""What the core may open, and GDAL/PROJ set up for serving.
+
+Applied once, at import of :mod:`viewer.core`:
+
+* GDAL never lists a directory on open and never fetches sidecar files
+  (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``); HTTP reads have a timeout and one retry;
+  ``/vsicurl/`` only fetches raster extensions; PROJ never uses the network.
+* A raster opens with an explicit list of drivers: GeoTIFF/COG, PNG, JPEG, JPEG 2000 and
+  WebP. VRT (which can read any other file) only for paths a catalog entry opts in.
+* A source is a regular local file (no FIFO, device or directory) or a URL under one of
+  the prefixes the catalog lists. Every other string is refused before GDAL sees it.
+
+Settings already in the environment win: they come from the operator, who is trusted.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import logging
+import os
+import stat
+from functools import lru_cache
+
+from .errors import InvalidArgument, ReadError
+
+__all__ = ["GDAL_CONFIG", "RASTER_DRIVERS", "configure_gdal", "gdal_path", "source_identity", "raster_drivers",
+           "reset_gdal_errors", "is_remote", "remote_url"]
+
+log = logging.getLogger("viewer.core")
+
+GDAL_CONFIG: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.png,.jpg,.jpeg,.jp2,.webp",
+    "GDAL_HTTP_TIMEOUT": "10",
+    "GDAL_HTTP_CONNECTTIMEOUT": "5",
+    "GDAL_HTTP_MAX_RETRY": "1",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_UNSAFESSL": "NO",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "PROJ_NETWORK": "OFF",
+}
+
+RASTER_DRIVERS = ("GTiff", "PNG", "JPEG", "JP2OpenJPEG", "WEBP")
+_REMOTE_SCHEMES = {"https://": "/vsicurl/", "http://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/"}
+
+
+def configure_gdal() -> None:
+    """Put the serving configuration into the environment (where GDAL and PROJ read it)."""
+    for key, value in GDAL_CONFIG.items():
+        os.environ.setdefault(key, value)
+
+
+def is_remote(path: str) -> bool:
+    low = path.lower()
+    return low.startswith(tuple(_REMOTE_SCHEMES)) or low.startswith("/vsi")
+
+
+def remote_url(raw: str) -> str:
+    """``https://host/x.tif`` -> ``/vsicurl/https://host/x.tif`` (GDAL's form of a remote source)."""
+    low = raw.lower()
+    for scheme, vsi in _REMOTE_SCHEMES.items():
+        if low.startswith(scheme):
+            return vsi + (raw if vsi == "/vsicurl/" else raw[len(scheme):])
+    return raw
+
+
+def _allowed_remote(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path.startswith(remote_url(p)) for p in prefixes) and ".." not in path.split("/")
+
+
+def raster_drivers(path: str, vrt_paths: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The GDAL drivers a path may be opened with (VRT only where the catalog opts in)."""
+    return RASTER_DRIVERS + ("VRT",) if path in vrt_paths else RASTER_DRIVERS
+
+
+def gdal_path(path: object, remote_prefixes: tuple[str, ...] = ()) -> str:
+    """The path GDAL may open, or a typed error: a regular file, or a URL under an allowed prefix."""
+    allowed = "a regular local raster file, or a URL under a prefix the catalog lists in 'remote_prefixes'"
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"source {path!r} must be a path string; allowed: {allowed}", value=path,
+                              allowed=allowed)
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise InvalidArgument(f"source {str(text)[:80]!r} is not a usable path; allowed: {allowed}",
+                              value=str(text)[:80], allowed=allowed)
+    if is_remote(text):
+        vsi = remote_url(text)
+        if not _allowed_remote(vsi, remote_prefixes):
+            raise InvalidArgument(f"remote source {text[:120]!r} is not under a prefix the catalog allows "
+                                  f"({list(remote_prefixes)}); allowed: {allowed}", value=text[:120],
+                                  allowed=list(remote_prefixes))
+        return vsi
+    try:
+        st = os.stat(text)
+    except FileNotFoundError:
+        raise ReadError(f"raster file {text!r} does not exist", value=text) from None
+    except OSError as exc:
+        raise ReadError(f"raster file {text!r} cannot be opened: {exc.strerror}", value=text) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArgument(f"source {text!r} is not a regular file (a directory, FIFO or device); "
+                              f"allowed: {allowed}", value=text, allowed=allowed)
+    return text
+
+
+def source_identity(path: str) -> str:
+    """What a source is now: size and modification time of a local file ("" for remote sources).
+
+    It goes into every source node's content key, so a replaced file makes new layer
+    tokens and ETags, and the open-dataset cache reopens it.
+    """
+    if is_remote(path):
+        return ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+@lru_cache(maxsize=1)
+def _cpl_error_reset():
+    import rasterio
+
+    here = os.path.dirname(rasterio.__file__)
+    for candidate in glob.glob(os.path.join(here, "..", "rasterio.libs", "libgdal*.so*")) + ["libgdal.so"]:
+        try:
+            return ctypes.CDLL(candidate).CPLErrorReset
+        except OSError:
+            continue
+    log.warning("libgdal not found through ctypes; GDAL error state is not reset per request")
+    return None
+
+
+def reset_gdal_errors() -> None:
+    """Clear this thread's GDAL error state, so one failed read cannot fail the next request."""
+    fn = _cpl_error_reset()
+    if fn is not None:
+        fn()
