@@ -21,6 +21,10 @@ def _check_coords(obj: Any, depth: int, gtype: str) -> None:
                 all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in obj)):
             raise InvalidArgument(f"GeoJSON {gtype} has a bad position {obj!r}; positions are [x, y] numbers",
                                   value=obj, allowed="[x, y]")
+        if not (-540 <= obj[0] <= 540 and -90 <= obj[1] <= 90):
+            raise InvalidArgument(f"GeoJSON {gtype} position {list(obj)[:2]!r} is not a longitude/latitude; "
+                                  "allowed: longitude in [-540, 540], latitude in [-90, 90]", value=list(obj)[:2],
+                                  allowed="lon in [-540, 540], lat in [-90, 90]")
         return
     if not isinstance(obj, (list, tuple)) or len(obj) == 0:
         raise InvalidArgument(f"GeoJSON {gtype} coordinates {obj!r} are malformed", value=obj)
@@ -63,9 +67,16 @@ def geojson_bounds(geometry: dict, crs=None) -> tuple[float, float, float, float
     """(minx, miny, maxx, maxy) of a lon/lat GeoJSON geometry in ``crs`` (vertices only)."""
     g = geometry
     if crs is not None:
-        g = transform_geom("EPSG:4326", crs, geometry)
+        try:
+            g = transform_geom("EPSG:4326", crs, geometry)
+        except Exception as exc:  # noqa: BLE001 - PROJ's errors for points outside the CRS's domain
+            raise InvalidArgument(f"region cannot be expressed in {crs_code(crs)!s:.60} ({' '.join(str(exc).split())[:80]})",
+                                  value=geometry.get("type"), allowed="a region inside the CRS's area of use") from None
     pts = list(_flat_positions(g["coordinates"]))
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if not all(math.isfinite(v) for v in xs + ys):
+        raise InvalidArgument(f"region cannot be expressed in {crs_code(crs)!s:.60} (non-finite coordinates)",
+                              value=geometry.get("type"), allowed="a region inside the CRS's area of use")
     return min(xs), min(ys), max(xs), max(ys)
 
 

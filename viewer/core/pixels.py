@@ -210,12 +210,19 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
     if band_ids is not None:
         if isinstance(band_ids, str) or not isinstance(band_ids, (list, tuple)) or not band_ids:
             raise InvalidArgument(f"bandIds {band_ids!r} must be a non-empty list of band names", value=band_ids)
+        if len(set(map(repr, band_ids))) != len(band_ids):
+            raise InvalidArgument(f"bandIds {band_ids!r} name a band twice; allowed: distinct band names",
+                                  value=band_ids, allowed="distinct band names")
         image = image.select(list(band_ids))
     if len(image.bands) == 0:
         raise InvalidArgument("the image has no bands", value=[])
     native = image.bands[0].grid
     grid = resolve_grid(params.get("grid"), params.get("region"), native)
     if "visualizationOptions" in params and params["visualizationOptions"] is not None:
+        if len(image.bands) not in (1, 3):
+            raise InvalidArgument(f"visualizationOptions need 1 or 3 bands, got {len(image.bands)} "
+                                  f"({list(image.bandNames())[:8]}); choose them with bandIds", value=len(image.bands),
+                                  allowed=[1, 3])
         vis = _vis_from_options(params["visualizationOptions"], len(image.bands))
         image = image.visualize(**vis)
     check_limits(grid, len(image.bands), sum(np.dtype(b.dtype).itemsize for b in image.bands))

@@ -27,14 +27,17 @@ import numpy as np
 from affine import Affine
 
 from .classes import Classes
-from .errors import InvalidArgument, InvalidMask, ViewerError
+from .errors import InvalidArgument, InvalidMask, LimitExceeded, ViewerError
 from .grid import Grid
 from .read import open_raster
 
-__all__ = ["ImageMask", "Classes", "attach_masks", "overlays", "MAX_MASK_ID"]
+__all__ = ["ImageMask", "Classes", "attach_masks", "overlays", "MAX_MASK_ID", "MAX_MASK_PIXELS", "MAX_MASK_SIDE"]
 
 #: W&B stores masks as 8-bit PNGs: ids must be in 0..255.
 MAX_MASK_ID = 255
+#: Largest mask accepted (like the pixel-fetch limits): 100 Mpx, 32768 per side.
+MAX_MASK_PIXELS = 100_000_000
+MAX_MASK_SIDE = 32768
 _KEYS = ("mask_data", "path", "class_labels")
 
 
@@ -57,6 +60,13 @@ def _check_labels(labels: Any) -> dict[int, str]:
     return out
 
 
+def _check_mask_size(width: int, height: int, what: str) -> None:
+    if width > MAX_MASK_SIDE or height > MAX_MASK_SIDE or width * height > MAX_MASK_PIXELS:
+        raise LimitExceeded(f"{what} of {width}x{height} pixels is over the limit of {MAX_MASK_PIXELS:,} pixels "
+                            f"and {MAX_MASK_SIDE} per side", value=(width, height),
+                            allowed=f"<= {MAX_MASK_PIXELS} pixels, <= {MAX_MASK_SIDE} per side")
+
+
 def _check_array(data: Any, what: str) -> np.ndarray:
     if not isinstance(data, np.ndarray):
         raise InvalidMask(f"{what} must be a 2-D numpy integer array, got {type(data).__name__}",
@@ -70,6 +80,7 @@ def _check_array(data: Any, what: str) -> np.ndarray:
                           allowed="integer dtypes")
     if data.size == 0:
         raise InvalidMask(f"{what} of shape {data.shape} is empty", value=data.shape)
+    _check_mask_size(data.shape[1], data.shape[0], what)
     lo, hi = int(data.min()), int(data.max())
     if lo < 0:
         raise InvalidMask(f"{what} holds negative class id {lo}; class ids must be in 0..{MAX_MASK_ID}",
@@ -93,6 +104,7 @@ def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with open_raster(path) as ds:
+                _check_mask_size(ds.width, ds.height, f"mask file {path!r}")
                 if ds.count != 1:
                     raise InvalidMask(f"mask file {path!r} has {ds.count} bands; a mask must have exactly one "
                                       "band of class ids (not RGB)", value=ds.count, allowed=1)
@@ -103,6 +115,8 @@ def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:
                     m = ds.read_masks(1) > 0
                     valid = None if m.all() else m
                 grid = Grid(ds.crs, ds.transform, ds.width, ds.height) if ds.crs else None
+    except (LimitExceeded, InvalidMask):
+        raise
     except (ViewerError, RasterioIOError, OSError) as exc:
         raise InvalidMask(f"cannot read mask file {path!r}: {exc}", value=path,
                           allowed="a readable PNG or GeoTIFF") from None

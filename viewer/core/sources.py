@@ -123,7 +123,12 @@ def array_node(
     if transform is None:
         transform = Affine.identity()
     elif not isinstance(transform, Affine):
-        transform = Affine(*list(transform)[:6])
+        coeffs = list(transform) if isinstance(transform, (list, tuple, np.ndarray)) else []
+        if len(coeffs) < 6 or not all(isinstance(c, (int, float, np.integer, np.floating))
+                                      and not isinstance(c, bool) for c in coeffs[:6]):
+            raise InvalidArgument(f"transform {transform!r:.80} must be an Affine or 6 numbers (a, b, c, d, e, f)",
+                                  value=str(transform)[:80], allowed="Affine or 6 numbers")
+        transform = Affine(*[float(c) for c in coeffs[:6]])
     grid = Grid(crs_obj, transform, int(chw.shape[2]), int(chw.shape[1]))
     m = None
     if mask is not None:

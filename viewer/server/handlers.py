@@ -8,46 +8,78 @@ tiles render only layers registered through :func:`viewer.core.layers.register`.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
 import re
+import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from tornado.ioloop import IOLoop
-from tornado.web import RequestHandler
+from tornado.web import HTTPError, RequestHandler
 
+from ..core.access import reset_gdal_errors
 from ..core.errors import InvalidArgument, LimitExceeded
 from ..core.layers import check_token, describe, resolve
 from ..core.tiles import check_format, check_tile, media_type, render_tile
-from .errors import NotFound, reason, status_for
+from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
 
-__all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "CACHE_CONTROL", "RENDER_VERSION",
-           "MAX_BODY_BYTES"]
+__all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "export_executor", "CACHE_CONTROL",
+           "RENDER_VERSION", "MAX_BODY_BYTES", "parse_tile_path"]
 
 log = logging.getLogger("viewer.server")
 
 CACHE_CONTROL = "public, max-age=86400, immutable"
 #: Part of every ETag: bump when the rendering of an unchanged token changes.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 MAX_BODY_BYTES = 1 << 20
-_DIGITS = re.compile(r"^[0-9]{1,10}$")
-_executor: ThreadPoolExecutor | None = None
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_executors: dict[str, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "") or default)
+    except ValueError:
+        raise InvalidArgument(f"${name}={os.environ[name]!r} is not a number", value=os.environ[name]) from None
+    return value if value > 0 else default
+
+
+def _pool(name: str, default_threads: int) -> ThreadPoolExecutor:
+    with _executors_lock:
+        if name not in _executors:
+            n = int(_env_number(f"VIEWER_{name.upper()}_THREADS", default_threads))
+            _executors[name] = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"viewer-{name}")
+        return _executors[name]
 
 
 def tile_executor() -> ThreadPoolExecutor:
-    """The process-wide pool tiles and exports render in (``$VIEWER_TILE_THREADS`` workers)."""
-    global _executor
-    if _executor is None:
-        n = int(os.environ.get("VIEWER_TILE_THREADS", "0") or 0) or min(8, (os.cpu_count() or 2) + 1)
-        _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="viewer-tiles")
-    return _executor
+    """The process-wide pool map tiles and layer descriptions render in (``$VIEWER_TILE_THREADS``)."""
+    return _pool("tile", min(8, (os.cpu_count() or 2) + 1))
+
+
+def export_executor() -> ThreadPoolExecutor:
+    """A separate, small pool for ``/pixels`` exports (``$VIEWER_EXPORT_THREADS``, default 2), so that
+    large or slow exports never take the threads the map's tiles need."""
+    return _pool("export", 2)
+
+
+def _job(fn: Callable, args: tuple) -> Any:
+    reset_gdal_errors()  # a failed read on this thread must not fail the next request
+    return fn(*args)
 
 
 class _Base(RequestHandler):
-    """One-line plain-text errors for every status, viewer errors mapped by the table."""
+    """Thin edge: handlers raise; :meth:`write_error` maps every error through one table to
+    a one-line plain-text response (tracebacks of 5xx go to the server log only)."""
+
+    timeout_name = "TILE"
+    default_timeout = 20.0
 
     def initialize(self, executor: Executor | None = None) -> None:
         self.executor = executor or tile_executor()
@@ -58,6 +90,7 @@ class _Base(RequestHandler):
     async def prepare(self) -> None:
         """Behind the same login as the app: when the Panel/Bokeh server has an auth
         provider (``--basic-auth``, OAuth), requests without a logged-in user get a 401."""
+        self.auth_required = False
         provider = getattr(self.application, "auth_provider", None)
         if provider is None:
             return
@@ -71,14 +104,23 @@ class _Base(RequestHandler):
         if not user:
             self._plain(401, "401 login required: log in to the viewer app first")
 
-    async def run(self, fn: Callable, *args: Any) -> Any:
-        return await IOLoop.current().run_in_executor(self.executor, fn, *args)
+    async def run(self, fn: Callable, *args: Any, executor: Executor | None = None) -> Any:
+        """``fn(*args)`` on a render thread, with a deadline (``$VIEWER_<KIND>_TIMEOUT`` seconds)."""
+        seconds = _env_number(f"VIEWER_{self.timeout_name}_TIMEOUT", self.default_timeout)
+        future = IOLoop.current().run_in_executor(executor or self.executor, _job, fn, args)
+        try:
+            return await asyncio.wait_for(future, seconds)
+        except asyncio.TimeoutError:
+            raise RenderTimeout(f"rendering took longer than {seconds:g} s (a slow or stalled source); "
+                                "try again later", value=seconds, allowed=f"<= {seconds:g} s") from None
 
-    def fail(self, exc: BaseException) -> None:
-        status = status_for(exc)
-        if status >= 500:
-            log.error("%s %s failed", self.request.method, self.request.path, exc_info=exc)
-        self._plain(status, reason(exc))
+    def cache_headers(self) -> None:
+        """Immutable caching; private (never in a shared cache) when the app has a login."""
+        if self.auth_required:
+            self.set_header("Cache-Control", CACHE_CONTROL.replace("public", "private"))
+        else:
+            self.set_header("Cache-Control", CACHE_CONTROL)
+            self.set_header("Access-Control-Allow-Origin", "*")
 
     def _plain(self, status: int, text: str) -> None:
         self.clear()
@@ -87,15 +129,20 @@ class _Base(RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(text + "\n")
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:  # tornado's own errors (405, ...)
+    def log_exception(self, typ, value, tb) -> None:  # noqa: ANN001 - tornado's signature
+        if value is None or isinstance(value, HTTPError) or status_for(value) >= 500:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if exc is not None and not hasattr(exc, "status_code"):
-            log.error("%s %s failed", self.request.method, self.request.path, exc_info=kwargs["exc_info"])
-        self._plain(status_code, f"{status_code} {self._reason}")
+        if exc is None or isinstance(exc, HTTPError):  # tornado's own errors (405, ...)
+            self._plain(status_code, f"{status_code} {self._reason}")
+        else:
+            self._plain(status_for(exc), reason(exc))
 
 
 def _int(name: str, text: str) -> int:
-    if not _DIGITS.match(text):
+    if not _DIGITS.fullmatch(text):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise InvalidArgument(f"tile {name} {shown!r} is not a non-negative integer", value=shown,
                               allowed="decimal digits")
@@ -123,38 +170,28 @@ def _etag(token: str, z: int, x: int, y: int, ext: str) -> str:
     return f'"{digest}"'
 
 
-def _render(token: str, z: int, x: int, y: int, ext: str) -> bytes:
-    return render_tile(resolve(token), z, x, y, ext)
+def _render(spec: Any, z: int, x: int, y: int, ext: str) -> bytes:
+    return render_tile(spec, z, x, y, ext)
 
 
 class TileHandler(_Base):
     """``GET /tiles/<token>/<z>/<x>/<y>.<png|jpg|jpeg|webp>``: one rendered map tile.
 
-    Strong ETag from token, z/x/y and format; ``304`` on a matching ``If-None-Match``
-    (answered without rendering). Outside a layer's footprint: 200 with a transparent PNG.
+    Strong ETag from token, z/x/y and format; ``304`` on a matching ``If-None-Match`` for a
+    known token (answered without rendering; an unknown token is a 404 even with ``*``).
+    Outside a layer's footprint: 200 with a transparent PNG.
     """
 
     async def get(self, path: str) -> None:
-        try:
-            token, z, x, y, ext = parse_tile_path(path)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line 4xx/5xx
-            self.fail(exc)
-            return
+        token, z, x, y, ext = parse_tile_path(path)
+        spec = await self.run(resolve, token)
         self.set_header("ETag", _etag(token, z, x, y, ext))
-        if getattr(self, "auth_required", False):  # never let a shared cache hand tiles to strangers
-            self.set_header("Cache-Control", CACHE_CONTROL.replace("public", "private"))
-        else:
-            self.set_header("Cache-Control", CACHE_CONTROL)
-            self.set_header("Access-Control-Allow-Origin", "*")
+        self.cache_headers()
         if self.check_etag_header():
             self.set_status(304)
             self.finish()
             return
-        try:
-            data = await self.run(_render, token, z, x, y, ext)
-        except Exception as exc:  # noqa: BLE001
-            self.fail(exc)
-            return
+        data = await self.run(_render, spec, z, x, y, ext)
         self.set_header("Content-Type", media_type(data))
         self.finish(data)
 
@@ -169,14 +206,10 @@ class LayerHandler(_Base):
     """``GET /layers/<token>``: the layer's JSON description (bands, style, class table, bounds)."""
 
     async def get(self, token: str) -> None:
-        try:
-            check_token(token)
-            doc = await self.run(lambda: describe(resolve(token)))
-        except Exception as exc:  # noqa: BLE001
-            self.fail(exc)
-            return
+        check_token(token)
+        doc = await self.run(lambda: describe(resolve(token)))
         self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", CACHE_CONTROL)
+        self.cache_headers()
         self.finish(json.dumps(doc))
 
 
@@ -224,22 +257,35 @@ class PixelsHandler(_Base):
     "fileFormat": "PNG" | "JPEG" | "GEO_TIFF" | "NPY"}``: PNG/JPEG as the map shows the layer,
     GeoTIFF/NPY its raw bands) -> the encoded bytes."""
 
+    timeout_name = "EXPORT"
+    default_timeout = 120.0
+
+    def check_origin(self) -> None:
+        """Refuse cross-site posts: JSON only (so a browser must preflight), same origin only."""
+        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise UnsupportedMediaType(f"Content-Type {ctype[:60]!r} is not allowed; allowed: application/json",
+                                       value=ctype[:60], allowed="application/json")
+        origin = self.request.headers.get("Origin")
+        if self.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (
+                origin is not None and urlsplit(origin).netloc != self.request.host):
+            raise CrossSite(f"cross-site request from {str(origin)[:80]!r} refused; allowed: the viewer's own pages",
+                            value=str(origin)[:80], allowed=self.request.host)
+
     async def post(self) -> None:
+        self.check_origin()
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise LimitExceeded(f"request body of {len(self.request.body)} bytes is over the limit of "
+                                f"{MAX_BODY_BYTES} bytes", value=len(self.request.body), allowed=MAX_BODY_BYTES)
         try:
-            if len(self.request.body) > MAX_BODY_BYTES:
-                raise LimitExceeded(f"request body of {len(self.request.body)} bytes is over the limit of "
-                                    f"{MAX_BODY_BYTES} bytes", value=len(self.request.body), allowed=MAX_BODY_BYTES)
-            try:
-                body = json.loads(self.request.body or b"null")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidArgument(f"request body is not valid JSON: {exc}", value="body") from None
-            if not isinstance(body, dict):
-                raise InvalidArgument("request body must be a JSON object (a getPixels request)",
-                                      value=type(body).__name__, allowed="object")
-            data, mime, ext = await self.run(_export, body)
-        except Exception as exc:  # noqa: BLE001
-            self.fail(exc)
-            return
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+            raise InvalidArgument(f"request body is not valid JSON: {why}", value="body") from None
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object (a getPixels request)",
+                                  value=type(body).__name__, allowed="object")
+        data, mime, ext = await self.run(_export, body, executor=export_executor())
         if mime == "image/png" and not data.startswith(b"\x89PNG"):
             mime = media_type(data)
         self.set_header("Content-Type", mime)
