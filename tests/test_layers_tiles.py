@@ -121,7 +121,7 @@ def test_another_process_resolves_and_renders_registered_layers(state_dir):
     tile = landsat_tile(12)
     tokens = [register(s) for s in specs]
     here = [render_tile(s, *tile) for s in specs]
-    assert (state_dir / f"{specs[1].token}.pickle").exists() and list((state_dir / "arrays").iterdir())
+    assert (state_dir / f"{specs[1].token}.json").exists() and list((state_dir / "arrays").glob("*.npz"))
     code = (
         "import sys, json, hashlib\n"
         "from viewer.core.layers import resolve\n"
@@ -288,6 +288,6 @@ def test_a_damaged_state_file_is_a_read_error(state_dir):
     from viewer import ReadError
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / ("1" * 64 + ".pickle")).write_bytes(b"not a pickle")
+    (state_dir / ("1" * 64 + ".json")).write_bytes(b"not json")
     with pytest.raises(ReadError, match="stored layer 1{64} .* cannot be read"):
         resolve("1" * 64)

@@ -11,34 +11,43 @@ A :class:`LayerSpec` is an image graph plus a canonical style. Three kinds:
 
 ``register(spec)`` returns the spec's token: the sha256 (64 hex characters) of its kind,
 the graph's content key and the canonical style, so the same layer gets the same token in
-every session and process. The spec is pickled (graph nodes included, plus the in-memory
-arrays its ``array`` nodes refer to) into the state directory, written atomically, so any
-process pointing at the same directory can ``resolve(token)``. The state directory is
-``$VIEWER_STATE_DIR`` or ``~/.cache/viewer/layers`` (``$XDG_CACHE_HOME`` is honoured).
-``resolve`` validates a token's form before it builds a path, and unpickles only files of
-that directory: it must be writable by the server's user alone (pickles are code).
+every session and process. The spec is stored as JSON, ``{"version": 2, "kind", "style",
+"graph": serialize.to_json(node)}``, in the state directory (``$VIEWER_STATE_DIR``, see
+:mod:`viewer.core.layer_store`, which also keeps the in-memory arrays of ``array`` nodes as
+``.npz`` and bounds the folder's size), so any process pointing at the same directory can
+``resolve(token)``. No pickle is written or read.
+
+``resolve`` validates a token's form before it builds a path, rebuilds the graph with
+:func:`~viewer.core.serialize.from_json` (every node's content key checked, catalog sources
+taken from the catalog) and refuses a document whose rebuilt spec has another token. It
+passes ``allow_files=True``: layers of ``Image.open(path)`` in a notebook must resolve, and
+the state directory is written only by the server's own processes (it is trusted like the
+catalog; a request never names a file through it). Resolved and registered specs are kept
+in memory in an LRU of ``$VIEWER_LAYER_CACHE`` specs (default 2048); evicted ones are read
+back from disk, whose mtime ``resolve`` renews (at most once a minute for a layer served
+from memory) so layers in use survive the folder's pruning.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 import re
-import tempfile
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from . import layer_store
 from .classes import Classes
 from .errors import InvalidArgument, ReadError, ViewerError
 from .graph import Node, canonical
 from .grid import Grid, crs_code
 from .image import Image
-from .sources import get_array, put_array
+from .layer_store import DOC_VERSION, state_dir
+from .serialize import from_json, to_json
 from .visualize import check_opacity, normalize_vis, parse_palette
 
 __all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_layer", "register", "resolve",
@@ -47,7 +56,7 @@ __all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_laye
 KINDS = ("image", "mask", "classes")
 TOKEN_LENGTH = 64
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
-_FORMAT_VERSION = 1
+_TOKEN_VERSION = 1  # in the token hash; unchanged so tokens (and tile URLs) stay stable
 DEFAULT_MASK_PALETTE = ("000000", "ffffff")
 _RESAMPLING = ("nearest", "bilinear", "bicubic")
 
@@ -69,7 +78,7 @@ class LayerSpec:
         if self.kind not in KINDS:
             raise InvalidArgument(f"layer kind {self.kind!r} is not allowed; allowed: {list(KINDS)}",
                                   value=self.kind, allowed=list(KINDS))
-        text = json.dumps([_FORMAT_VERSION, self.kind, self.node.key, json.loads(self.style_json)],
+        text = json.dumps([_TOKEN_VERSION, self.kind, self.node.key, json.loads(self.style_json)],
                           sort_keys=True, separators=(",", ":"))
         object.__setattr__(self, "token", hashlib.sha256(text.encode()).hexdigest())
 
@@ -211,79 +220,38 @@ def class_layer(image: Image, classes: Any = None, hidden: Iterable[int] = (), o
 
 
 # registry ---------------------------------------------------------------------------------
-_specs: dict[str, LayerSpec] = {}
+_specs: OrderedDict[str, tuple[LayerSpec, float]] = OrderedDict()  # LRU: token -> (spec, last touch)
 _lock = threading.Lock()
+_TOUCH_EVERY = 60.0  # seconds between disk mtime renewals of a layer served from memory
 
 
-def state_dir() -> Path:
-    """Where specs are persisted: ``$VIEWER_STATE_DIR`` or the per-user cache directory."""
-    env = os.environ.get("VIEWER_STATE_DIR")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "viewer" / "layers"
+def _array_digests(graph: dict) -> list[str]:
+    """The digests of the in-memory arrays a :func:`to_json` document refers to."""
+    return sorted({n["args"][0] for n in graph["nodes"].values() if n["op"] == "array"})
 
 
-def _array_digests(node: Node) -> set[str]:
-    found: set[str] = set()
-    seen: set[str] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.key in seen:
-            continue
-        seen.add(n.key)
-        if n.op == "array":
-            found.add(n.args[0])
-        stack.extend(_nodes_in(n.args))
-    return found
+def _persist(spec: LayerSpec) -> None:
+    graph = to_json(spec.node)
+    doc = {"version": DOC_VERSION, "kind": spec.kind, "style": spec.style, "graph": graph}
+    layer_store.save(spec.token, doc, _array_digests(graph))
 
 
-def _nodes_in(value: Any) -> list[Node]:
-    if isinstance(value, Node):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [n for v in value for n in _nodes_in(v)]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _nodes_in(v)]
-    return []
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _remember(spec: LayerSpec) -> None:
+    limit = int(layer_store.env_limit("VIEWER_LAYER_CACHE", 2048))
+    with _lock:
+        _specs[spec.token] = (spec, time.monotonic())
+        _specs.move_to_end(spec.token)
+        while len(_specs) > max(1, limit):
+            _specs.popitem(last=False)
 
 
 def register(spec: LayerSpec) -> str:
     """Make ``spec`` resolvable by its token in this and every process sharing the state directory."""
     if not isinstance(spec, LayerSpec):
         raise InvalidArgument(f"register needs a LayerSpec, got {type(spec).__name__}", value=type(spec).__name__)
-    token = spec.token
-    with _lock:
-        _specs[token] = spec
-    root = state_dir()
-    digests = sorted(_array_digests(spec.node))
-    try:
-        for digest in digests:
-            apath = root / "arrays" / f"{digest}.pickle"
-            if not apath.exists():
-                _write_atomic(apath, pickle.dumps(get_array(digest), protocol=pickle.HIGHEST_PROTOCOL))
-        path = root / f"{token}.pickle"
-        if not path.exists():
-            doc = {"version": _FORMAT_VERSION, "spec": spec, "arrays": digests}
-            _write_atomic(path, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError as exc:
-        raise ReadError(f"cannot store layer {token} in the state directory {str(root)!r} ({exc}); set "
-                        "VIEWER_STATE_DIR to a writable directory", value=str(root)) from None
-    return token
+    _persist(spec)
+    _remember(spec)
+    return spec.token
 
 
 def check_token(token: Any) -> str:
@@ -295,35 +263,64 @@ def check_token(token: Any) -> str:
     return token
 
 
-def resolve(token: str) -> LayerSpec:
-    """The spec registered under ``token`` (from memory, else from the state directory)."""
-    check_token(token)
+def _from_memory(token: str) -> LayerSpec | None:
     with _lock:
-        spec = _specs.get(token)
-    if spec is not None:
-        return spec
+        hit = _specs.get(token)
+        if hit is not None:
+            _specs.move_to_end(token)
+    if hit is None:
+        return None
+    spec, touched = hit
+    if time.monotonic() - touched > _TOUCH_EVERY:
+        try:  # keep a layer in use on disk for other processes (re-stored if it was pruned)
+            _persist(spec)
+        except ReadError:
+            pass  # best effort: this process has the layer in memory and serves it
+        _remember(spec)
+    return spec
+
+
+def _from_disk(token: str) -> LayerSpec:
     root = state_dir()
-    path = root / f"{token}.pickle"  # safe: token is 64 hex characters
     try:
-        payload = path.read_bytes()
+        doc = layer_store.read_doc(token)
     except FileNotFoundError:
         raise UnknownLayer(f"unknown layer token {token!r}: no layer with this token is registered",
                            value=token, allowed="a token returned by register()") from None
+    except OSError as exc:
+        raise ReadError(f"cannot read the state directory {str(root)!r} ({exc}); set VIEWER_STATE_DIR to a "
+                        "usable directory", value=str(root)) from None
+    except ValueError as exc:  # not UTF-8 or not JSON
+        raise ReadError(f"stored layer {token} in {str(root)!r} cannot be read ({type(exc).__name__}: {exc})",
+                        value=token) from None
     try:
-        doc = pickle.loads(payload)
-        spec = doc["spec"]
-        if not isinstance(spec, LayerSpec) or spec.token != token:
-            raise ValueError("the stored spec has another token")
-        for digest in doc.get("arrays", ()):
-            try:
-                get_array(digest)
-            except KeyError:
-                put_array(digest, pickle.loads((root / "arrays" / f"{digest}.pickle").read_bytes()))
+        if doc.get("version") != DOC_VERSION:
+            raise ValueError(f"format version {doc.get('version')!r}, expected {DOC_VERSION}")
+        digests = _array_digests(doc["graph"])
+        layer_store.load_arrays(digests)
+        # allow_files: layers of Image.open(path) must resolve; the server's own process writes this folder
+        node = from_json(doc["graph"], allow_files=True).node
+        spec = LayerSpec(doc["kind"], node, _style(doc["style"]))
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign state file
         raise ReadError(f"stored layer {token} in {str(root)!r} cannot be read ({type(exc).__name__}: {exc})",
                         value=token) from None
-    with _lock:
-        _specs[token] = spec
+    if spec.token != token:
+        raise ReadError(f"stored layer {token} in {str(root)!r} does not match its token (edited or damaged)",
+                        value=token, allowed="an unmodified state file")
+    try:
+        layer_store.touch(token, digests)
+    except OSError:
+        pass  # best effort (e.g. a read-only state directory): the layer is read, only its mtime is old
+    return spec
+
+
+def resolve(token: str) -> LayerSpec:
+    """The spec registered under ``token`` (from memory, else from the state directory)."""
+    check_token(token)
+    spec = _from_memory(token)
+    if spec is None:
+        spec = _from_disk(token)
+        _remember(spec)
     return spec
 
 
