@@ -42,7 +42,7 @@ import numpy as np
 
 from . import layer_store
 from .classes import Classes
-from .errors import InvalidArgument, ReadError, ViewerError
+from .errors import InvalidArgument, ReadError, SourceUnavailable, ViewerError
 from .graph import Node, canonical
 from .grid import Grid, crs_code
 from .image import Image
@@ -301,6 +301,8 @@ def _from_disk(token: str) -> LayerSpec:
         # allow_files: layers of Image.open(path) must resolve; the server's own process writes this folder
         node = from_json(doc["graph"], allow_files=True).node
         spec = LayerSpec(doc["kind"], node, _style(doc["style"]))
+    except SourceUnavailable:
+        raise  # a catalog raster missing now: the same error (and status) as when rendering it
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign state file
         raise ReadError(f"stored layer {token} in {str(root)!r} cannot be read ({type(exc).__name__}: {exc})",
                         value=token) from None
