@@ -51,11 +51,11 @@ from .serialize import from_json, to_json
 from .visualize import check_opacity, normalize_vis, parse_palette
 
 __all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_layer", "register", "resolve",
-           "describe", "state_dir", "KINDS", "TOKEN_LENGTH", "DEFAULT_MASK_PALETTE"]
+           "describe", "state_dir", "resolve_cached", "KINDS", "TOKEN_LENGTH", "DEFAULT_MASK_PALETTE"]
 
 KINDS = ("image", "mask", "classes")
 TOKEN_LENGTH = 64
-_TOKEN = re.compile(r"^[0-9a-f]{64}$")
+_TOKEN = re.compile(r"[0-9a-f]{64}")
 _TOKEN_VERSION = 1  # in the token hash; unchanged so tokens (and tile URLs) stay stable
 DEFAULT_MASK_PALETTE = ("000000", "ffffff")
 _RESAMPLING = ("nearest", "bilinear", "bicubic")
@@ -256,7 +256,7 @@ def register(spec: LayerSpec) -> str:
 
 def check_token(token: Any) -> str:
     """``token`` if it has the form of a layer token (64 lowercase hex characters)."""
-    if not isinstance(token, str) or not _TOKEN.match(token):
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         shown = token if not isinstance(token, str) or len(token) <= 80 else token[:77] + "..."
         raise InvalidArgument(f"layer token {shown!r} is malformed; allowed: {TOKEN_LENGTH} lowercase hex "
                               "characters", value=shown, allowed=f"{TOKEN_LENGTH} hex characters")
@@ -314,6 +314,13 @@ def _from_disk(token: str) -> LayerSpec:
     except OSError:
         pass  # best effort (e.g. a read-only state directory): the layer is read, only its mtime is old
     return spec
+
+
+def resolve_cached(token: str) -> LayerSpec | None:
+    """The spec under ``token`` if this process holds it in memory (no disk access), else None."""
+    with _lock:
+        hit = _specs.get(check_token(token))
+    return None if hit is None else hit[0]
 
 
 def resolve(token: str) -> LayerSpec:

@@ -15,7 +15,7 @@ from affine import Affine
 
 from .access import gdal_path
 from .catalog import BAND_KINDS, get_catalog
-from .errors import InvalidArgument, LimitExceeded, ViewerError
+from .errors import InvalidArgument, LimitExceeded, SourceChanged, ViewerError
 from .evaluate import BINARY_OPS, UNARY_OPS
 from .graph import MAX_DEPTH, BandInfo, Node
 from .grid import Grid, parse_crs
@@ -220,6 +220,9 @@ def from_json(doc: Any, *, allow_files: bool = False) -> Image:
                                   f"{str(exc)[:120]}", value=key, allowed="to_json() output") from None
         finally:
             loading.pop()
+        if node.key != key and node.op == "source" and node.args[0] is not None:
+            raise SourceChanged(f"asset {node.args[0]!r} changed since this graph was made (a replaced file or an "
+                                "edited catalog); rebuild the image", value=node.args[0])
         if node.key != key:
             raise InvalidArgument(f"graph node {key[:16]!r} ({node.op}) does not match its content (stale catalog, "
                                   "changed file or edited graph)", value=key, allowed="unmodified to_json() output")

@@ -24,7 +24,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from ..core.access import reset_gdal_errors
 from ..core.errors import InvalidArgument, LimitExceeded
-from ..core.layers import check_token, describe, resolve
+from ..core.layers import check_token, describe, resolve, resolve_cached
 from ..core.tiles import check_format, check_tile, media_type, render_tile
 from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
 
@@ -184,7 +184,7 @@ class TileHandler(_Base):
 
     async def get(self, path: str) -> None:
         token, z, x, y, ext = parse_tile_path(path)
-        spec = await self.run(resolve, token)
+        spec = resolve_cached(token) or await self.run(resolve, token)  # conditionals skip the pool
         self.set_header("ETag", _etag(token, z, x, y, ext))
         self.cache_headers()
         if self.check_etag_header():
