@@ -23,13 +23,14 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from ..core.access import reset_gdal_errors
+from ..core.cache import BoundedCache, named_cache
 from ..core.errors import InvalidArgument, LimitExceeded
 from ..core.layers import check_token, describe, resolve, resolve_cached
 from ..core.tiles import check_format, check_tile, media_type, render_tile
 from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
 
 __all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "export_executor", "CACHE_CONTROL",
-           "RENDER_VERSION", "MAX_BODY_BYTES", "parse_tile_path"]
+           "RENDER_VERSION", "MAX_BODY_BYTES", "parse_tile_path", "tile_cache"]
 
 log = logging.getLogger("viewer.server")
 
@@ -174,6 +175,13 @@ def _render(spec: Any, z: int, x: int, y: int, ext: str) -> bytes:
     return render_tile(spec, z, x, y, ext)
 
 
+def tile_cache() -> BoundedCache:
+    """Encoded tiles by (token, z, x, y, format): warm tiles cost a lookup
+    (``$VIEWER_TILE_CACHE_MB``, default 128; 0 turns it off)."""
+    megabytes = float(os.environ.get("VIEWER_TILE_CACHE_MB", "128") or 0)
+    return named_cache("tiles", 1_000_000 if megabytes > 0 else 0, int(megabytes * 2 ** 20))
+
+
 class TileHandler(_Base):
     """``GET /tiles/<token>/<z>/<x>/<y>.<png|jpg|jpeg|webp>``: one rendered map tile.
 
@@ -191,7 +199,12 @@ class TileHandler(_Base):
             self.set_status(304)
             self.finish()
             return
-        data = await self.run(_render, spec, z, x, y, ext)
+        cache = tile_cache()
+        data = cache.get((token, z, x, y, ext))
+        self.set_header("X-Viewer-Cache", "miss" if data is None else "hit")
+        if data is None:
+            data = await self.run(_render, spec, z, x, y, ext)
+            cache.put((token, z, x, y, ext), data)
         self.set_header("Content-Type", media_type(data))
         self.finish(data)
 
