@@ -91,6 +91,12 @@ def _classes(raw: Any, where: str) -> tuple:
         if "id" not in c or isinstance(c["id"], bool) or not isinstance(c["id"], int):
             raise _bad(where, f"class {c!r:.80} has no integer id", c, allowed)
         out.append(tuple(sorted((str(k), v) for k, v in c.items())))
+    from .classes import Classes  # the class table the legend and colouring build from these entries
+
+    try:
+        Classes([dict(c) for c in out])
+    except InvalidArgument as exc:
+        raise _bad(where, exc.message, exc.value, allowed) from None
     return tuple(out)
 
 

@@ -15,10 +15,34 @@ _TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "Mu
 METERS_PER_DEGREE = 2 * math.pi * 6378137.0 / 360.0
 
 
+def _finite(v: Any) -> bool:
+    """A finite int or float (not a bool; an integer too large for a float is not finite)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _numbers(what: str, values: Any, n: int | None = None) -> list[float]:
+    """``values`` as floats, or InvalidArgument naming them (``n``: how many are required)."""
+    ok = isinstance(values, (list, tuple)) and (n is None or len(values) == n) and all(_finite(v) for v in values)
+    if not ok:
+        count = "numbers" if n is None else f"{n} finite numbers"
+        raise InvalidArgument(f"{what} {_shown(values)} must be {count}", value=_shown(values),
+                              allowed=count)
+    return [float(v) for v in values]
+
+
 def _check_coords(obj: Any, depth: int, gtype: str) -> None:
     if depth == 0:
-        if not (isinstance(obj, (list, tuple)) and len(obj) >= 2 and
-                all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in obj)):
+        if not (isinstance(obj, (list, tuple)) and len(obj) >= 2 and all(_finite(v) for v in obj)):
             raise InvalidArgument(f"GeoJSON {gtype} has a bad position {obj!r}; positions are [x, y] numbers",
                                   value=obj, allowed="[x, y]")
         if not (-540 <= obj[0] <= 540 and -90 <= obj[1] <= 90):
@@ -90,6 +114,9 @@ class Geometry:
     def Point(cls, coords, *rest) -> "Geometry":
         if rest:
             coords = [coords, *rest]
+        if not isinstance(coords, (list, tuple)):
+            raise InvalidArgument(f"Point {_shown(coords)} needs [lon, lat]", value=_shown(coords),
+                                  allowed="[lon, lat]")
         return cls({"type": "Point", "coordinates": list(coords)[:2]})
 
     @classmethod
@@ -97,16 +124,22 @@ class Geometry:
         c = [coords, *rest] if rest else list(coords)
         if len(c) == 2 and all(isinstance(p, (list, tuple)) for p in c):
             c = [*c[0], *c[1]]
-        if len(c) != 4:
-            raise InvalidArgument(f"Rectangle {c!r} needs [xmin, ymin, xmax, ymax]", value=c)
+        if len(c) != 4 or not all(_finite(v) for v in c):
+            raise InvalidArgument(f"Rectangle {_shown(c)} needs [xmin, ymin, xmax, ymax] (finite numbers)",
+                                  value=_shown(c), allowed="[xmin, ymin, xmax, ymax]")
         x0, y0, x1, y1 = (float(v) for v in c)
         return cls({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
 
     @classmethod
     def Polygon(cls, coords) -> "Geometry":
         rings = coords
-        if rings and isinstance(rings[0], (list, tuple)) and rings[0] and isinstance(rings[0][0], (int, float)):
-            rings = [rings]
+        if rings and isinstance(rings, (list, tuple)) and isinstance(rings[0], (list, tuple)) and rings[0] \
+                and isinstance(rings[0][0], (int, float)):
+            rings = [rings]  # one ring given as its positions
+        if not isinstance(rings, (list, tuple)) or not all(
+                isinstance(r, (list, tuple)) and all(isinstance(p, (list, tuple)) for p in r) for r in rings):
+            raise InvalidArgument(f"Polygon {_shown(coords)} needs a list of rings of [lon, lat] positions",
+                                  value=_shown(coords), allowed="[[[lon, lat], ...], ...]")
         rings = [list(map(list, r)) for r in rings]
         for r in rings:
             if r and r[0] != r[-1]:
@@ -136,15 +169,14 @@ class Projection:
     def __init__(self, crs: str, transform=None) -> None:
         self._crs = parse_crs(crs)
         self._crs_text = crs if isinstance(crs, str) else crs_code(self._crs)
-        t = list(transform) if transform is not None else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        if len(t) != 6:
-            raise InvalidArgument(f"transform {t!r} needs 6 numbers", value=t)
-        self._transform = [float(v) for v in t]
+        t = transform if transform is not None else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        self._transform = _numbers("transform", list(t) if isinstance(t, tuple) else t, 6)
 
     def atScale(self, meters: float) -> "Projection":
         """The same CRS with square pixels of ``meters`` (degrees at the equator for geographic CRSs)."""
-        if not isinstance(meters, (int, float)) or not math.isfinite(meters) or meters <= 0:
-            raise InvalidArgument(f"scale {meters!r} must be a positive number of meters", value=meters)
+        if not _finite(meters) or meters <= 0:
+            raise InvalidArgument(f"scale {_shown(meters)} must be a positive number of meters", value=_shown(meters),
+                                  allowed="a finite number > 0")
         if self._crs.is_geographic:
             s = meters / METERS_PER_DEGREE
         else:

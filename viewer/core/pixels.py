@@ -26,10 +26,25 @@ _KEYS = {"assetId", "expression", "fileFormat", "grid", "region", "bandIds", "vi
 _TRANSFORM_KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 
 
+def _finite(value: Any) -> bool:
+    """Is ``value`` a finite real number (not a bool; integers too large for a float are not)?"""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the float range (JSON allows any number of digits)
+        return False
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value):
-        raise InvalidArgument(f"{name} {value!r} must be a finite number", value=value, allowed="finite number")
+    if not _finite(value):
+        raise InvalidArgument(f"{name} {_shown(value)} must be a finite number", value=value,
+                              allowed="finite number")
     return float(value)
 
 
@@ -45,7 +60,7 @@ def _dimensions(dims: Any) -> tuple[int, int]:
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise InvalidArgument(f"grid.dimensions.{name} {v!r} is not allowed; allowed: a positive integer",
+            raise InvalidArgument(f"grid.dimensions.{name} {_shown(v)} is not allowed; allowed: a positive integer",
                                   value=v, allowed="integer >= 1")
         out.append(int(v))
     return out[0], out[1]
@@ -127,7 +142,7 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
 
 def _check_side(w: int, h: int) -> None:
     if w > MAX_SIDE or h > MAX_SIDE:
-        raise LimitExceeded(f"requested {w}x{h} pixels; the limit is {MAX_SIDE} pixels per side",
+        raise LimitExceeded(f"requested {_shown(w)}x{_shown(h)} pixels; the limit is {MAX_SIDE} pixels per side",
                             value=(w, h), allowed=MAX_SIDE)
 
 
@@ -204,7 +219,12 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
         if "expression" in params:
             raise InvalidArgument("getPixels takes assetId; use computePixels for an expression",
                                   value="expression", allowed="assetId")
-        image = Image(params.get("assetId"))
+        asset_id = params.get("assetId")
+        if not isinstance(asset_id, str):
+            raise InvalidArgument(f"assetId {_shown(asset_id)} must be an asset id string such as "
+                                  "'LANDSAT/LC08/SAMPLE'" + ("" if "assetId" in params else " (it is missing)"),
+                                  value=_shown(asset_id), allowed="an asset id string")
+        image = Image(asset_id)
     fmt_key = file_format(params.get("fileFormat", "PNG"))
     band_ids = params.get("bandIds")
     if band_ids is not None:

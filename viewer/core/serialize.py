@@ -26,6 +26,8 @@ __all__ = ["to_json", "from_json", "GRAPH_VERSION"]
 
 GRAPH_VERSION = 1
 MAX_NODES = 10_000
+#: Deepest nesting of lists/dicts inside one node's arguments (a GeoJSON MultiPolygon needs 5).
+MAX_ARG_DEPTH = 32
 _OPS = {"source", "array", "constant", "select", "addBands", "resample", "mask_get", "mask_set", "updateMask",
         "selfMask", "unmask", "clip", "binary", "unary", "normalizedDifference", "visualize"}
 
@@ -177,7 +179,13 @@ def _load_node(key: str, spec: Any, load, allow_files: bool) -> Node:
             gdal_path(path, get_catalog().remote_prefixes)
         return Node("source", (None, sources), bands)
     if op == "array":
-        get_array(spec["args"][0])  # must be registered in this process
+        digest = spec["args"][0] if isinstance(spec.get("args"), list) and spec["args"] else None
+        try:
+            get_array(digest)  # must be registered in this process
+        except (KeyError, TypeError):
+            raise InvalidArgument(f"graph node {key[:16]!r} (array) names an array {str(digest)[:20]!r} that is not "
+                                  "registered in this process; allowed: arrays of Image.from_array in this process",
+                                  value=str(digest)[:64], allowed="a registered array digest") from None
     args = _arg_from_json(spec["args"], load)
     bands = tuple(_band_from_json(b) for b in spec["bands"])
     _check_shape(key, op, args, bands)
@@ -198,35 +206,76 @@ def from_json(doc: Any, *, allow_files: bool = False) -> Image:
         raise LimitExceeded(f"graph of {len(raw)} nodes is over the limit of {MAX_NODES}", value=len(raw),
                             allowed=MAX_NODES)
     built: dict[str, Node] = {}
-    loading: list[str] = []
 
-    def load(key: Any) -> Node:
-        if not isinstance(key, str):
-            raise InvalidArgument(f"graph reference {str(key)[:40]!r} is not a node key", value=str(key)[:40])
-        if key in built:
-            return built[key]
-        if key in loading:
-            raise InvalidArgument(f"graph node {key[:16]!r} refers to itself (a cycle)", value=key,
-                                  allowed="an acyclic graph")
-        if len(loading) >= MAX_DEPTH:
-            raise LimitExceeded(f"graph is deeper than {MAX_DEPTH} nodes", value=len(loading), allowed=MAX_DEPTH)
-        loading.append(key)
+    def build(key: str) -> Node:  # every node it refers to is built already
         try:
-            node = _load_node(key, raw.get(key), load, allow_files)
+            node = _load_node(key, raw.get(key), built.__getitem__, allow_files)
         except ViewerError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise InvalidArgument(f"graph node {key[:16]!r} cannot be rebuilt: {type(exc).__name__}: "
                                   f"{str(exc)[:120]}", value=key, allowed="to_json() output") from None
-        finally:
-            loading.pop()
         if node.key != key and node.op == "source" and node.args[0] is not None:
             raise SourceChanged(f"asset {node.args[0]!r} changed since this graph was made (a replaced file or an "
                                 "edited catalog); rebuild the image", value=node.args[0])
         if node.key != key:
             raise InvalidArgument(f"graph node {key[:16]!r} ({node.op}) does not match its content (stale catalog, "
                                   "changed file or edited graph)", value=key, allowed="unmodified to_json() output")
-        built[key] = node
         return node
 
-    return Image(_node=load(doc.get("result")))
+    # Depth-first without recursion (a chain as deep as the graph allows must load, and a
+    # deeper or cyclic one must fail with a typed error, not a RecursionError): children are
+    # built before their parents, ``path`` holds the nodes being loaded.
+    path: list[tuple[str, Any]] = []
+    on_path: set[str] = set()
+
+    def enter(key: Any) -> None:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"graph reference {str(key)[:40]!r} is not a node key", value=str(key)[:40],
+                                  allowed="a key of 'nodes'")
+        if key in built:
+            return
+        if key in on_path:
+            raise InvalidArgument(f"graph node {key[:16]!r} refers to itself (a cycle)", value=key,
+                                  allowed="an acyclic graph")
+        if len(path) >= MAX_DEPTH:
+            raise LimitExceeded(f"graph is deeper than {MAX_DEPTH} nodes", value=len(path) + 1, allowed=MAX_DEPTH)
+        path.append((key, iter(_references(key, raw.get(key)))))
+        on_path.add(key)
+
+    try:
+        enter(doc.get("result"))
+        while path:
+            key, children = path[-1]
+            child = next(children, None)
+            if child is not None:
+                enter(child[0])
+                continue
+            path.pop()
+            on_path.discard(key)
+            built[key] = build(key)
+    except RecursionError:  # a structure nested deeper than the checks above foresee
+        raise LimitExceeded(f"graph is nested too deeply (more than {MAX_ARG_DEPTH} levels)", value="graph",
+                            allowed=MAX_ARG_DEPTH) from None
+    return Image(_node=built[doc["result"]])
+
+
+def _references(key: str, spec: Any) -> list[tuple[Any]]:
+    """The node keys a node's arguments refer to (each in a 1-tuple), checking how deeply they nest."""
+    if not isinstance(spec, dict) or spec.get("op") == "source":
+        return []  # malformed nodes fail in _load_node; sources refer to no nodes
+    out: list[tuple[Any]] = []
+    todo: list[tuple[Any, int]] = [(spec.get("args"), 0)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_ARG_DEPTH:
+            raise LimitExceeded(f"graph node {key[:16]!r} has arguments nested deeper than {MAX_ARG_DEPTH} levels",
+                                value=key, allowed=MAX_ARG_DEPTH)
+        if isinstance(value, dict) and set(value) == {"$node"}:
+            out.append((value["$node"],))
+        elif isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+    out.reverse()
+    return out

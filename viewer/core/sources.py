@@ -75,6 +75,9 @@ def file_node(path: str) -> Node:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgument(f"path {path!r} must be a string or os.PathLike", value=path)
     path = str(path)
+    if not path or "\x00" in path:
+        raise InvalidArgument(f"path {path[:80]!r} is empty or has a NUL byte; allowed: a raster file path",
+                              value=path[:80], allowed="a raster file path")
     ds = open_dataset(path)
     identity = source_identity(path)
     bands, sources = [], []
@@ -124,8 +127,7 @@ def array_node(
         transform = Affine.identity()
     elif not isinstance(transform, Affine):
         coeffs = list(transform) if isinstance(transform, (list, tuple, np.ndarray)) else []
-        if len(coeffs) < 6 or not all(isinstance(c, (int, float, np.integer, np.floating))
-                                      and not isinstance(c, bool) for c in coeffs[:6]):
+        if len(coeffs) < 6 or not all(_is_float(c) for c in coeffs[:6]):
             raise InvalidArgument(f"transform {transform!r:.80} must be an Affine or 6 numbers (a, b, c, d, e, f)",
                                   value=str(transform)[:80], allowed="Affine or 6 numbers")
         transform = Affine(*[float(c) for c in coeffs[:6]])
@@ -157,11 +159,23 @@ def array_node(
     return Node("array", (digest,), bands)
 
 
+def _is_float(value) -> bool:
+    """A real number that converts to a float (not a bool; NaN and infinities included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        float(value)
+    except OverflowError:  # an integer beyond the float range
+        return False
+    return True
+
+
 def constant_node(values) -> Node:
     vals = list(values) if isinstance(values, (list, tuple)) else [values]
-    if not vals or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                           for v in vals):
-        raise InvalidArgument(f"constant {values!r} must be a number or a list of numbers", value=values)
+    if not vals or not all(_is_float(v) for v in vals):
+        shown = repr(values) if len(repr(values)) <= 80 else repr(values)[:77] + "..."
+        raise InvalidArgument(f"constant {shown} must be a number or a list of numbers (within the float range)",
+                              value=values, allowed="numbers")
     bands = []
     for i, v in enumerate(vals):
         dtype = "int64" if isinstance(v, (int, np.integer)) else "float64"

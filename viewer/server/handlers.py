@@ -190,8 +190,8 @@ class TileHandler(_Base):
     Outside a layer's footprint: 200 with a transparent PNG.
     """
 
-    async def get(self, path: str) -> None:
-        token, z, x, y, ext = parse_tile_path(path)
+    async def get(self, path: str | None = None) -> None:
+        token, z, x, y, ext = parse_tile_path(path or "")
         spec = resolve_cached(token) or await self.run(resolve, token)  # conditionals skip the pool
         self.set_header("ETag", _etag(token, z, x, y, ext))
         self.cache_headers()
@@ -208,7 +208,7 @@ class TileHandler(_Base):
         self.set_header("Content-Type", media_type(data))
         self.finish(data)
 
-    async def head(self, path: str) -> None:
+    async def head(self, path: str | None = None) -> None:
         await self.get(path)
 
     def compute_etag(self) -> str | None:  # the ETag set above is the only one
@@ -218,7 +218,10 @@ class TileHandler(_Base):
 class LayerHandler(_Base):
     """``GET /layers/<token>``: the layer's JSON description (bands, style, class table, bounds)."""
 
-    async def get(self, token: str) -> None:
+    async def get(self, token: str | None = None) -> None:
+        if token is None or "/" in token:
+            shown = ("/layers/" + (token or ""))[:80]
+            raise NotFound(f"layer path {shown!r} is not /layers/<token>", value=shown, allowed="/layers/<token>")
         check_token(token)
         doc = await self.run(lambda: describe(resolve(token)))
         self.set_header("Content-Type", "application/json")
@@ -247,6 +250,10 @@ def _export(body: dict) -> tuple[bytes, str, str]:
         raise InvalidArgument(f"fileFormat {fmt!r} is not available over HTTP; allowed: {sorted(_EXPORT_TYPES)}",
                               value=fmt, allowed=sorted(_EXPORT_TYPES))
     mime, ext = _EXPORT_TYPES[key]
+    if "expression" in body:
+        raise InvalidArgument("POST /pixels takes an assetId (a getPixels request) or a layer token; image "
+                              "expressions are not accepted over HTTP (requests read catalog assets only)",
+                              value="expression", allowed=["assetId", "layer"])
     if "layer" not in body:
         return getPixels({**body, "fileFormat": key}), mime, ext
     extra = set(body) - {"layer", "grid", "region", "fileFormat", "bandIds"}
@@ -280,12 +287,18 @@ class PixelsHandler(_Base):
             raise UnsupportedMediaType(f"Content-Type {ctype[:60]!r} is not allowed; allowed: application/json",
                                        value=ctype[:60], allowed="application/json")
         origin = self.request.headers.get("Origin")
-        if self.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (
-                origin is not None and urlsplit(origin).netloc != self.request.host):
+        site = self.request.headers.get("Sec-Fetch-Site", "same-origin")
+        if site not in ("same-origin", "none"):
+            raise CrossSite(f"cross-site request (Sec-Fetch-Site {site[:40]!r}) refused; allowed: same-origin "
+                            "requests from the viewer's own pages", value=site[:40], allowed="same-origin")
+        if origin is not None and urlsplit(origin).netloc != self.request.host:
             raise CrossSite(f"cross-site request from {str(origin)[:80]!r} refused; allowed: the viewer's own pages",
                             value=str(origin)[:80], allowed=self.request.host)
 
-    async def post(self) -> None:
+    async def post(self, rest: str | None = None) -> None:
+        if rest:
+            shown = ("/pixels" + rest)[:80]
+            raise NotFound(f"path {shown!r} is not /pixels", value=shown, allowed="/pixels")
         self.check_origin()
         if len(self.request.body) > MAX_BODY_BYTES:
             raise LimitExceeded(f"request body of {len(self.request.body)} bytes is over the limit of "

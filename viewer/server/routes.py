@@ -17,9 +17,11 @@ def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tupl
     p = "/" + prefix.strip("/") if prefix.strip("/") else ""
     kwargs = {"executor": executor or tile_executor()}
     return [
-        (rf"{p}/tiles/(.*)", TileHandler, kwargs),
-        (rf"{p}/layers/([^/]*)", LayerHandler, kwargs),
-        (rf"{p}/pixels", PixelsHandler, kwargs),
+        # the optional tails route malformed paths (/tiles, /layers/a/b, /pixels/x) to these handlers,
+        # so that they too get a one-line plain-text 404
+        (rf"{p}/tiles(?:/(.*))?", TileHandler, kwargs),
+        (rf"{p}/layers(?:/(.*))?", LayerHandler, kwargs),
+        (rf"{p}/pixels(/.*)?", PixelsHandler, kwargs),
     ]
 
 
