@@ -1,19 +1,36 @@
 """The ``viewer`` command: serve the map app (default) or print the catalog.
 
-    viewer                                   # same as: viewer serve
+    viewer                                   # same as: viewer serve (on 127.0.0.1:5006)
     viewer serve --catalog PATH --port 5006 --address 0.0.0.0 --num-procs 2 \\
-                 --allow-websocket-origin example.org --basic-auth secret
+                 --allow-websocket-origin example.org --basic-auth users.txt
     viewer catalog [--json]
+
+Start-up problems (port in use, bad catalog, bad password file) print one line,
+``viewer: error: ...``, and exit with status 1.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
+import signal
+import subprocess
 import sys
-from typing import Sequence
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
 
-__all__ = ["main", "build_parser", "serve", "print_catalog"]
+__all__ = ["main", "build_parser", "serve", "print_catalog", "StartupError", "read_password_file",
+           "basic_auth_setting", "DEFAULT_ADDRESS"]
+
+DEFAULT_ADDRESS = "127.0.0.1"
+_ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+class StartupError(Exception):
+    """A problem found before serving; ``main`` prints it as one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--catalog", default=os.environ.get("VIEWER_CATALOG"),
                    help="catalog JSON (default: $VIEWER_CATALOG or the bundled sample catalog)")
     s.add_argument("--port", type=int, default=5006)
-    s.add_argument("--address", default=None, help="address to listen on (default: all interfaces of localhost)")
+    s.add_argument("--address", default=DEFAULT_ADDRESS,
+                   help=f"address to listen on (default: {DEFAULT_ADDRESS}, this machine only; "
+                        "0.0.0.0 for every interface)")
     s.add_argument("--num-procs", type=int, default=1, help="worker processes (0 = one per CPU)")
     s.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="host allowed to open the websocket (repeatable)")
-    s.add_argument("--basic-auth", default=None, help="password, or path of a file of user:password lines")
-    s.add_argument("--cookie-secret", default=None, help="secret to sign cookies (required with OAuth)")
+    s.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
+                   help="one shared password, or a file of user:password lines ('#' comments)")
+    s.add_argument("--cookie-secret", default=None,
+                   help="secret to sign login cookies (required with OAuth; with --basic-auth a random one "
+                        "is made, so logins end when the server restarts)")
     s.add_argument("--oauth-provider", default=None, help="Panel OAuth provider (github, google, azure, ...)")
     s.add_argument("--oauth-key", default=None)
     s.add_argument("--oauth-secret", default=None)
@@ -41,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_catalog(path: str | None, as_json: bool = False, out=sys.stdout) -> None:
+def print_catalog(path: str | None, as_json: bool = False, out: TextIO | None = None) -> None:
+    """The catalog's images and collections (or every image's ``getInfo()`` as JSON) to ``out`` (stdout)."""
     from .core.catalog import get_catalog, set_catalog
     from .core.image import Image
+
+    out = out or sys.stdout  # looked up per call (tests and callers may swap sys.stdout)
 
     if path:
         set_catalog(path)
@@ -64,45 +89,197 @@ def print_catalog(path: str | None, as_json: bool = False, out=sys.stdout) -> No
         out.write(f"  collection {cid}: {', '.join(spec.get('images', []))}\n")
 
 
-def serve(args: argparse.Namespace) -> None:
-    import panel as pn
+def _say(message: str) -> None:
+    print(f"viewer: {message}", file=sys.stderr, flush=True)
 
-    from .core.catalog import set_catalog
+
+# login ------------------------------------------------------------------------------------
+def read_password_file(path: str | os.PathLike) -> dict[str, str]:
+    """``{user: password}`` from a file of ``user:password`` lines (blank lines and ``#`` comments
+    ignored). Errors name the file and line, never the line's text (it holds a password)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"--basic-auth file {path}: cannot read it ({exc})") from None
+    users: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"--basic-auth file {path}, line {number}"
+        if line.startswith("{"):
+            raise StartupError(f"{where}: looks like JSON; write one user:password per line")
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise StartupError(f"{where}: expected user:password")
+        if user in users:
+            raise StartupError(f"{where}: user {user!r} is listed twice")
+        users[user] = password
+    if not users:
+        raise StartupError(f"--basic-auth file {path} has no user:password line")
+    return users
+
+
+def basic_auth_setting(value: str) -> dict[str, str] | str:
+    """What Panel's basic auth takes for ``--basic-auth``: ``{user: password}`` read from a file
+    (Panel itself would parse a file as JSON), else the value itself as one shared password."""
+    if os.path.isfile(value):
+        return read_password_file(value)
+    _say("--basic-auth is not a file, so it is the shared password (any user name logs in with it)")
+    return value
+
+
+def _cookie_secret(args: argparse.Namespace) -> str | None:
+    """The secret that signs login cookies; a random one for basic auth when none is given."""
+    secret = args.cookie_secret or os.environ.get("PANEL_COOKIE_SECRET")
+    if args.oauth_provider and not secret:
+        raise StartupError("--oauth-provider needs --cookie-secret")
+    if args.basic_auth and not secret:
+        secret = secrets.token_urlsafe(32)
+        _say("no --cookie-secret given: logins are signed with a random secret made now, so they end when "
+             "the server restarts and other servers do not accept them; give --cookie-secret to keep them")
+    return secret
+
+
+# worker processes -------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    """Process ids of ``pid``'s children (Linux ``/proc``, elsewhere ``pgrep -P``)."""
+    tasks = Path(f"/proc/{pid}/task")
+    if tasks.is_dir():
+        found: list[int] = []
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(p) for p in (task / "children").read_text().split()]
+        return found
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _stop(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM ``pids`` (children of this process), reap them, SIGKILL what is left after ``timeout``."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    pending, deadline = set(pids), time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                done = True
+            if done:
+                pending.discard(pid)
+        time.sleep(0.05)
+    for pid in pending:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _stop_workers_with_parent() -> None:
+    """With ``--num-procs``, Tornado forks the workers and the parent waits on them (restarting
+    any that die) with no signal handler, so a SIGTERM to the parent used to leave the workers
+    running. In the parent, SIGTERM/SIGINT now stop the workers and then the parent; the
+    workers get the default handlers back right after the fork."""
+    parent = os.getpid()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, frame: Any) -> None:
+        _stop(_children(parent))
+        raise SystemExit(0)
+
+    def in_worker() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    for s in previous:
+        signal.signal(s, stop)
+    os.register_at_fork(after_in_child=in_worker)
+
+
+# serve ------------------------------------------------------------------------------------
+def _load_catalog(path: str | None) -> None:
+    """Load the catalog now, so a missing or malformed one stops the start (not the first page)."""
+    from .core.catalog import get_catalog, set_catalog
+
+    if path:
+        os.environ["VIEWER_CATALOG"] = os.fspath(path)  # worker processes and sessions read it
+        set_catalog(path)
+    else:
+        get_catalog()
+
+
+def _url(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/"
+
+
+def _login_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``pn.serve``'s login options, those that are set."""
+    options = {
+        "basic_auth": basic_auth_setting(args.basic_auth) if args.basic_auth else None,
+        "cookie_secret": _cookie_secret(args), "oauth_provider": args.oauth_provider,
+        "oauth_key": args.oauth_key, "oauth_secret": args.oauth_secret,
+        "oauth_redirect_uri": args.oauth_redirect_uri, "oauth_encryption_key": args.oauth_encryption_key,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _websocket_origins(args: argparse.Namespace) -> list[str]:
+    """``--allow-websocket-origin``, else this machine's names (and ``--address`` if it is one host)."""
+    if args.allow_websocket_origin:
+        return list(args.allow_websocket_origin)
+    origins = [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    if args.address not in _ALL_INTERFACES:
+        origins.append(f"{args.address}:{args.port}")
+    return origins
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Serve the app (blocks); raises :class:`StartupError` or ``ViewerError`` if it cannot start."""
+    import panel as pn
+    from tornado.process import task_id
+
     from .server.routes import tile_routes
     from .ui.app import build_app
 
-    if args.catalog:
-        os.environ["VIEWER_CATALOG"] = os.fspath(args.catalog)  # worker processes and sessions read it
-        set_catalog(args.catalog)
-    if args.oauth_provider and not args.cookie_secret:
-        raise SystemExit("viewer serve: --oauth-provider needs --cookie-secret")
-    kwargs = {k: v for k, v in {
-        "basic_auth": args.basic_auth, "cookie_secret": args.cookie_secret, "oauth_provider": args.oauth_provider,
-        "oauth_key": args.oauth_key, "oauth_secret": args.oauth_secret,
-        "oauth_redirect_uri": args.oauth_redirect_uri, "oauth_encryption_key": args.oauth_encryption_key,
-    }.items() if v is not None}
+    _load_catalog(args.catalog)
+    kwargs = _login_options(args)
+    address = args.address
+    if address in _ALL_INTERFACES:
+        _say(f"warning: listening on every interface ({address or 'all'}): anyone who can reach this machine "
+             f"can open the app; use --basic-auth or OAuth, and --allow-websocket-origin HOST:{args.port} "
+             "for the host name browsers use")
     if args.num_procs != 1:
         kwargs["num_procs"] = args.num_procs
-    origins = args.allow_websocket_origin
-    if not origins:
-        origins = [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
-        if args.address and args.address not in ("0.0.0.0", "::"):
-            origins.append(f"{args.address}:{args.port}")
-    print(f"viewer: serving http://{args.address or 'localhost'}:{args.port}/", flush=True)
-    pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=args.address,
-             websocket_origin=origins, show=args.show, title="viewer", extra_patterns=tile_routes(),
-             verbose=False, **kwargs)
+        _stop_workers_with_parent()
+    try:
+        server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
+                          websocket_origin=_websocket_origins(args), show=args.show, title="viewer",
+                          extra_patterns=tile_routes(), verbose=False, start=False, **kwargs)
+    except OSError as exc:  # bind failed: port in use, address not on this machine, unknown host name
+        raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None
+    if task_id() in (None, 0):  # one line, also with several worker processes
+        print(f"viewer: serving {_url(address or '0.0.0.0', server.port)}", flush=True)
+    server.start()
+    server.io_loop.start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .core.errors import ViewerError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["serve"] + argv
     args = build_parser().parse_args(argv)
-    if args.command == "catalog":
-        print_catalog(args.catalog, args.json)
-        return 0
-    serve(args)
+    try:
+        if args.command == "catalog":
+            print_catalog(args.catalog, args.json)
+        else:
+            serve(args)
+    except (StartupError, ViewerError) as exc:
+        print(f"viewer: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

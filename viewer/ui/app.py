@@ -6,6 +6,7 @@ Serve it with ``uv run viewer`` (tile routes included), or with Panel itself::
 """
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from viewer.ui.legends import Legends
 from viewer.ui.export import ExportPanel
 from viewer.ui.map import Map
 from viewer.ui.notify import doc_runner, notify_error, notify_text
+from viewer.ui.state import MapState
 
-__all__ = ["MapView", "build_app", "demo_map", "tile_base_url", "CSS"]
+__all__ = ["MapView", "build_app", "demo_map", "tile_base_url", "layer_errors_html", "CSS"]
 
 CSS = """
 .viewer-legend-title { font-weight: 600; margin: 4px 0 2px 0; }
@@ -36,6 +38,11 @@ CSS = """
 .viewer-colorbar-labels { display: flex; justify-content: space-between; font-size: 11px; }
 .viewer-inspect-layer { margin: 6px 0; }
 .viewer-coords { font-size: 12px; margin-bottom: 4px; }
+"""
+
+_ALERT_CSS = """
+.viewer-alert { background: #f8d7da; color: #842029; border: 1px solid #f5c2c7; border-radius: 4px;
+                padding: 8px 12px; font-size: 13px; }
 """
 
 
@@ -53,6 +60,16 @@ def tile_base_url() -> str:
     from .tileserver import ensure_tile_server
 
     return ensure_tile_server()
+
+
+def layer_errors_html(state: MapState) -> str:
+    """An alert saying which layers could not be stored for the tile server ('' when all were)."""
+    failed = [l for l in state.layers if l.error]
+    if not failed:
+        return ""
+    names = ", ".join(html.escape(l.name) for l in failed)
+    return (f"<div class='viewer-alert' role='alert'><b>Layers could not be stored for the tile server; the map "
+            f"may not draw them</b> ({names}). {html.escape(failed[0].error)}</div>")
 
 
 class MapView(pn.viewable.Viewer):
@@ -77,6 +94,14 @@ class MapView(pn.viewable.Viewer):
         self.status = pn.indicators.LoadingSpinner(value=False, size=16, margin=(6, 4))
         state.param.watch(lambda e: setattr(self.status, "value", e.new), "stats_loading")
         state.param.watch(lambda e: e.new and notify_text(f"view statistics: {e.new}"), "stats_error")
+        self.alert = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[_ALERT_CSS], margin=(4, 5))
+        state.param.watch(lambda e: self._show_layer_errors(), "revision")
+        self._show_layer_errors()
+
+    def _show_layer_errors(self) -> None:
+        text = layer_errors_html(self.map.state)
+        if self.alert.object != text:
+            self.alert.param.update(object=text, visible=bool(text))
 
     def _new_figure(self) -> None:
         self.map_figure.dispose()
@@ -110,7 +135,7 @@ class MapView(pn.viewable.Viewer):
                        ("Export", self.export), dynamic=False, sizing_mode="stretch_width")
         h = self.map.height
         self.pane.param.update(sizing_mode="stretch_width", height=h, min_height=None)
-        return pn.Row(self.pane, pn.Column(tabs, width=380, height=h, scroll=True),
+        return pn.Row(self.pane, pn.Column(self.alert, tabs, width=380, height=h, scroll=True),
                       sizing_mode="stretch_width", height=h, stylesheets=[CSS])
 
     def __panel__(self):
@@ -151,7 +176,7 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
     view = m.view
     template = pn.template.BootstrapTemplate(
         title="viewer — images, masks and segmentation overlays", sidebar=[view.sidebar()],
-        main=[pn.Row(view.pane, pn.Column(view.side_panels(), width=340, sizing_mode="stretch_height"),
+        main=[view.alert, pn.Row(view.pane, pn.Column(view.side_panels(), width=340, sizing_mode="stretch_height"),
                      sizing_mode="stretch_both")],
         sidebar_width=360, header_background="#1f6f8b", raw_css=[CSS])
     location = pn.state.location

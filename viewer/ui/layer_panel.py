@@ -6,6 +6,7 @@ Every edit that changes pixels re-registers the layer (new token, new tile URL).
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import panel as pn
@@ -49,7 +50,8 @@ class LayerCard(pn.viewable.Viewer):
             rows.append(self.mask_color)
         else:
             rows += self._class_controls()
-        self.card = pn.Card(*rows, title=f"{L.name} · {L.kind}", sizing_mode="stretch_width",
+        # a Card title is HTML: the name is escaped so that it shows as typed
+        self.card = pn.Card(*rows, title=html.escape(f"{L.name} · {L.kind}"), sizing_mode="stretch_width",
                             collapsed=state.selected != L.name, margin=(3, 0))
 
     # image layers -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 from typing import Any, Callable
 
@@ -29,18 +30,21 @@ def notify_error(exc: BaseException, where: str = "") -> str:
     else:
         log.error("%s failed", where or "viewer", exc_info=exc)
     text = f"{where}: {msg}" if where else msg
-    notifications = getattr(pn.state, "notifications", None)
-    if notifications is not None:
-        notifications.error(text, duration=8000)
+    _toast(text)
     return text
 
 
 def notify_text(text: str) -> None:
     """Show an already formatted error message as a notification."""
     log.info("%s", text)
+    _toast(text)
+
+
+def _toast(text: str) -> None:
+    """An error notification showing ``text`` as text (the notification area renders HTML)."""
     notifications = getattr(pn.state, "notifications", None)
     if notifications is not None:
-        notifications.error(text, duration=8000)
+        notifications.error(html.escape(text), duration=8000)
 
 
 def guarded(where: str) -> Callable:

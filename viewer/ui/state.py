@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import param
 
 from ..core.classes import Classes
-from ..core.errors import InvalidArgument
+from ..core.errors import InvalidArgument, ReadError
 from ..core.grid import Grid
 from ..core.image import Image
 from .basemaps import BASEMAPS, OFFLINE, lonlat_to_mercator, mercator_to_lonlat
@@ -31,6 +32,8 @@ __all__ = ["LayerState", "MapState", "PALETTES", "STRETCHES", "make_layer",
            "view_grid", "zoom_for", "EXECUTOR", "spawn"]
 
 STRETCHES = ("custom", "1sigma", "2sigma", "3sigma", "90%", "98%", "100%")
+
+log = logging.getLogger("viewer.ui")
 
 PALETTES: dict[str, list[str]] = {
     "greys": ["#000000", "#ffffff"],
@@ -81,7 +84,7 @@ class LayerState(param.Parameterized):
     group = param.String(default="", doc="Overlays of one image share a group (their image's name).")
 
     token = param.String(default="", doc="Content address of the current layer spec.")
-    error = param.String(default="")
+    error = param.String(default="", doc="Why the layer could not be stored for the tile server ('' when fine).")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -115,14 +118,23 @@ class LayerState(param.Parameterized):
     @param.depends("bands", "vmin", "vmax", "gamma", "palette", "mask_applied", "mask_invert", "mask_image",
                    "hidden_classes", "class_colors", "classes", "mask_color", "image", watch=True)
     def refresh_token(self) -> None:
-        """Re-register the layer spec; a new token names the new pixels (new tile URL)."""
+        """Re-register the layer spec; a new token names the new pixels (new tile URL).
+
+        A state folder that cannot be written (``ReadError``) does not stop the app: the
+        message goes to :attr:`error` (an alert in the page) and the token is the spec's
+        own; whether tiles can still be drawn is up to the tile server's registry.
+        """
         if self.image is None:
             return
         spec = layer_spec(self)
-        token = register(spec)
+        try:
+            token = register(spec)
+            error = ""
+        except ReadError as exc:
+            log.warning("layer %r: %s", self.name, exc.message)
+            token, error = spec.token, exc.message
         self._spec = spec
-        if token != self.token:
-            self.token = token
+        self.param.update(token=token, error=error)
 
     def spec(self):
         """The registered :class:`LayerSpec` behind :attr:`token` (tiles, legends, exports)."""
@@ -195,7 +207,7 @@ class MapState(param.Parameterized):
         if not self.layers:
             self.pixel_mode = layer.pixel_mode
         layer.name = self.unique_name(layer.name)
-        layer.param.watch(self._layer_changed, ["token", "visible", "opacity", "hidden_classes"])
+        layer.param.watch(self._layer_changed, ["token", "visible", "opacity", "hidden_classes", "error"])
         self.layers = self.layers + [layer]
         if self.selected is None:
             self.selected = layer.name
