@@ -249,8 +249,8 @@ def register(spec: LayerSpec) -> str:
     """Make ``spec`` resolvable by its token in this and every process sharing the state directory."""
     if not isinstance(spec, LayerSpec):
         raise InvalidArgument(f"register needs a LayerSpec, got {type(spec).__name__}", value=type(spec).__name__)
+    _remember(spec)  # this process serves the layer even when the state folder is unusable
     _persist(spec)
-    _remember(spec)
     return spec.token
 
 
