@@ -19,13 +19,14 @@ from rasterio.warp import reproject
 
 from viewer import Image, InvalidArgument
 from viewer.core.classes import Classes, colorize_classes
+from viewer.core.encode import encode_png_fast, encode_tile
 from viewer.core.evaluate import evaluate
 from viewer.core.grid import Grid
 from viewer.core.layers import (LayerSpec, UnknownLayer, class_layer, describe, image_layer, mask_layer, register,
                                 resolve)
 from viewer.core.pixels import computePixels
-from viewer.core.tiles import (empty_tile, encode_png_fast, encode_tile, pixel_max_zoom, pixel_tile_grid,
-                               pixel_tile_source_options, render_rgba, render_tile, tile_grid)
+from viewer.core.tiles import (empty_tile, pixel_max_zoom, pixel_tile_grid, pixel_tile_source_options, render_rgba,
+                               render_tile, tile_grid)
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 TRUE_COLOUR = {"bands": ["B4", "B3", "B2"], "min": 7000, "max": 14000}

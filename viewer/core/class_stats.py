@@ -26,7 +26,10 @@ import numpy as np
 
 from .classes import MAX_CLASS_ID, Classes
 from .errors import InvalidArgument
+from .evaluate import evaluate
 from .grid import Grid
+from .image import Image
+from .sources import array_node
 
 __all__ = ["class_counts", "class_counts_array", "pixel_area", "compare_masks", "Comparison",
            "DIFFERENCE_COLORS"]
@@ -234,8 +237,6 @@ def _table(classes: Any, *bands) -> Classes:
 
 
 def _evaluate_ids(image: Any, grid: Grid):
-    from .evaluate import evaluate
-
     layer = evaluate(image.node, grid)[0]
     return layer.values, layer.mask
 
@@ -298,9 +299,6 @@ class Comparison:
         positive (predicted the class, truth is not), 2 false negative; without it,
         0 agree, 1 disagree. Agree is the transparent background; masked where either
         input is masked."""
-        from .image import Image
-        from .sources import array_node
-
         p, t = self._pred, self._truth
         if class_id is None:
             diff = (p != t).astype(np.uint8)

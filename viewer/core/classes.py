@@ -7,24 +7,27 @@ Public API::
     Classes.from_band(band_info_or_classes_tuple)        # a class band's table (catalog, ImageMask)
     classes.lut(hidden=(), opacity=1.0) -> (256, 4) uint8 RGBA lookup table
     colorize_classes(values, mask, classes, hidden=(), opacity=1.0) -> (H, W, 4) uint8
+    classes.to_band_classes() -> the table as the ``classColors`` display node and ``BandInfo`` hold it
     default_color(class_id) -> "#rrggbb"
 
 Default colours come from a fixed categorical palette indexed by class id (d3/Tableau
 ``category10`` for ids 0-9, its light companions for 10-19, then golden-angle hues), so
 a class keeps its colour across runs, sessions and processes. User colours are CSS names
 or hex. ``background=<id>`` makes that class transparent (napari's label background).
-Hidden classes get alpha 0 (never black); ids without an entry are transparent.
+Hidden classes get alpha 0 (never black); ids without an entry are transparent. The
+lookup tables and the colouring itself live in :mod:`viewer.core.visualize` (colour in one place).
 """
 from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from .errors import InvalidArgument
-from .visualize import check_opacity, parse_color
+from .visualize import class_lut, colorize, to_hex
 
 __all__ = ["Classes", "ClassEntry", "colorize_classes", "default_color", "DEFAULT_PALETTE", "MAX_CLASS_ID"]
 
@@ -51,10 +54,6 @@ def default_color(class_id: int) -> str:
     val = (0.95, 0.75)[(class_id // 3) % 2]
     r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
     return "#{:02x}{:02x}{:02x}".format(round(r * 255), round(g * 255), round(b * 255))
-
-
-def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _check_id(value: Any, where: str) -> int:
@@ -123,7 +122,7 @@ class Classes:
                 raise InvalidArgument(f"{where}: class id {cid} appears twice; ids must be unique", value=cid,
                                       allowed="unique ids")
             color = item.get("color")
-            color = default_color(cid) if color is None else _hex(parse_color(color))
+            color = default_color(cid) if color is None else to_hex(color)
             desc = item.get("description")
             if desc is not None and not isinstance(desc, str):
                 raise InvalidArgument(f"{where}: description {desc!r} must be a string", value=desc)
@@ -218,21 +217,13 @@ class Classes:
 
     # colouring --------------------------------------------------------------------------
     def lut(self, hidden: Iterable[int] = (), opacity: float = 1.0, size: int = 256) -> np.ndarray:
-        """A ``size`` x 4 uint8 RGBA table indexed by class id.
+        """A ``size`` x 4 uint8 RGBA table indexed by class id (:func:`viewer.core.visualize.class_lut`).
 
         Ids without an entry, the background class and ``hidden`` classes have alpha 0
         (their colour channels keep the class colour, so nothing turns black).
         """
-        check_opacity(opacity)
-        hidden_ids = {_check_id(h, "hidden") for h in hidden}
-        alpha = int(round(opacity * 255))
-        lut = np.zeros((size, 4), np.uint8)
-        for e in self._entries:
-            if e.id >= size:
-                continue
-            lut[e.id, :3] = parse_color(e.color)
-            lut[e.id, 3] = 0 if (e.id in hidden_ids or e.id == self.background) else alpha
-        return lut
+        hidden_ids = tuple(_check_id(h, "hidden") for h in hidden)
+        return class_lut(self.to_band_classes(), self.background, hidden_ids, opacity, size)
 
     # protocol ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:
@@ -256,21 +247,9 @@ class Classes:
         return f"Classes({{{body}}}{bg})"
 
 
-_LUT_CACHE: dict[tuple, np.ndarray] = {}
-
-
-def _lut32(classes: Classes, hidden: tuple, opacity: float, size: int) -> np.ndarray:
-    """The LUT viewed as one uint32 per id plus a final transparent slot (cached)."""
-    key = (classes, hidden, float(opacity), size)
-    lut = _LUT_CACHE.get(key)
-    if lut is None:
-        rgba = np.zeros((size + 1, 4), np.uint8)
-        rgba[:size] = classes.lut(hidden, opacity, size)
-        lut = rgba.view(np.uint32).ravel()
-        if len(_LUT_CACHE) > 256:
-            _LUT_CACHE.clear()
-        _LUT_CACHE[key] = lut
-    return lut
+@lru_cache(maxsize=256)
+def _table(classes: Classes) -> tuple:
+    return classes.to_band_classes()
 
 
 def colorize_classes(
@@ -292,26 +271,4 @@ def colorize_classes(
     if values.ndim != 2:
         raise InvalidArgument(f"class values of shape {values.shape} must be 2-D (H x W)", value=values.shape)
     hidden_t = tuple(sorted({_check_id(h, "hidden") for h in hidden}))
-    size = max(256, (max(classes.ids) + 1) if len(classes) else 0)
-    lut = _lut32(classes, hidden_t, opacity, size)
-    if values.dtype == np.uint8:
-        idx = values
-    else:
-        if values.dtype.kind == "f":
-            v = np.where(np.isfinite(values), np.rint(values), -1)
-        elif values.dtype.kind in "iub":
-            v = values
-        else:
-            raise InvalidArgument(f"class values of dtype {values.dtype} are not allowed; allowed: numbers",
-                                  value=str(values.dtype))
-        idx = np.where((v >= 0) & (v < size), v, size).astype(np.intp)
-    out = lut[idx].view(np.uint8).reshape(values.shape + (4,))
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.shape != values.shape:
-            raise InvalidArgument(f"mask of shape {m.shape} does not match values {values.shape}", value=m.shape)
-        if m.dtype == np.bool_:
-            out[..., 3] *= m
-        elif m.min(initial=1) < 1:
-            out[..., 3] = np.rint(out[..., 3] * np.clip(m, 0, 1)).astype(np.uint8)
-    return out
+    return colorize(values, mask, _table(classes), classes.background, hidden_t, opacity)

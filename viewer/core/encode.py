@@ -1,4 +1,8 @@
-"""Encoders: evaluated layers -> PNG, JPEG, NPY, GeoTIFF bytes or a structured numpy array."""
+"""Encoders: arrays -> PNG, JPEG, WebP, NPY or GeoTIFF bytes (or a structured numpy array), nothing else.
+
+Colour planes and alpha come from :func:`viewer.core.visualize.rgba_planes`; raw band
+values from :meth:`viewer.core.raster.Raster.raw`.
+"""
 from __future__ import annotations
 
 import io
@@ -7,6 +11,7 @@ import zlib
 
 import numpy as np
 from PIL import Image as PILImage
+from rasterio.env import Env
 from rasterio.io import MemoryFile
 
 from .errors import InvalidArgument
@@ -17,63 +22,56 @@ try:  # ISA-L deflate: same ratio as zlib level 1, many times faster
 except ImportError:  # pragma: no cover - optional speed-up
     _deflate = zlib
 
-__all__ = ["FILE_FORMATS", "planes_from_layers", "stack_rgba", "rgba_from_layers", "encode_png",
-           "encode_png_fast", "encode_png_planes", "encode_jpeg", "structured_array", "encode_npy",
-           "encode_geotiff", "raw_stack"]
+__all__ = ["FILE_FORMATS", "FORMATS", "check_format", "encode_planes", "encode_tile", "encode_png", "encode_png_fast", "encode_png_planes",
+           "encode_jpeg", "structured_array", "encode_npy", "encode_geotiff", "media_type"]
 
 FILE_FORMATS = ("PNG", "JPEG", "AUTO_JPEG_PNG", "NPY", "GEO_TIFF", "NUMPY_NDARRAY")
+#: Image formats of tiles (URL extension -> media type).
+FORMATS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def raw_stack(layers: list, dtypes: list[str]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """Per-band values in their declared dtype with masked pixels set to 0, and the masks."""
-    values, masks = [], []
-    for l, dt in zip(layers, dtypes):
-        v = l.values
-        if l.mask is not None:
-            v = np.where(l.mask > 0, v, 0)
-        dtype = np.dtype(dt)
-        if dtype.kind in "iu" and v.dtype.kind == "f":
-            v = np.rint(v)
-        values.append(np.asarray(v).astype(dtype, copy=False))
-        masks.append(l.mask)
-    return values, masks
+def check_format(fmt) -> str:
+    """The lower-case tile format, if allowed (png, jpg, jpeg, webp)."""
+    key = fmt.lower() if isinstance(fmt, str) else fmt
+    if key not in FORMATS:
+        raise InvalidArgument(f"tile format {fmt!r} is not allowed; allowed: {sorted(set(FORMATS))}", value=fmt,
+                              allowed=sorted(FORMATS))
+    return key
 
 
-def planes_from_layers(layers: list) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """Colour planes (1 or 3 uint8 layers) and alpha = mask x 255 (``None`` when opaque);
-    colour is 0 where alpha is 0."""
-    if len(layers) not in (1, 3) or any(l.values.dtype != np.uint8 for l in layers):
-        raise InvalidArgument(
-            "PNG and JPEG need 1 or 3 bands of 8-bit data; got "
-            f"{len(layers)} bands of {sorted({str(l.values.dtype) for l in layers})}. "
-            "Add visualizationOptions (ranges, paletteColors) or use NPY, GEO_TIFF or NUMPY_NDARRAY",
-            value=len(layers), allowed="1 or 3 uint8 bands, or visualizationOptions")
-    planes = [l.values for l in layers]
-    mask = None
-    for l in layers:
-        if l.mask is not None:
-            mask = l.mask if mask is None else np.minimum(mask, l.mask)
-    if mask is None:
-        return planes, None
-    alpha = np.rint(mask * 255).astype(np.uint8)
-    if alpha.min() == 255:
-        return planes, None
-    clear = alpha == 0
-    return [np.where(clear, np.uint8(0), p) for p in planes], alpha
+def encode_planes(planes: list[np.ndarray], alpha: np.ndarray | None, fmt: str = "png") -> bytes:
+    """Bytes of colour planes (1 or 3 uint8) and an alpha plane (``None``: opaque) as ``png`` (RGBA
+    when there is an alpha plane, else RGB), ``jpg``/``jpeg`` (quality 85, no alpha) or ``webp``."""
+    if fmt == "png":
+        return encode_png_planes(planes, alpha)
+    rgb = list(planes) * 3 if len(planes) == 1 else list(planes)
+    if fmt in ("jpg", "jpeg"):
+        return _jpeg(np.dstack(rgb) if alpha is None else np.dstack([np.where(alpha == 0, 0, p) for p in rgb]), 85)
+    full = np.full(rgb[0].shape, 255, np.uint8) if alpha is None else alpha
+    return encode_tile(np.dstack(rgb + [full]), fmt)
 
 
-def stack_rgba(planes: list[np.ndarray], alpha: np.ndarray | None) -> np.ndarray:
-    """H x W x 4 uint8 from 1 or 3 colour planes and an alpha plane (``None`` = opaque)."""
-    rgba = np.empty(planes[0].shape + (4,), np.uint8)
-    for i in range(3):
-        rgba[..., i] = planes[i if len(planes) == 3 else 0]
-    rgba[..., 3] = 255 if alpha is None else alpha
-    return rgba
+def encode_tile(rgba: np.ndarray, fmt: str = "png") -> bytes:
+    """Encode H x W x 4 RGBA as ``png`` (fast path), ``jpg``/``jpeg`` (no alpha: black) or ``webp``."""
+    fmt = check_format(fmt)
+    if fmt == "png":
+        return encode_png_fast(rgba)
+    if fmt in ("jpg", "jpeg"):
+        return encode_jpeg(rgba, quality=85)
+    buf = io.BytesIO()
+    PILImage.fromarray(rgba, "RGBA").save(buf, "WEBP", quality=85, method=2)
+    return buf.getvalue()
 
 
-def rgba_from_layers(layers: list) -> np.ndarray:
-    """H x W x 4 uint8 from 1 or 3 uint8 layers; alpha = mask x 255."""
-    return stack_rgba(*planes_from_layers(layers))
+def media_type(data: bytes) -> str:
+    """The media type of encoded image bytes (from their signature)."""
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -128,8 +126,13 @@ def encode_png_fast(rgba: np.ndarray) -> bytes:
 
 
 def encode_jpeg(rgba: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of H x W x 4 RGBA (transparent pixels black)."""
     rgb = rgba[..., :3].copy()
     rgb[rgba[..., 3] == 0] = 0
+    return _jpeg(rgb, quality)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     buf = io.BytesIO()
     PILImage.fromarray(rgb, "RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
@@ -167,8 +170,6 @@ def encode_geotiff(names: list[str], values: list[np.ndarray], masks: list[np.nd
     if grid.width >= 256 and grid.height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     with MemoryFile() as mem:
-        from rasterio.env import Env
-
         with Env(GDAL_TIF_INTERNAL_MASK=True):
             with mem.open(**profile) as dst:
                 for i, (n, v) in enumerate(zip(names, values), start=1):

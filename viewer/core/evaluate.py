@@ -1,12 +1,14 @@
-"""The one evaluator: turn an image graph into band values and masks on a pixel grid.
+"""The one evaluator: turn an image graph into a :class:`~viewer.core.raster.Raster` on a pixel grid.
 
-Tiles, view statistics, pixel fetch and downloads all call :func:`evaluate`.
+Tiles, view statistics, pixel fetch and downloads all call :func:`evaluate`; a map layer's
+display (``visualize``, ``classColors``, ``maskRamp``: :mod:`viewer.core.visualize`) is a
+node of the same graph. There is one ``op_<name>`` method per operation of
+:data:`viewer.core.ops.OPS`.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from pyproj import Transformer
@@ -17,42 +19,18 @@ from rasterio.warp import transform_geom
 from .errors import InvalidArgument, ReadError, SourceChanged, SourceUnavailable
 from .graph import Node
 from .grid import Grid
+from .ops import ARITHMETIC, BINARY, UNARY
+from .raster import EVERYWHERE, Band, Footprint, Raster
 from .read import read_bands, warp_array
 from .sources import get_array
+from .visualize import color_classes, mask_ramp, visualize
 
-__all__ = ["Layer", "evaluate", "BINARY_OPS", "UNARY_OPS"]
+__all__ = ["evaluate", "BINARY_OPS", "UNARY_OPS"]
 
 log = logging.getLogger("viewer.core")
 
 
-@dataclass
-class Layer:
-    """One evaluated band: values, mask (float32 in [0, 1]; None = valid) and lazy footprint."""
-
-    values: np.ndarray
-    mask: np.ndarray | None
-    footprint: Callable[[], np.ndarray | None]
-
-    def mask_or_ones(self) -> np.ndarray:
-        return np.ones(self.values.shape, np.float32) if self.mask is None else self.mask
-
-
-def _everywhere() -> None:
-    return None
-
-
-def _memo(fn: Callable[[], np.ndarray | None]) -> Callable[[], np.ndarray | None]:
-    cache: list = []
-
-    def wrapped():
-        if not cache:
-            cache.append(fn())
-        return cache[0]
-
-    return wrapped
-
-
-def _footprint_of(src: Grid, grid: Grid) -> Callable[[], np.ndarray | None]:
+def _footprint_of(src: Grid, grid: Grid) -> Footprint:
     """Lazy boolean: which grid pixel centres fall inside the source grid's pixel area."""
 
     def compute():
@@ -64,60 +42,14 @@ def _footprint_of(src: Grid, grid: Grid) -> Callable[[], np.ndarray | None]:
         inside = (c >= 0) & (c < src.width) & (r >= 0) & (r < src.height)
         return None if inside.all() else inside
 
-    return _memo(compute)
+    return Footprint(compute)
 
 
-def _and_footprints(a, b):
-    def compute():
-        fa, fb = a(), b()
-        if fa is None:
-            return fb
-        return fa if fb is None else fa & fb
-    return _memo(compute)
+def _broadcast(raster: Sequence[Band], n: int) -> Sequence[Band]:
+    return tuple(raster) * n if len(raster) == 1 else raster
 
 
-def _or_footprints(a, b):
-    def compute():
-        fa, fb = a(), b()
-        if fa is None or fb is None:
-            return None
-        return fa | fb
-    return _memo(compute)
-
-
-def _mul_masks(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a * b
-
-
-def _min_masks(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return np.minimum(a, b)
-
-
-def _as_mask(layer: Layer) -> np.ndarray | None:
-    """A layer's values used as a mask: clipped to [0, 1], zero where the layer is masked."""
-    v = layer.values
-    if v.dtype == np.uint8 and layer.mask is None and v.max(initial=0) <= 1:
-        m = v.astype(np.float32)
-    else:
-        m = np.clip(v, 0, 1).astype(np.float32, copy=False)
-        m = np.where(np.isnan(m), 0, m).astype(np.float32, copy=False)
-    if layer.mask is not None:
-        m = m * layer.mask
-    return None if m.min(initial=1) >= 1 else m
-
-
-def _broadcast(layers: list[Layer], n: int) -> list[Layer]:
-    return layers * n if len(layers) == 1 else layers
-
-
+#: numpy implementations of :data:`viewer.core.ops.BINARY`.
 BINARY_OPS: dict[str, Callable] = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
     "divide": lambda a, b: np.true_divide(a, b, dtype=np.float64),
@@ -132,8 +64,7 @@ BINARY_OPS: dict[str, Callable] = {
     "rightShift": lambda a, b: np.right_shift(a.astype(np.int64), b.astype(np.int64)),
 }
 
-_ARITHMETIC = {"add", "subtract", "multiply", "pow", "max", "min"}
-
+#: numpy implementations of :data:`viewer.core.ops.UNARY`.
 UNARY_OPS: dict[str, Callable] = {
     "Not": lambda a: a == 0,
     "abs": np.abs,
@@ -143,6 +74,7 @@ UNARY_OPS: dict[str, Callable] = {
     "toFloat": lambda a: a.astype(np.float32),
     "toDouble": lambda a: a.astype(np.float64),
 }
+assert set(BINARY_OPS) == set(BINARY) and set(UNARY_OPS) == set(UNARY), "ops registry and evaluator disagree"
 
 
 def _unreadable(node: Node, members: list[int], exc: BaseException) -> SourceUnavailable:
@@ -162,20 +94,21 @@ def _unreadable(node: Node, members: list[int], exc: BaseException) -> SourceUna
 class _Evaluator:
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
-        self.memo: dict[tuple[str, str], list[Layer]] = {}
+        self.memo: dict[tuple[str, str], Raster] = {}
 
-    def run(self, node: Node, resampling: str) -> list[Layer]:
+    def run(self, node: Node, resampling: str) -> Raster:
         key = (node.key, resampling)
         if key not in self.memo:
             with np.errstate(all="ignore"):
-                self.memo[key] = getattr(self, "op_" + node.op)(node, resampling)
+                bands = getattr(self, "op_" + node.op)(node, resampling)
+            self.memo[key] = Raster(tuple(bands), self.grid, node.bands)
         return self.memo[key]
 
     # leaves -----------------------------------------------------------------------------
-    def op_source(self, node: Node, resampling: str) -> list[Layer]:
+    def op_source(self, node: Node, resampling: str) -> list[Band]:
         return self._read(node, range(len(node.bands)), resampling)
 
-    def _read(self, node: Node, wanted: Iterable[int], resampling: str) -> list[Layer]:
+    def _read(self, node: Node, wanted: Iterable[int], resampling: str) -> list[Band]:
         """The ``wanted`` bands of a source node; bands of one file that share resampling in one warp."""
         wanted = list(wanted)
         groups: dict[tuple, list[int]] = {}
@@ -185,7 +118,7 @@ class _Evaluator:
             method = resampling if continuous else "nearest"
             use_ovr = continuous or overviews in ("nearest", "mode")
             groups.setdefault((path, identity, method, use_ovr), []).append(i)
-        layers: dict[int, Layer] = {}
+        bands: dict[int, Band] = {}
         for (path, identity, method, use_ovr), members in groups.items():
             bidxs = tuple(node.args[1][i][1] for i in members)
             try:
@@ -193,100 +126,96 @@ class _Evaluator:
             except (ReadError, RasterioError, OSError) as exc:
                 raise _unreadable(node, members, exc) from None
             for i, (values, mask) in zip(members, read):
-                layers[i] = Layer(values, mask, _footprint_of(node.bands[i].grid, self.grid))
-        return [layers[i] for i in wanted]
+                bands[i] = Band(values, mask, _footprint_of(node.bands[i].grid, self.grid))
+        return [bands[i] for i in wanted]
 
-    def op_array(self, node: Node, resampling: str) -> list[Layer]:
+    def op_array(self, node: Node, resampling: str) -> list[Band]:
         data = get_array(node.args[0])
         out = []
-        for i, info in enumerate(node.bands):
+        for info, band in zip(node.bands, data):
             method = resampling if info.kind == "continuous" else "nearest"
-            m = None if data.mask is None else data.mask[i]
-            values, mask = warp_array(data.values[i], m, data.grid, self.grid, method)
+            values, mask = warp_array(band.values, band.mask, data.grid, self.grid, method)
             if mask is not None and mask.min(initial=1) >= 1:
                 mask = None
-            out.append(Layer(values, mask, _footprint_of(data.grid, self.grid)))
+            out.append(Band(values, mask, _footprint_of(data.grid, self.grid)))
         return out
 
-    def op_constant(self, node: Node, resampling: str) -> list[Layer]:
-        return [Layer(np.full(self.grid.shape, v, dtype=np.dtype(b.dtype)), None, _everywhere)
+    def op_constant(self, node: Node, resampling: str) -> list[Band]:
+        return [Band(np.full(self.grid.shape, v, dtype=np.dtype(b.dtype)), None, EVERYWHERE)
                 for v, b in zip(node.args, node.bands)]
 
     # band bookkeeping -------------------------------------------------------------------
-    def op_select(self, node: Node, resampling: str) -> list[Layer]:
+    def op_select(self, node: Node, resampling: str) -> list[Band]:
         if node.args[0].op == "source":  # read only the selected bands
             return self._read(node.args[0], node.args[1], resampling)
-        layers = self.run(node.args[0], resampling)
-        return [layers[i] for i in node.args[1]]
+        raster = self.run(node.args[0], resampling)
+        return [raster[i] for i in node.args[1]]
 
-    def op_addBands(self, node: Node, resampling: str) -> list[Layer]:
-        a, b = self.run(node.args[0], resampling), self.run(node.args[1], resampling)
-        both = a + b
+    def op_addBands(self, node: Node, resampling: str) -> list[Band]:
+        both = self.run(node.args[0], resampling).bands + self.run(node.args[1], resampling).bands
         return [both[i] for i in node.args[2]]
 
-    def op_resample(self, node: Node, resampling: str) -> list[Layer]:
+    def op_resample(self, node: Node, resampling: str) -> Raster:
         return self.run(node.args[0], node.args[1])
 
     # masks ------------------------------------------------------------------------------
-    def op_mask_get(self, node: Node, resampling: str) -> list[Layer]:
-        return [Layer(l.mask_or_ones(), None, l.footprint) for l in self.run(node.args[0], resampling)]
+    def op_mask_get(self, node: Node, resampling: str) -> list[Band]:
+        return [Band(b.mask_or_ones(), None, b.footprint) for b in self.run(node.args[0], resampling)]
 
-    def op_mask_set(self, node: Node, resampling: str) -> list[Layer]:
-        layers = self.run(node.args[0], resampling)
-        masks = _broadcast(self.run(node.args[1], resampling), len(layers))
+    def op_mask_set(self, node: Node, resampling: str) -> list[Band]:
+        raster = self.run(node.args[0], resampling)
+        masks = _broadcast(self.run(node.args[1], resampling), len(raster))
         out = []
-        for l, m in zip(layers, masks):
-            new = _as_mask(m)
-            values = l.values
-            if l.mask is not None:  # pixels that were masked and are now unmasked become 0
-                values = np.where(l.mask > 0, values, 0).astype(values.dtype, copy=False)
-            out.append(Layer(values, new, l.footprint))
+        for b, m in zip(raster, masks):
+            values = b.values
+            if b.mask is not None:  # pixels that were masked and are now unmasked become 0
+                values = np.where(b.mask > 0, values, 0).astype(values.dtype, copy=False)
+            out.append(Band(values, m.as_mask(), b.footprint))
         return out
 
-    def op_updateMask(self, node: Node, resampling: str) -> list[Layer]:
-        layers = self.run(node.args[0], resampling)
-        masks = _broadcast(self.run(node.args[1], resampling), len(layers))
-        return [Layer(l.values, _mul_masks(l.mask, _as_mask(m)), l.footprint) for l, m in zip(layers, masks)]
+    def op_updateMask(self, node: Node, resampling: str) -> list[Band]:
+        raster = self.run(node.args[0], resampling)
+        masks = _broadcast(self.run(node.args[1], resampling), len(raster))
+        return [b.narrowed(m.as_mask()) for b, m in zip(raster, masks)]
 
-    def op_selfMask(self, node: Node, resampling: str) -> list[Layer]:
-        return [Layer(l.values, _mul_masks(l.mask, _as_mask(Layer(l.values, None, l.footprint))), l.footprint)
-                for l in self.run(node.args[0], resampling)]
+    def op_selfMask(self, node: Node, resampling: str) -> list[Band]:
+        return [b.narrowed(Band(b.values, None, b.footprint).as_mask()) for b in self.run(node.args[0], resampling)]
 
-    def op_unmask(self, node: Node, resampling: str) -> list[Layer]:
-        layers = self.run(node.args[0], resampling)
-        fills = _broadcast(self.run(node.args[1], resampling), len(layers))
+    def op_unmask(self, node: Node, resampling: str) -> list[Band]:
+        raster = self.run(node.args[0], resampling)
+        fills = _broadcast(self.run(node.args[1], resampling), len(raster))
         same_footprint = node.args[2]
         out = []
-        for l, f, info in zip(layers, fills, node.bands):
-            if l.mask is None:
-                out.append(l)
+        for b, f, info in zip(raster, fills, node.bands):
+            if b.mask is None:
+                out.append(b)
                 continue
-            hole = l.mask <= 0
-            values = np.where(hole, f.values, l.values).astype(np.dtype(info.dtype), copy=False)
-            mask = np.where(hole, f.mask_or_ones(), l.mask).astype(np.float32, copy=False)
+            hole = b.mask <= 0
+            values = np.where(hole, f.values, b.values).astype(np.dtype(info.dtype), copy=False)
+            mask = np.where(hole, f.mask_or_ones(), b.mask).astype(np.float32, copy=False)
             if same_footprint:
-                fp = l.footprint()
+                fp = b.footprint()
                 if fp is not None:
                     mask = np.where(fp, mask, 0).astype(np.float32, copy=False)
-                footprint = l.footprint
+                footprint = b.footprint
             else:
-                footprint = _or_footprints(l.footprint, f.footprint)
-            out.append(Layer(values, None if mask.min(initial=1) >= 1 else mask, footprint))
+                footprint = b.footprint | f.footprint
+            out.append(Band(values, None if mask.min(initial=1) >= 1 else mask, footprint))
         return out
 
-    def op_clip(self, node: Node, resampling: str) -> list[Layer]:
-        layers = self.run(node.args[0], resampling)
+    def op_clip(self, node: Node, resampling: str) -> list[Band]:
+        raster = self.run(node.args[0], resampling)
         geometry = node.args[1]
         g = self.grid
         if g.crs is not None:
             geometry = transform_geom("EPSG:4326", g.crs, geometry)
         inside = geometry_mask([geometry], out_shape=g.shape, transform=g.transform, invert=True)
         inside_f = inside.astype(np.float32)
-        fp = lambda: inside  # noqa: E731
-        return [Layer(l.values, _mul_masks(l.mask, inside_f), _and_footprints(l.footprint, fp)) for l in layers]
+        fp = Footprint(lambda: inside)
+        return [Band(b.values, b.narrowed(inside_f).mask, b.footprint & fp) for b in raster]
 
     # arithmetic -------------------------------------------------------------------------
-    def op_binary(self, node: Node, resampling: str) -> list[Layer]:
+    def op_binary(self, node: Node, resampling: str) -> list[Band]:
         name = node.args[0]
         a, b = self.run(node.args[1], resampling), self.run(node.args[2], resampling)
         n = max(len(a), len(b))
@@ -295,43 +224,47 @@ class _Evaluator:
         out = []
         for la, lb, info in zip(a, b, node.bands):
             x, y = la.values, lb.values
-            if name in _ARITHMETIC:  # compute in the output type so integers do not wrap
+            if name in ARITHMETIC:  # compute in the output type so integers do not wrap
                 x, y = x.astype(info.dtype, copy=False), y.astype(info.dtype, copy=False)
             v = fn(x, y)
-            mask = _min_masks(la.mask, lb.mask)
+            band = Band(v, la.min_mask(lb), la.footprint & lb.footprint)
             if name == "divide":
                 bad = (lb.values == 0) | ~np.isfinite(v)
                 if bad.any():
                     v = np.where(bad, 0, v)
-                    mask = _mul_masks(mask, (~bad).astype(np.float32))
-            out.append(Layer(v.astype(np.dtype(info.dtype), copy=False), mask,
-                             _and_footprints(la.footprint, lb.footprint)))
+                    band = band.narrowed((~bad).astype(np.float32))
+            out.append(band.with_values(v.astype(np.dtype(info.dtype), copy=False)))
         return out
 
-    def op_unary(self, node: Node, resampling: str) -> list[Layer]:
+    def op_unary(self, node: Node, resampling: str) -> list[Band]:
         fn = UNARY_OPS[node.args[0]]
-        return [Layer(fn(l.values).astype(np.dtype(info.dtype), copy=False), l.mask, l.footprint)
-                for l, info in zip(self.run(node.args[1], resampling), node.bands)]
+        return [b.with_values(fn(b.values).astype(np.dtype(info.dtype), copy=False))
+                for b, info in zip(self.run(node.args[1], resampling), node.bands)]
 
-    def op_normalizedDifference(self, node: Node, resampling: str) -> list[Layer]:
-        layers = self.run(node.args[0], resampling)
-        a, b = layers[0], layers[1]
+    def op_normalizedDifference(self, node: Node, resampling: str) -> list[Band]:
+        raster = self.run(node.args[0], resampling)
+        a, b = raster[0], raster[1]
         av, bv = a.values.astype(np.float32), b.values.astype(np.float32)
         den = av + bv
         nd = np.where(den != 0, (av - bv) / np.where(den == 0, 1, den), 0).astype(np.float32)
-        mask = _min_masks(a.mask, b.mask)
+        band = Band(nd, a.min_mask(b), a.footprint & b.footprint)
         if (den == 0).any():
-            mask = _mul_masks(mask, (den != 0).astype(np.float32))
-        return [Layer(nd, mask, _and_footprints(a.footprint, b.footprint))]
+            band = band.narrowed((den != 0).astype(np.float32))
+        return [band]
 
-    def op_visualize(self, node: Node, resampling: str) -> list[Layer]:
-        from .visualize import visualize_layers
+    # display ----------------------------------------------------------------------------
+    def op_visualize(self, node: Node, resampling: str) -> Raster:
+        return visualize(self.run(node.args[0], resampling), node.args[1])
 
-        return visualize_layers(self.run(node.args[0], resampling), node.args[1])
+    def op_classColors(self, node: Node, resampling: str) -> Raster:
+        return color_classes(self.run(node.args[0], resampling), *node.args[1:])
+
+    def op_maskRamp(self, node: Node, resampling: str) -> Raster:
+        return mask_ramp(self.run(node.args[0], resampling), *node.args[1:])
 
 
-def evaluate(node: Node, grid: Grid, resampling: str = "nearest") -> list[Layer]:
-    """Evaluate every band of ``node`` on ``grid`` (one :class:`Layer` per band)."""
+def evaluate(node: Node, grid: Grid, resampling: str = "nearest") -> Raster:
+    """Evaluate every band of ``node`` on ``grid`` (``raster[i]`` is band ``i``)."""
     if not isinstance(grid, Grid):
         raise InvalidArgument(f"grid {grid!r} must be a Grid", value=grid)
     return _Evaluator(grid).run(node, resampling)

@@ -7,15 +7,14 @@ from typing import Any, Iterable
 import numpy as np
 
 from .errors import InvalidArgument, UnknownBand
+from .geometry import to_geojson
 from .graph import BandInfo, Node
 from .grid import Grid
+from .ops import COMPARISONS, FLOAT_UNARY, INTEGER_OPS, RESAMPLING, VIS_BANDS
 from .sources import array_node, asset_node, constant_node, file_node
-from .visualize import VIS_BANDS, normalize_vis
+from .visualize import normalize_vis
 
 __all__ = ["Image", "EEList"]
-
-_COMPARISONS = {"gt", "gte", "lt", "lte", "eq", "neq", "And", "Or"}
-_INT_OPS = {"bitwiseAnd", "bitwiseOr", "leftShift", "rightShift"}
 
 
 class EEList(list):
@@ -26,9 +25,9 @@ class EEList(list):
 
 
 def _result_dtype(op: str, a: BandInfo, b: BandInfo) -> str:
-    if op in _COMPARISONS:
+    if op in COMPARISONS:
         return "uint8"
-    if op in _INT_OPS:
+    if op in INTEGER_OPS:
         return "int64" if np.dtype(a.dtype).kind in "iu" and np.dtype(b.dtype).kind in "iu" else "int64"
     if op == "divide":
         return "float64"
@@ -261,13 +260,11 @@ class Image:
         return self._derive(Node("selfMask", (self._node,), self._node.bands), keep_id=True)
 
     def clip(self, geometry) -> "Image":
-        from .geometry import to_geojson
-
         geo = to_geojson(geometry)
         return self._derive(Node("clip", (self._node, geo), self._node.bands), keep_id=True)
 
     def resample(self, mode: str = "bilinear") -> "Image":
-        if mode not in ("bilinear", "bicubic", "nearest"):
+        if mode not in RESAMPLING:
             raise InvalidArgument(f"resample mode {mode!r} is not allowed; allowed: bilinear, bicubic, nearest",
                                   value=mode, allowed=["bilinear", "bicubic", "nearest"])
         return self._derive(Node("resample", (self._node, mode), self._node.bands), keep_id=True)
@@ -288,9 +285,9 @@ class Image:
         bands = []
         for (x, y), name in zip(pairs, names):
             grid = x.grid if x.grid is not None else y.grid
-            kind = "mask" if op in _COMPARISONS and x.kind == "mask" else (
-                "class" if op in _COMPARISONS or op in _INT_OPS else "continuous")
-            if op in _COMPARISONS:
+            kind = "mask" if op in COMPARISONS and x.kind == "mask" else (
+                "class" if op in COMPARISONS or op in INTEGER_OPS else "continuous")
+            if op in COMPARISONS:
                 kind = "class"
             bands.append(BandInfo(name, _result_dtype(op, x, y), grid, kind))
         return self._derive(Node("binary", (op, self._node, o._node), tuple(bands)))
@@ -316,7 +313,7 @@ class Image:
     def rightShift(self, o): return self._binary("rightShift", o)
 
     def _unary(self, op: str, dtype: str | None = None, kind: str | None = None) -> "Image":
-        bands = tuple(BandInfo(b.name, dtype or ("float64" if op in ("sqrt", "log", "exp") else b.dtype), b.grid,
+        bands = tuple(BandInfo(b.name, dtype or ("float64" if op in FLOAT_UNARY else b.dtype), b.grid,
                                kind or b.kind) for b in self._node.bands)
         return self._derive(Node("unary", (op, self._node), bands))
 

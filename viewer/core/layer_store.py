@@ -38,7 +38,8 @@ from typing import Iterable
 import numpy as np
 
 from .errors import InvalidArgument, ReadError
-from .sources import ArrayData, array_node, get_array
+from .raster import Raster
+from .sources import array_node, get_array
 
 __all__ = ["state_dir", "env_limit", "spec_path", "array_path", "read_doc", "save", "load_arrays", "touch",
            "prune", "DOC_VERSION"]
@@ -102,11 +103,13 @@ def _write_atomic(path: Path, payload: bytes) -> int:
     return len(payload)
 
 
-def _array_bytes(data: ArrayData) -> bytes:
-    parts = {"values": data.values, "crs": np.array(data.grid.crs.to_wkt() if data.grid.crs is not None else ""),
+def _array_bytes(data: Raster) -> bytes:
+    values = np.stack(data.values).astype(data.values[0].dtype, copy=False)  # keeps the byte order
+    crs = data.grid.crs.to_wkt() if data.grid.crs is not None else ""
+    parts = {"values": values, "crs": np.array(crs),
              "transform": np.array(tuple(data.grid.transform)[:6], dtype=np.float64)}
-    if data.mask is not None:
-        parts["mask"] = data.mask
+    if any(m is not None for m in data.masks):
+        parts["mask"] = np.stack(data.masks)
     buf = io.BytesIO()
     np.savez_compressed(buf, **parts)
     return buf.getvalue()

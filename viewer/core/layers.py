@@ -39,14 +39,16 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+from rasterio.crs import CRS
 
 from . import layer_store
 from .classes import Classes
 from .errors import InvalidArgument, ReadError, SourceUnavailable, ViewerError
-from .graph import Node, canonical
+from .graph import BandInfo, Node, canonical
 from .grid import Grid, crs_code
 from .image import Image
 from .layer_store import DOC_VERSION, state_dir
+from .ops import RESAMPLING, VIS_BANDS, VIS_KEYS
 from .serialize import from_json, to_json
 from .visualize import check_opacity, normalize_vis, parse_palette
 
@@ -58,7 +60,6 @@ TOKEN_LENGTH = 64
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 _TOKEN_VERSION = 1  # in the token hash; unchanged so tokens (and tile URLs) stay stable
 DEFAULT_MASK_PALETTE = ("000000", "ffffff")
-_RESAMPLING = ("nearest", "bilinear", "bicubic")
 
 
 class UnknownLayer(ViewerError, KeyError):
@@ -109,6 +110,19 @@ class LayerSpec:
         s = self.style
         return Classes(s["classes"], background=s["background"])
 
+    def display(self) -> Node:
+        """The layer as the map shows it: a display node (three uint8 ``vis-*`` bands, alpha as mask)
+        over :attr:`node`. Tiles, exports and ``computePixels`` all evaluate this one expression.
+
+        * ``image``: ``visualize(vis)`` (under ``resample(mode)`` unless nearest);
+        * ``mask``: ``maskRamp(palette, opacity)``: the bands' minimum on a ramp, 0 transparent;
+        * ``classes``: ``classColors(table, background, hidden, opacity)``.
+        """
+        node = self.__dict__.get("_display")
+        if node is None:
+            node = self.__dict__["_display"] = _display_node(self)
+        return node
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LayerSpec) and other.token == self.token
 
@@ -117,6 +131,20 @@ class LayerSpec:
 
     def __repr__(self) -> str:
         return f"LayerSpec({self.kind}, bands={self.band_names}, token={self.token[:12]}…)"
+
+
+def _display_node(spec: LayerSpec) -> Node:
+    style, node = spec.style, spec.node
+    out = tuple(BandInfo(n, "uint8", node.native_grid()) for n in VIS_BANDS)
+    if spec.kind == "image":
+        mode = style.get("resampling", "nearest")
+        src = node if mode == "nearest" else Node("resample", (node, mode), node.bands)
+        return Node("visualize", (src, style["vis"]), out)
+    if spec.kind == "mask":
+        return Node("maskRamp", (node, tuple(tuple(c) for c in style["palette"]), style["opacity"]), out)
+    table = Classes(style["classes"], background=style["background"])
+    return Node("classColors", (node, table.to_band_classes(), table.background, tuple(style["hidden"]),
+                                style["opacity"]), out)
 
 
 def _style(obj: dict) -> str:
@@ -151,14 +179,13 @@ def image_layer(image: Image, vis_params: Mapping[str, Any] | None = None, *,
     """
     image = _as_image(image, "image_layer")
     params = dict(vis_params or {})
-    unknown = set(params) - {"bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"}
+    unknown = set(params) - set(VIS_KEYS)
     if unknown:
-        raise InvalidArgument(f"visualization parameters {sorted(unknown)} are not allowed; allowed: bands, min, "
-                              "max, gain, bias, gamma, palette, opacity", value=sorted(unknown),
-                              allowed=["bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"])
-    if resampling not in _RESAMPLING:
-        raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {list(_RESAMPLING)}",
-                              value=resampling, allowed=list(_RESAMPLING))
+        raise InvalidArgument(f"visualization parameters {sorted(unknown)} are not allowed; allowed: "
+                              f"{', '.join(VIS_KEYS)}", value=sorted(unknown), allowed=list(VIS_KEYS))
+    if resampling not in RESAMPLING:
+        raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {list(RESAMPLING)}",
+                              value=resampling, allowed=list(RESAMPLING))
     bands = params.pop("bands", None)
     if isinstance(bands, str):
         bands = [b.strip() for b in bands.split(",") if b.strip()]
@@ -336,8 +363,6 @@ def resolve(token: str) -> LayerSpec:
 def _bounds_wgs84(grid: Grid) -> list[float] | None:
     if grid.crs is None:
         return None
-    from rasterio.crs import CRS
-
     try:
         return [float(v) for v in grid.bounds_in(CRS.from_epsg(4326))]
     except Exception:  # noqa: BLE001 - outside the CRS's area of use

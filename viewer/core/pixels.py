@@ -8,13 +8,14 @@ import numpy as np
 from affine import Affine
 from rasterio.warp import transform_bounds
 
-from .encode import (FILE_FORMATS, encode_geotiff, encode_jpeg, encode_npy, encode_png, raw_stack,
-                     rgba_from_layers, structured_array)
+from .encode import FILE_FORMATS, encode_geotiff, encode_jpeg, encode_npy, encode_png, structured_array
 from .errors import InvalidArgument, LimitExceeded
 from .evaluate import evaluate
 from .geometry import geojson_bounds, to_geojson
 from .grid import Grid, parse_crs
 from .image import Image
+from .serialize import from_json
+from .visualize import rgba
 
 __all__ = ["getPixels", "computePixels", "resolve_grid", "prepare", "file_format", "check_limits", "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
 
@@ -210,8 +211,6 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
     if compute:
         image = params.get("expression")
         if isinstance(image, dict) and "viewerGraph" in image:
-            from .serialize import from_json
-
             image = from_json(image)
         if not isinstance(image, Image):
             raise InvalidArgument(f"expression {image!r} must be a viewer.Image", value=image, allowed="Image")
@@ -251,19 +250,18 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
 
 def _fetch(params: dict, compute: bool):
     image, grid, fmt = prepare(params, compute=compute)
-    layers = evaluate(image.node, grid)
-    names = [b.name for b in image.bands]
+    raster = evaluate(image.node, grid)
     if fmt in ("PNG", "JPEG", "AUTO_JPEG_PNG"):
-        rgba = rgba_from_layers(layers)
+        pixels = rgba(raster)
         if fmt == "AUTO_JPEG_PNG":
-            fmt = "PNG" if (rgba[..., 3] < 255).any() else "JPEG"
-        return encode_png(rgba, 6) if fmt == "PNG" else encode_jpeg(rgba)
-    values, masks = raw_stack(layers, [b.dtype for b in image.bands])
+            fmt = "PNG" if (pixels[..., 3] < 255).any() else "JPEG"
+        return encode_png(pixels, 6) if fmt == "PNG" else encode_jpeg(pixels)
+    names, values = raster.names, raster.raw()
     if fmt == "NUMPY_NDARRAY":
         return structured_array(names, values)
     if fmt == "NPY":
         return encode_npy(names, values)
-    return encode_geotiff(names, values, masks, grid)
+    return encode_geotiff(names, values, raster.masks, grid)
 
 
 def getPixels(params: dict):

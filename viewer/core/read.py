@@ -20,7 +20,7 @@ from .errors import InvalidArgument, ReadError, SourceChanged
 from .grid import PIXEL_CRS, Grid
 from .sampling import sample_array, sample_dataset
 
-__all__ = ["open_dataset", "open_raster", "read_band", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
+__all__ = ["open_dataset", "open_raster", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
 
 RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -145,17 +145,6 @@ def _work_dtype(dtype: np.dtype) -> np.dtype:
     if dtype in (np.int32, np.uint32, np.int64, np.uint64):
         return np.dtype(np.float64)
     return np.dtype(np.float32)
-
-
-def read_band(
-    path: str,
-    bidx: int,
-    grid: Grid,
-    resampling: str = "nearest",
-    use_overviews: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Values and mask (float32 in [0, 1], ``None`` = all valid) of one band on ``grid``."""
-    return read_bands(path, (bidx,), grid, resampling, use_overviews)[0]
 
 
 def _groupable(ds, bidxs: tuple[int, ...]) -> bool:

@@ -16,10 +16,10 @@ from affine import Affine
 from .access import gdal_path
 from .catalog import BAND_KINDS, get_catalog
 from .errors import InvalidArgument, LimitExceeded, SourceChanged, ViewerError
-from .evaluate import BINARY_OPS, UNARY_OPS
 from .graph import MAX_DEPTH, BandInfo, Node
 from .grid import Grid, parse_crs
 from .image import Image
+from .ops import OPS, check_args, expected_bands
 from .sources import asset_node, get_array
 
 __all__ = ["to_json", "from_json", "GRAPH_VERSION"]
@@ -28,8 +28,6 @@ GRAPH_VERSION = 1
 MAX_NODES = 10_000
 #: Deepest nesting of lists/dicts inside one node's arguments (a GeoJSON MultiPolygon needs 5).
 MAX_ARG_DEPTH = 32
-_OPS = {"source", "array", "constant", "select", "addBands", "resample", "mask_get", "mask_set", "updateMask",
-        "selfMask", "unmask", "clip", "binary", "unary", "normalizedDifference", "visualize"}
 
 
 def _band_json(b: BandInfo) -> dict:
@@ -94,74 +92,20 @@ def _arg_from_json(value: Any, load) -> Any:
     return value
 
 
-def _is_node(v: Any) -> bool:
-    return isinstance(v, Node)
-
-
-def _is_int_tuple(v: Any) -> bool:
-    return isinstance(v, tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
-
-
-#: Each op's arguments, checked before a graph from JSON is evaluated: (arity, check).
-_SHAPES: dict[str, tuple[int | None, Any]] = {
-    "array": (1, lambda a: isinstance(a[0], str)),
-    "constant": (None, lambda a: all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in a)),
-    "select": (2, lambda a: _is_node(a[0]) and _is_int_tuple(a[1]) and all(0 <= i < len(a[0].bands) for i in a[1])),
-    "addBands": (3, lambda a: _is_node(a[0]) and _is_node(a[1]) and _is_int_tuple(a[2])
-                 and all(0 <= i < len(a[0].bands) + len(a[1].bands) for i in a[2])),
-    "resample": (2, lambda a: _is_node(a[0]) and a[1] in ("bilinear", "bicubic", "nearest")),
-    "mask_get": (1, lambda a: _is_node(a[0])),
-    "selfMask": (1, lambda a: _is_node(a[0])),
-    "normalizedDifference": (1, lambda a: _is_node(a[0]) and len(a[0].bands) >= 2),
-    "mask_set": (2, lambda a: _is_node(a[0]) and _is_node(a[1]) and len(a[1].bands) in (1, len(a[0].bands))),
-    "updateMask": (2, lambda a: _is_node(a[0]) and _is_node(a[1]) and len(a[1].bands) in (1, len(a[0].bands))),
-    "unmask": (3, lambda a: _is_node(a[0]) and _is_node(a[1]) and isinstance(a[2], bool)
-               and len(a[1].bands) in (1, len(a[0].bands))),
-    "clip": (2, lambda a: _is_node(a[0]) and isinstance(a[1], dict)),
-    "binary": (3, lambda a: a[0] in BINARY_OPS and _is_node(a[1]) and _is_node(a[2])
-               and (len(a[1].bands) == len(a[2].bands) or 1 in (len(a[1].bands), len(a[2].bands)))),
-    "unary": (2, lambda a: a[0] in UNARY_OPS and _is_node(a[1])),
-    "visualize": (2, lambda a: _is_node(a[0]) and isinstance(a[1], dict) and len(a[0].bands) in (1, 3)),
-}
-
-
-def _expected_bands(op: str, args: tuple) -> int | None:
-    """How many bands an op's output has, given its inputs (None: not fixed by the inputs)."""
-    if op in ("select", "addBands"):
-        return len(args[-1])
-    if op == "binary":
-        return max(len(args[1].bands), len(args[2].bands))
-    if op == "unary":
-        return len(args[1].bands)
-    if op in ("normalizedDifference",):
-        return 1
-    if op == "visualize":
-        return 3
-    if op in ("constant",):
-        return len(args)
-    if op in ("resample", "mask_get", "selfMask", "mask_set", "updateMask", "unmask", "clip"):
-        return len(args[0].bands)
-    return None
-
-
 def _check_shape(key: str, op: str, args: Any, bands: tuple) -> None:
-    arity, check = _SHAPES[op]
-    ok = isinstance(args, tuple) and (arity is None or len(args) == arity)
-    try:
-        ok = ok and bool(check(args))
-    except (TypeError, IndexError, KeyError):
-        ok = False
-    expected = _expected_bands(op, args) if ok else None
+    """Refuse a node whose arguments or band count do not fit its op (:data:`viewer.core.ops.OPS`)."""
+    ok = check_args(op, args)
+    expected = expected_bands(op, args) if ok else None
     if not ok or (expected is not None and expected != len(bands)):
         raise InvalidArgument(f"graph node {key[:16]!r} ({op}) has malformed arguments or bands",
                               value=key, allowed="to_json() output")
 
 
 def _load_node(key: str, spec: Any, load, allow_files: bool) -> Node:
-    if not isinstance(spec, dict) or spec.get("op") not in _OPS:
+    if not isinstance(spec, dict) or spec.get("op") not in OPS:
         op = spec.get("op") if isinstance(spec, dict) else None
         raise InvalidArgument(f"graph node {str(key)[:16]!r} is missing or has an unknown op {str(op)[:40]!r}; "
-                              f"allowed ops: {sorted(_OPS)}", value=str(key)[:64], allowed=sorted(_OPS))
+                              f"allowed ops: {sorted(OPS)}", value=str(key)[:64], allowed=sorted(OPS))
     op = spec["op"]
     if op == "source":
         args = spec.get("args")

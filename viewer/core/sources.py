@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -15,30 +15,23 @@ from .catalog import BandSource, get_catalog
 from .errors import InvalidArgument, ReadError
 from .graph import BandInfo, Node
 from .grid import Grid, parse_crs
+from .raster import Band, Raster
 from .read import native_grid, open_dataset
 
-__all__ = ["asset_node", "file_node", "array_node", "constant_node", "ArrayData", "get_array", "put_array"]
+__all__ = ["asset_node", "file_node", "array_node", "constant_node", "get_array", "put_array"]
 
-
-@dataclass(frozen=True)
-class ArrayData:
-    """An in-memory band stack registered by content digest."""
-
-    values: np.ndarray  # (C, H, W)
-    mask: np.ndarray | None  # (C, H, W) float32 in [0, 1] or None
-    grid: Grid
-
-
-_arrays: dict[str, ArrayData] = {}
+#: In-memory band stacks by content digest (each a :class:`Raster` on the array's own grid).
+_arrays: dict[str, Raster] = {}
 _arrays_lock = threading.Lock()
 
 
-def get_array(digest: str) -> ArrayData:
+def get_array(digest: str) -> Raster:
+    """The in-memory raster registered under ``digest`` (``KeyError`` if this process has none)."""
     with _arrays_lock:
         return _arrays[digest]
 
 
-def put_array(digest: str, data: ArrayData) -> None:
+def put_array(digest: str, data: Raster) -> None:
     """Re-register an array under its digest (layer specs restored in another process)."""
     with _arrays_lock:
         _arrays.setdefault(digest, data)
@@ -70,8 +63,6 @@ def _source_args(b: BandSource) -> tuple:
 
 def file_node(path: str) -> Node:
     """Every band of a GeoTIFF/COG (alpha bands become the mask, not a band)."""
-    import os
-
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgument(f"path {path!r} must be a string or os.PathLike", value=path)
     path = str(path)
@@ -154,7 +145,10 @@ def array_node(
         h.update(m.tobytes())
     digest = h.hexdigest()
     with _arrays_lock:
-        _arrays.setdefault(digest, ArrayData(chw, m, grid))
+        if digest not in _arrays:
+            info = tuple(BandInfo(f"b{i + 1}", chw.dtype.name, grid) for i in range(chw.shape[0]))
+            _arrays[digest] = Raster(tuple(Band(chw[i], None if m is None else m[i]) for i in range(chw.shape[0])),
+                                     grid, info)
     bands = tuple(BandInfo(n, chw.dtype.name, grid, kind, classes) for n in names)
     return Node("array", (digest,), bands)
 

@@ -10,34 +10,35 @@ Images without a CRS (plain pixel coordinates) use a pixel tile scheme: at zoom 
 at the image's top-left corner, ``x`` grows to the right and ``y`` downwards; zooms above
 ``zmax`` magnify. :func:`pixel_tile_source_options` gives the matching options of a Bokeh
 ``WMTSTileSource`` for a plot whose x is the image column and whose y is minus the row.
+
+A tile is ``encode(evaluate(spec.display(), grid))``: the layer's display expression
+(:meth:`viewer.core.layers.LayerSpec.display`) evaluated by the one evaluator on the tile's
+grid, turned into colour planes and alpha (:func:`viewer.core.visualize.rgba_planes`) and
+encoded (:func:`viewer.core.encode.encode_planes`). This module adds only the tile math.
 """
 from __future__ import annotations
 
-import io
 import math
 from functools import lru_cache
 
 import morecantile
 import numpy as np
 from affine import Affine
-from PIL import Image as PILImage
 from rasterio.crs import CRS
 
-from .encode import encode_jpeg, encode_png_fast, encode_png_planes, planes_from_layers, stack_rgba
+from .encode import FORMATS, check_format, encode_planes, encode_png_planes, media_type
 from .errors import InvalidArgument
 from .evaluate import evaluate
 from .grid import Grid
 from .layers import LayerSpec
-from .visualize import palette_lut, visualize_layers
+from .visualize import rgba, rgba_planes
 
 __all__ = ["TILE_SIZE", "MAX_ZOOM", "FORMATS", "check_tile", "check_format", "tile_grid", "pixel_tile_grid",
-           "pixel_max_zoom", "pixel_tile_source_options", "tile_in_footprint", "render_planes", "render_rgba",
-           "render_tile", "encode_tile", "encode_png_fast", "encode_png_planes", "empty_tile", "media_type"]
+           "pixel_max_zoom", "pixel_tile_source_options", "tile_in_footprint", "layer_grid", "render_rgba",
+           "render_tile", "empty_tile", "media_type"]
 
 TILE_SIZE = 256
 MAX_ZOOM = 24
-#: Tile formats (URL extension -> media type).
-FORMATS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 WEB_MERCATOR = CRS.from_epsg(3857)
 _TMS = morecantile.tms.get("WebMercatorQuad")
 
@@ -136,46 +137,6 @@ def tile_in_footprint(spec: LayerSpec, grid: Grid) -> bool:
 
 
 # rendering ---------------------------------------------------------------------------------
-Planes = tuple[list[np.ndarray], "np.ndarray | None"]
-
-
-def _planes_image(spec: LayerSpec, grid: Grid) -> Planes:
-    style = spec.style
-    return planes_from_layers(visualize_layers(evaluate(spec.node, grid, style.get("resampling", "nearest")),
-                                               style["vis"]))
-
-
-def _rgba_mask(spec: LayerSpec, grid: Grid) -> np.ndarray:
-    style = spec.style
-    level = None
-    for layer in evaluate(spec.node, grid, "nearest"):
-        v = np.clip(np.nan_to_num(layer.values.astype(np.float32, copy=False), nan=0.0), 0.0, 1.0)
-        if layer.mask is not None:
-            v = np.where(layer.mask > 0, v, np.float32(0))
-        level = v if level is None else np.minimum(level, v)
-    idx = np.rint(level * 255).astype(np.uint8)
-    rgba = np.empty(level.shape + (4,), np.uint8)
-    rgba[..., :3] = palette_lut(style["palette"])[idx]
-    rgba[..., 3] = np.where(idx > 0, np.uint8(int(round(style["opacity"] * 255))), np.uint8(0))
-    rgba[rgba[..., 3] == 0, :3] = 0
-    return rgba
-
-
-@lru_cache(maxsize=256)
-def _classes_of(spec: LayerSpec):
-    return spec.classes()
-
-
-def _rgba_classes(spec: LayerSpec, grid: Grid) -> np.ndarray:
-    from .classes import colorize_classes
-
-    style = spec.style
-    (layer,) = evaluate(spec.node, grid, "nearest")
-    rgba = colorize_classes(layer.values, layer.mask, _classes_of(spec), style["hidden"], style["opacity"])
-    rgba[rgba[..., 3] == 0, :3] = 0
-    return rgba
-
-
 def _check_grid(spec: LayerSpec, grid: Grid) -> None:
     if not isinstance(spec, LayerSpec):
         raise InvalidArgument(f"render needs a LayerSpec, got {type(spec).__name__}", value=type(spec).__name__)
@@ -185,40 +146,10 @@ def _check_grid(spec: LayerSpec, grid: Grid) -> None:
                               value=str(grid.crs), allowed="a grid of the same kind of coordinates")
 
 
-def render_planes(spec: LayerSpec, grid: Grid) -> Planes:
-    """The layer on ``grid`` as ([red, green, blue] uint8 planes, alpha plane or None = opaque)."""
-    _check_grid(spec, grid)
-    if spec.kind == "image":
-        return _planes_image(spec, grid)
-    rgba = _rgba_mask(spec, grid) if spec.kind == "mask" else _rgba_classes(spec, grid)
-    return [rgba[..., 0], rgba[..., 1], rgba[..., 2]], rgba[..., 3]
-
-
 def render_rgba(spec: LayerSpec, grid: Grid) -> np.ndarray:
     """The layer on ``grid`` as H x W x 4 uint8 RGBA (what a tile or an exported view shows)."""
-    return stack_rgba(*render_planes(spec, grid))
-
-
-# encoding ----------------------------------------------------------------------------------
-def encode_tile(rgba: np.ndarray, fmt: str = "png") -> bytes:
-    """Encode RGBA as ``png`` (fast path), ``jpg``/``jpeg`` (no alpha: black) or ``webp``."""
-    fmt = check_format(fmt)
-    if fmt == "png":
-        return encode_png_fast(rgba)
-    if fmt in ("jpg", "jpeg"):
-        return encode_jpeg(rgba, quality=85)
-    buf = io.BytesIO()
-    PILImage.fromarray(rgba, "RGBA").save(buf, "WEBP", quality=85, method=2)
-    return buf.getvalue()
-
-
-def check_format(fmt) -> str:
-    """The lower-case tile format, if allowed (png, jpg, jpeg, webp)."""
-    key = fmt.lower() if isinstance(fmt, str) else fmt
-    if key not in FORMATS:
-        raise InvalidArgument(f"tile format {fmt!r} is not allowed; allowed: {sorted(set(FORMATS))}", value=fmt,
-                              allowed=sorted(FORMATS))
-    return key
+    _check_grid(spec, grid)
+    return rgba(evaluate(spec.display(), grid))
 
 
 def empty_tile(size: int = TILE_SIZE) -> bytes:
@@ -232,36 +163,24 @@ def _empty(size: int) -> bytes:
     return encode_png_planes([zero, zero, zero], zero, level=9)
 
 
-def media_type(data: bytes) -> str:
-    """The media type of encoded tile bytes (from their signature)."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+def layer_grid(spec: LayerSpec, z: int, x: int, y: int, size: int = TILE_SIZE) -> Grid:
+    """The grid of tile ``z/x/y`` of a layer: :func:`pixel_tile_grid` in pixel space, else :func:`tile_grid`."""
+    if spec.pixel_space:
+        g = spec.node.native_grid()
+        return pixel_tile_grid(z, x, y, g.width, g.height, size)
+    return tile_grid(z, x, y, size)
 
 
 def render_tile(spec: LayerSpec, z: int, x: int, y: int, fmt: str = "png", size: int = TILE_SIZE) -> bytes:
-    """Encoded tile ``z/x/y`` of a layer; a transparent PNG outside the layer's footprint.
-
-    Pixel-space layers use :func:`pixel_tile_grid`, georeferenced ones :func:`tile_grid`.
-    """
+    """Encoded tile ``z/x/y`` of a layer; a transparent PNG outside the layer's footprint."""
     fmt = check_format(fmt)
     if not isinstance(spec, LayerSpec):
         raise InvalidArgument(f"render_tile needs a LayerSpec (resolve(token) gives one), got "
                               f"{type(spec).__name__}", value=type(spec).__name__, allowed="LayerSpec")
-    if spec.pixel_space:
-        g = spec.node.native_grid()
-        grid = pixel_tile_grid(z, x, y, g.width, g.height, size)
-    else:
-        grid = tile_grid(z, x, y, size)
+    grid = layer_grid(spec, z, x, y, size)
     if not tile_in_footprint(spec, grid):
         return empty_tile(grid.width)
-    planes, alpha = render_planes(spec, grid)
+    planes, alpha = rgba_planes(evaluate(spec.display(), grid))
     if alpha is not None and alpha.max() == 0:
         return empty_tile(grid.width)
-    if fmt == "png":
-        return encode_png_planes(planes, alpha)
-    return encode_tile(stack_rgba(planes, alpha), fmt)
+    return encode_planes(planes, alpha, fmt)

@@ -1,4 +1,14 @@
-"""Visualization: Earth Engine ``visualize`` parameters -> 8-bit RGB with a mask."""
+"""Colour, all of it: colour parsing, Earth Engine ``visualize`` (stretch, gamma, palette ramp),
+class colouring (class lookup tables), the mask ramp, and RGBA assembly of display rasters.
+
+The three display operations of the graph (:data:`viewer.core.ops.DISPLAY_OPS`) are
+:func:`visualize`, :func:`color_classes` and :func:`mask_ramp`: each takes a
+:class:`~viewer.core.raster.Raster` and returns one with three uint8 bands (red, green,
+blue) whose mask is the alpha. A display raster's mask is ``None`` where it is opaque
+everywhere (an image layer: the PNG has no alpha channel); class and mask overlays always
+carry one. :func:`rgba_planes` / :func:`rgba` turn a display raster into colour planes and
+alpha (colour 0 where alpha is 0) for the encoders of :mod:`viewer.core.encode`.
+"""
 from __future__ import annotations
 
 import math
@@ -9,10 +19,12 @@ import numpy as np
 from PIL import ImageColor
 
 from .errors import InvalidArgument
+from .graph import BandInfo
+from .ops import VIS_BANDS
+from .raster import Band, Raster
 
-__all__ = ["parse_color", "parse_palette", "check_opacity", "normalize_vis", "visualize_layers", "palette_lut", "VIS_BANDS"]
-
-VIS_BANDS = ("vis-red", "vis-green", "vis-blue")
+__all__ = ["parse_color", "parse_palette", "to_hex", "check_opacity", "normalize_vis", "palette_lut", "stretch",
+           "visualize", "class_lut", "colorize", "color_classes", "mask_ramp", "rgba_planes", "rgba", "VIS_BANDS"]
 
 
 def parse_color(color: Any) -> tuple[int, int, int]:
@@ -44,6 +56,12 @@ def parse_palette(palette: Any) -> list[tuple[int, int, int]]:
             value=palette, allowed="non-empty list of colours",
         )
     return [parse_color(c) for c in palette]
+
+
+def to_hex(color: Any, prefix: str = "#") -> str:
+    """A colour (anything :func:`parse_color` takes) as ``#rrggbb`` (or ``prefix`` + ``rrggbb``)."""
+    r, g, b = parse_color(color)
+    return f"{prefix}{r:02x}{g:02x}{b:02x}"
 
 
 def _per_band(name: str, value: Any, n: int, default: float | None) -> list[float] | None:
@@ -148,24 +166,156 @@ def _stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.n
     return v.astype(np.uint8)
 
 
-def visualize_layers(layers: list, vis: dict) -> list:
-    """Three uint8 layers (red, green, blue) with the combined mask times opacity."""
-    from .evaluate import Layer, _and_footprints, _min_masks
+# display operations -------------------------------------------------------------------------
+def _display(raster: Raster, channels: Sequence[np.ndarray], mask: np.ndarray | None) -> Raster:
+    """Three uint8 bands sharing ``mask`` (the alpha), on the raster's grid and footprint."""
+    fp = raster.footprint()
+    info = tuple(BandInfo(n, "uint8", raster.grid) for n in VIS_BANDS)
+    return Raster(tuple(Band(c, mask, fp) for c in channels), raster.grid, info)
 
-    mask = None
-    footprint = layers[0].footprint
-    for l in layers:
-        mask = _min_masks(mask, l.mask)
-        footprint = _and_footprints(footprint, l.footprint)
+
+def _opaque(mask: np.ndarray) -> bool:
+    """Does ``mask`` round to alpha 255 everywhere (the rounding of :func:`rgba_planes`)?"""
+    return bool(np.rint(mask.min() * np.float32(255)) >= 255)
+
+
+def visualize(raster: Raster, vis: dict) -> Raster:
+    """Earth Engine ``visualize`` with :func:`normalize_vis` parameters: red, green, blue uint8 bands
+    whose mask is the bands' common mask times ``opacity`` (``None`` where that is opaque)."""
+    mask = raster.mask()
     if vis["opacity"] < 1:
-        mask = (np.ones(layers[0].values.shape, np.float32) if mask is None else mask) * vis["opacity"]
+        mask = (np.ones(raster.shape, np.float32) if mask is None else mask) * vis["opacity"]
+    if mask is not None and _opaque(mask):
+        mask = None
     if vis["palette"] is not None:
-        idx = stretch(layers[0].values, vis["min"][0], vis["max"][0], vis["gamma"][0])
+        idx = stretch(raster[0].values, vis["min"][0], vis["max"][0], vis["gamma"][0])
         rgb = palette_lut(vis["palette"])[idx]
         channels = [rgb[..., 0], rgb[..., 1], rgb[..., 2]]
     else:
-        channels = [stretch(l.values, lo, hi, g) for l, lo, hi, g in
-                    zip(layers, vis["min"], vis["max"], vis["gamma"])]
+        channels = [stretch(b.values, lo, hi, g) for b, lo, hi, g in
+                    zip(raster, vis["min"], vis["max"], vis["gamma"])]
         if len(channels) == 1:
             channels = channels * 3
-    return [Layer(c, mask, footprint) for c in channels]
+    return _display(raster, channels, mask)
+
+
+def class_lut(table: Sequence[tuple], background: int | None = None, hidden: Sequence[int] = (),
+              opacity: float = 1.0, size: int = 256) -> np.ndarray:
+    """A ``size`` x 4 uint8 RGBA table indexed by class id, from a ``BandInfo.classes``-style table.
+
+    Ids without an entry, the ``background`` class and ``hidden`` classes have alpha 0
+    (their colour channels keep the class colour, so nothing turns black).
+    """
+    alpha = int(round(check_opacity(opacity) * 255))
+    hidden_ids = set(hidden)
+    lut = np.zeros((size, 4), np.uint8)
+    for entry in table:
+        e = dict(entry)
+        cid = e["id"]
+        if cid >= size:
+            continue
+        lut[cid, :3] = parse_color(e["color"])
+        lut[cid, 3] = 0 if (cid in hidden_ids or cid == background or e.get("transparent")) else alpha
+    return lut
+
+
+@lru_cache(maxsize=256)
+def _lut32(table: tuple, background: int | None, hidden: tuple, opacity: float, size: int) -> np.ndarray:
+    """The class LUT as one uint32 per id plus a final transparent slot (for out-of-table ids)."""
+    rgba_lut = np.zeros((size + 1, 4), np.uint8)
+    rgba_lut[:size] = class_lut(table, background, hidden, opacity, size)
+    lut = rgba_lut.view(np.uint32).ravel()
+    lut.setflags(write=False)
+    return lut
+
+
+def _lut_size(table: Sequence[tuple]) -> int:
+    return max(256, max((dict(e)["id"] + 1 for e in table), default=0))
+
+
+def colorize(values: np.ndarray, mask: np.ndarray | None, table: tuple, background: int | None = None,
+             hidden: tuple = (), opacity: float = 1.0) -> np.ndarray:
+    """Class ids (H x W) -> H x W x 4 uint8 RGBA through one lookup table.
+
+    ``mask`` (float in [0, 1] or bool; ``None`` = all valid) scales alpha. Ids without an
+    entry, negative ids, NaN, hidden classes and the background class are transparent.
+    """
+    size = _lut_size(table)
+    lut = _lut32(table, background, hidden, float(opacity), size)
+    if values.dtype == np.uint8:
+        idx = values
+    else:
+        if values.dtype.kind == "f":
+            v = np.where(np.isfinite(values), np.rint(values), -1)
+        elif values.dtype.kind in "iub":
+            v = values
+        else:
+            raise InvalidArgument(f"class values of dtype {values.dtype} are not allowed; allowed: numbers",
+                                  value=str(values.dtype))
+        idx = np.where((v >= 0) & (v < size), v, size).astype(np.intp)
+    out = lut[idx].view(np.uint8).reshape(values.shape + (4,))
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != values.shape:
+            raise InvalidArgument(f"mask of shape {m.shape} does not match values {values.shape}", value=m.shape)
+        if m.dtype == np.bool_:
+            out[..., 3] *= m
+        elif m.min(initial=1) < 1:
+            out[..., 3] = np.rint(out[..., 3] * np.clip(m, 0, 1)).astype(np.uint8)
+    return out
+
+
+_INV255 = np.float32(1 / 255)
+
+
+def color_classes(raster: Raster, table: tuple, background: int | None, hidden: tuple,
+                  opacity: float) -> Raster:
+    """A one-band class raster through its class table: RGB bands, alpha (as the mask) from the
+    table (hidden, background and unknown ids transparent), ``opacity`` and the band's mask."""
+    band = raster[0]
+    out = colorize(band.values, band.mask, table, background, hidden, opacity)
+    return _display(raster, [out[..., 0], out[..., 1], out[..., 2]], out[..., 3] * _INV255)
+
+
+def mask_ramp(raster: Raster, palette: Sequence[Sequence[int]], opacity: float) -> Raster:
+    """Mask values (several bands: their minimum) clipped to [0, 1] on a colour ramp; 0 and masked
+    pixels are transparent, the others have alpha ``opacity``."""
+    level = None
+    for band in raster:
+        v = np.clip(np.nan_to_num(band.values.astype(np.float32, copy=False), nan=0.0), 0.0, 1.0)
+        if band.mask is not None:
+            v = np.where(band.mask > 0, v, np.float32(0))
+        level = v if level is None else np.minimum(level, v)
+    idx = np.rint(level * 255).astype(np.uint8)
+    rgb = palette_lut(palette)[idx]
+    alpha = np.float32(int(round(opacity * 255)) / 255)
+    return _display(raster, [rgb[..., 0], rgb[..., 1], rgb[..., 2]], (idx > 0) * alpha)
+
+
+# RGBA assembly ---------------------------------------------------------------------------------
+def rgba_planes(raster: Raster) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Colour planes (1 or 3 uint8 bands) and alpha = mask x 255 (``None`` when the raster has no
+    mask: opaque); colour is 0 where alpha is 0."""
+    if len(raster) not in (1, 3) or any(b.values.dtype != np.uint8 for b in raster):
+        raise InvalidArgument(
+            "PNG and JPEG need 1 or 3 bands of 8-bit data; got "
+            f"{len(raster)} bands of {sorted({str(b.values.dtype) for b in raster})}. "
+            "Add visualizationOptions (ranges, paletteColors) or use NPY, GEO_TIFF or NUMPY_NDARRAY",
+            value=len(raster), allowed="1 or 3 uint8 bands, or visualizationOptions")
+    planes = raster.values
+    mask = raster.mask()
+    if mask is None:
+        return planes, None
+    alpha = np.rint(mask * 255).astype(np.uint8)
+    clear = alpha == 0
+    return [np.where(clear, np.uint8(0), p) for p in planes], alpha
+
+
+def rgba(raster: Raster) -> np.ndarray:
+    """H x W x 4 uint8 RGBA of a 1- or 3-band uint8 raster (alpha 255 where it has no mask)."""
+    planes, alpha = rgba_planes(raster)
+    out = np.empty(planes[0].shape + (4,), np.uint8)
+    for i in range(3):
+        out[..., i] = planes[i if len(planes) == 3 else 0]
+    out[..., 3] = 255 if alpha is None else alpha
+    return out

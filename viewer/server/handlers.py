@@ -25,6 +25,7 @@ from tornado.web import HTTPError, RequestHandler
 from ..core.access import reset_gdal_errors
 from ..core.cache import BoundedCache, named_cache
 from ..core.errors import InvalidArgument, LimitExceeded
+from ..core.export import export
 from ..core.layers import check_token, describe, resolve, resolve_cached
 from ..core.tiles import check_format, check_tile, media_type, render_tile
 from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
@@ -229,46 +230,9 @@ class LayerHandler(_Base):
         self.finish(json.dumps(doc))
 
 
-_EXPORT_TYPES = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg"), "GEO_TIFF": ("image/tiff", "tif"),
-                 "NPY": ("application/octet-stream", "npy")}
-
-
 def _export(body: dict) -> tuple[bytes, str, str]:
-    """Run a getPixels request (``assetId``) or a layer export (``layer`` token) -> bytes."""
-    from ..core.encode import encode_jpeg, encode_png
-    from ..core.pixels import check_limits, computePixels, file_format, getPixels, resolve_grid
-    from ..core.tiles import render_rgba
-
-    fmt = body.get("fileFormat", "PNG")
-    try:
-        key = file_format(fmt)
-    except InvalidArgument:
-        key = None  # answered below with the formats available over HTTP
-    if key == "AUTO_JPEG_PNG":
-        key = "PNG"
-    if key not in _EXPORT_TYPES:
-        raise InvalidArgument(f"fileFormat {fmt!r} is not available over HTTP; allowed: {sorted(_EXPORT_TYPES)}",
-                              value=fmt, allowed=sorted(_EXPORT_TYPES))
-    mime, ext = _EXPORT_TYPES[key]
-    if "expression" in body:
-        raise InvalidArgument("POST /pixels takes an assetId (a getPixels request) or a layer token; image "
-                              "expressions are not accepted over HTTP (requests read catalog assets only)",
-                              value="expression", allowed=["assetId", "layer"])
-    if "layer" not in body:
-        return getPixels({**body, "fileFormat": key}), mime, ext
-    extra = set(body) - {"layer", "grid", "region", "fileFormat", "bandIds"}
-    if extra:
-        raise InvalidArgument(f"layer export has unknown keys {sorted(extra)}; allowed: layer, grid, region, "
-                              "fileFormat, bandIds", value=sorted(extra))
-    spec = resolve(check_token(body["layer"]))
-    if key in ("GEO_TIFF", "NPY"):  # the layer's raw bands
-        params = {"expression": spec.image, "fileFormat": key}
-        params.update({k: body[k] for k in ("grid", "region", "bandIds") if k in body})
-        return computePixels(params), mime, ext
-    grid = resolve_grid(body.get("grid"), body.get("region"), spec.node.native_grid())
-    check_limits(grid, 4, 4)  # RGBA, one byte each
-    rgba = render_rgba(spec, grid)
-    return (encode_png(rgba, 6) if key == "PNG" else encode_jpeg(rgba)), mime, ext
+    """Run a getPixels request (``assetId``) or a layer export (``layer`` token) -> bytes, media type, extension."""
+    return export(body)
 
 
 class PixelsHandler(_Base):
