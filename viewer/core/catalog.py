@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .access import is_remote, remote_url
+from .classes import Classes
 from .errors import InvalidArgument, ReadError, UnknownAsset
 
 __all__ = [
@@ -91,9 +92,7 @@ def _classes(raw: Any, where: str) -> tuple:
         if "id" not in c or isinstance(c["id"], bool) or not isinstance(c["id"], int):
             raise _bad(where, f"class {c!r:.80} has no integer id", c, allowed)
         out.append(tuple(sorted((str(k), v) for k, v in c.items())))
-    from .classes import Classes  # the class table the legend and colouring build from these entries
-
-    try:
+    try:  # the class table the legend and colouring build from these entries
         Classes([dict(c) for c in out])
     except InvalidArgument as exc:
         raise _bad(where, exc.message, exc.value, allowed) from None

@@ -10,6 +10,7 @@ from .errors import InvalidArgument, UnknownBand
 from .geometry import to_geojson
 from .graph import BandInfo, Node
 from .grid import Grid
+from .mask_data import attach_masks
 from .ops import COMPARISONS, FLOAT_UNARY, INTEGER_OPS, RESAMPLING, VIS_BANDS
 from .sources import array_node, asset_node, constant_node, file_node
 from .visualize import normalize_vis
@@ -85,8 +86,6 @@ class Image:
         """
         img = cls(_node=array_node(data, crs, transform, band_names, mask))
         if masks is not None or classes is not None:
-            from .segmentation import attach_masks
-
             img = attach_masks(img, masks or {}, classes)
         return img
 
