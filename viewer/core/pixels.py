@@ -17,7 +17,8 @@ from .image import Image
 from .serialize import from_json
 from .visualize import rgba
 
-__all__ = ["getPixels", "computePixels", "resolve_grid", "prepare", "file_format", "check_limits", "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
+__all__ = ["getPixels", "computePixels", "resolve_grid", "check_reachable", "prepare", "file_format", "check_limits",
+           "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]
 
 MAX_BYTES = 48 * 1024 * 1024
 MAX_SIDE = 32768
@@ -85,6 +86,27 @@ def _affine(spec: Any) -> Affine:
 
 def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Grid:
     """The output grid from ``grid`` and ``region`` (defaults: the first band's native grid)."""
+    grid = _resolve_grid(grid_spec, region, native)
+    check_reachable(grid, [native.crs] if native is not None else [])
+    return grid
+
+
+def check_reachable(grid: Grid, crss: Any) -> None:
+    """Refuse a grid in a CRS that PROJ cannot transform to a source CRS (e.g. another planet's)."""
+    for src in {c for c in crss if c is not None}:
+        if grid.crs is None or src == grid.crs:
+            continue
+        try:
+            grid.bounds_in(src)
+        except Exception as exc:  # noqa: BLE001 - rasterio/PROJ: no coordinate operation between the CRSs
+            why = " ".join(str(exc).split())[:120]
+            code, other = _crs_name(grid.crs), _crs_name(src)
+            raise InvalidArgument(f"grid CRS {code!r} cannot be transformed to the image's CRS {other!r} ({why}); "
+                                  "allowed: a CRS PROJ can transform to the image's", value=code,
+                                  allowed=f"a CRS transformable to {other}") from None
+
+
+def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Grid:
     spec = grid_spec or {}
     if not isinstance(spec, dict):
         raise InvalidArgument(f"grid {spec!r} must be a dict", value=spec)
@@ -95,10 +117,11 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
     dims = _dimensions(spec["dimensions"]) if "dimensions" in spec else None
     if "affineTransform" in spec:
         transform = _affine(spec["affineTransform"])
+        Grid(crs, transform, 1, 1)  # refuses a singular transform before it is inverted below
     elif native is not None and (crs == native.crs):
         transform = native.transform
     elif native is not None:
-        left, bottom, right, top = transform_bounds(native.crs, crs, *native.bounds, densify_pts=21)
+        left, bottom, right, top = _native_bounds_in(native, crs, densify_pts=21)
         res = math.sqrt((right - left) * (top - bottom) / (native.width * native.height))
         transform = Affine(res, 0, left, 0, -res, top)
     else:
@@ -129,7 +152,7 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
             raise InvalidArgument("grid.dimensions are required for an image without a native grid "
                                   "(e.g. a constant)", value=spec)
         if "affineTransform" in spec or crs != native.crs:
-            left, bottom, right, top = transform_bounds(native.crs, crs, *native.bounds) if crs != native.crs \
+            left, bottom, right, top = _native_bounds_in(native, crs) if crs != native.crs \
                 else native.bounds
             inv = ~transform
             cols, rows = zip(*[inv @ (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
@@ -139,6 +162,30 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
             return Grid(crs, transform @ Affine.translation(c0, r0), max(w, 1), max(h, 1))
         dims = (native.width, native.height)
     return Grid(crs, transform, *dims)
+
+
+def _native_bounds_in(native: Grid, crs: Any, densify_pts: int = 0) -> tuple[float, float, float, float]:
+    """The image's bounds in the requested CRS, or InvalidArgument when PROJ cannot express them there."""
+    try:
+        bounds = transform_bounds(native.crs, crs, *native.bounds, densify_pts=densify_pts)
+    except Exception as exc:  # noqa: BLE001 - rasterio/PROJ errors (no operation between the CRSs, domain)
+        why = " ".join(str(exc).split())[:120]
+    else:
+        if all(math.isfinite(v) for v in bounds):
+            return bounds
+        why = "non-finite bounds"
+    shown = _crs_name(crs)
+    raise InvalidArgument(f"the image's bounds cannot be expressed in CRS {shown!r} ({why}); allowed: a CRS whose "
+                          "area of use covers the image, or give grid.dimensions and grid.affineTransform",
+                          value=shown, allowed="a CRS covering the image")
+
+
+def _crs_name(crs: Any) -> str | None:
+    """A short name of a CRS for messages: its authority code, else the start of its WKT."""
+    if crs is None:
+        return None
+    text = crs.to_string()
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_side(w: int, h: int) -> None:
@@ -170,9 +217,24 @@ def file_format(fmt: Any) -> str:
     return key
 
 
+def _no_huge_integers(name: str, value: Any) -> None:
+    """Refuse integers beyond the float range anywhere in ``value`` (JSON numbers have no size limit)."""
+    todo = [(name, value)]
+    while todo:
+        where, v = todo.pop()
+        if isinstance(v, int) and not isinstance(v, bool) and not _finite(v):
+            raise InvalidArgument(f"{where} {_shown(v)} is beyond the float range; allowed: finite numbers",
+                                  value=_shown(v), allowed="finite numbers")
+        if isinstance(v, dict):
+            todo.extend((f"{where}.{k}", x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            todo.extend((where, x) for x in v)
+
+
 def _vis_from_options(options: Any, n_bands: int) -> dict:
     if not isinstance(options, dict):
         raise InvalidArgument(f"visualizationOptions {options!r} must be a dict", value=options)
+    _no_huge_integers("visualizationOptions", options)
     allowed = {"ranges", "paletteColors", "gamma", "opacity"}
     unknown = set(options) - allowed
     if unknown:
@@ -237,6 +299,7 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
         raise InvalidArgument("the image has no bands", value=[])
     native = image.bands[0].grid
     grid = resolve_grid(params.get("grid"), params.get("region"), native)
+    check_reachable(grid, [b.grid.crs for b in image.bands if b.grid is not None])
     if "visualizationOptions" in params and params["visualizationOptions"] is not None:
         if len(image.bands) not in (1, 3):
             raise InvalidArgument(f"visualizationOptions need 1 or 3 bands, got {len(image.bands)} "

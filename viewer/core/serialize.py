@@ -156,7 +156,7 @@ def from_json(doc: Any, *, allow_files: bool = False) -> Image:
             node = _load_node(key, raw.get(key), built.__getitem__, allow_files)
         except ViewerError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
             raise InvalidArgument(f"graph node {key[:16]!r} cannot be rebuilt: {type(exc).__name__}: "
                                   f"{str(exc)[:120]}", value=key, allowed="to_json() output") from None
         if node.key != key and node.op == "source" and node.args[0] is not None:
