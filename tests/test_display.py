@@ -17,6 +17,7 @@ from viewer.core import ops
 from viewer.core.encode import encode_planes
 from viewer.core.evaluate import _Evaluator, evaluate
 from viewer.core.export import layer_request
+from viewer.core.graph import Node
 from viewer.core.grid import Grid, parse_crs
 from viewer.core.layers import class_layer, image_layer, mask_layer
 from viewer.core.legend import legend
@@ -130,6 +131,32 @@ def test_one_registry_for_image_the_evaluator_and_serialize():
 def test_display_nodes_from_json_are_checked(op, args, bad):
     src = Image("VIEWER/SAMPLE_CLASSES/LC08_RULES").node
     assert not ops.check_args(op, args(src)), bad
+
+
+@pytest.mark.parametrize("args", [
+    lambda d: (d.args[0], ((("color", "#ff0000"), ("id", 10 ** 9), ("name", "x")),), None, (), 1.0),  # huge LUT
+    lambda d: (d.args[0], ((("id", 1), ("name", "x")),), None, (), 1.0),  # no colour
+    lambda d: (d.args[0], d.args[1], -1, (), 1.0),  # background out of range
+])
+def test_crafted_class_colours_with_valid_keys_are_refused(args):
+    """A client can recompute content keys; the registry's checks still bound what evaluation allocates."""
+    d = class_layer(Image("VIEWER/SAMPLE_CLASSES/LC08_RULES")).display()
+    with pytest.raises(InvalidArgument, match="malformed arguments"):
+        from_json(to_json(Node("classColors", args(d), d.bands)))
+
+
+@pytest.mark.parametrize("vis", [
+    {"min": [0.0], "max": [0.0], "gamma": [1.0], "palette": None, "opacity": 1.0},  # min == max
+    {"min": [0.0], "max": [1.0], "gamma": [0.0], "palette": None, "opacity": 1.0},  # gamma 0
+    {"min": [0.0], "max": [1.0], "gamma": [1.0], "palette": None},  # a key missing
+    {"min": [0.0, 1.0], "max": [1.0], "gamma": [1.0], "palette": None, "opacity": 1.0},  # one value per band
+    {"min": [0.0], "max": [float("inf")], "gamma": [1.0], "palette": None, "opacity": 1.0},
+    {"min": [0.0], "max": [1.0], "gamma": [1.0], "palette": [[0, 0, 256]], "opacity": 1.0},
+])
+def test_crafted_visualize_params_are_refused(vis):
+    src = Image("LANDSAT/LC08/SAMPLE").select("B4").node
+    with pytest.raises(InvalidArgument, match="malformed arguments"):
+        from_json(to_json(Node("visualize", (src, vis), Image("LANDSAT/LC08/SAMPLE").select("B4").visualize().bands)))
 
 
 def test_a_tampered_display_expression_is_refused():

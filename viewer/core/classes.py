@@ -27,12 +27,11 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .errors import InvalidArgument
+from .ops import MAX_CLASS_ID
 from .visualize import class_lut, colorize, to_hex
 
 __all__ = ["Classes", "ClassEntry", "colorize_classes", "default_color", "DEFAULT_PALETTE", "MAX_CLASS_ID"]
 
-#: Largest class id a class table may hold (LUTs grow past 256 entries only when needed).
-MAX_CLASS_ID = 65535
 
 #: Ids 0-9: d3 / Tableau "category10"; ids 10-19: the light halves of "category20".
 DEFAULT_PALETTE: tuple[str, ...] = (

@@ -12,13 +12,15 @@ map shows, with the alpha as their mask: ``visualize`` (Earth Engine's), ``class
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .graph import Node
 
 __all__ = ["Op", "OPS", "BINARY", "UNARY", "COMPARISONS", "INTEGER_OPS", "ARITHMETIC", "FLOAT_UNARY",
-           "RESAMPLING", "VIS_KEYS", "VIS_BANDS", "DISPLAY_OPS", "check_args", "expected_bands"]
+           "RESAMPLING", "VIS_KEYS", "VIS_PARAMS", "VIS_BANDS", "DISPLAY_OPS", "MAX_CLASS_ID", "check_args",
+           "expected_bands"]
 
 #: Binary operations of ``Image`` (``op`` of a ``binary`` node), in Earth Engine's names.
 BINARY = ("add", "subtract", "multiply", "divide", "max", "min", "pow", "gt", "gte", "lt", "lte", "eq", "neq",
@@ -37,6 +39,10 @@ FLOAT_UNARY = frozenset({"sqrt", "log", "exp"})
 RESAMPLING = ("nearest", "bilinear", "bicubic")
 #: Keys of Earth Engine visualization parameters (``Map.addLayer(image, vis_params)``).
 VIS_KEYS = ("bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity")
+#: Keys of the normalized visualization parameters a ``visualize`` node holds.
+VIS_PARAMS = frozenset({"min", "max", "gamma", "palette", "opacity"})
+#: Largest class id a class table may hold (a class lookup table has one entry per id up to it).
+MAX_CLASS_ID = 65535
 #: Band names of a display operation's output.
 VIS_BANDS = ("vis-red", "vis-green", "vis-blue")
 #: Operations that produce the 8-bit RGB bands (and alpha as mask) a map shows.
@@ -52,7 +58,7 @@ def _ints(v: Any) -> bool:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _opacity(v: Any) -> bool:
@@ -64,13 +70,41 @@ def _same_or_one(a: Node, b: Node) -> bool:
 
 
 def _rgb(v: Any) -> bool:
-    return isinstance(v, tuple) and len(v) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in v)
+    return isinstance(v, (tuple, list)) and len(v) == 3 and all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in v)
+
+
+def _class_id(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_CLASS_ID
 
 
 def _class_table(v: Any) -> bool:
-    """A ``BandInfo.classes``-style table: entries of sorted (key, value) pairs with an int ``id``."""
-    return isinstance(v, tuple) and all(isinstance(e, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in e)
-                                        and isinstance(dict(e).get("id"), int) for e in v)
+    """A ``BandInfo.classes``-style table: entries of (key, value) pairs with an ``id`` and a ``color``."""
+    if not isinstance(v, tuple):
+        return False
+    for e in v:
+        if not (isinstance(e, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in e)):
+            return False
+        d = dict(e)
+        if not (_class_id(d.get("id")) and isinstance(d.get("color"), str)):
+            return False
+    return True
+
+
+def _vis(v: Any, n: int) -> bool:
+    """Normalized ``visualize`` parameters for ``n`` bands (what :func:`normalize_vis` returns)."""
+    if not isinstance(v, dict) or set(v) != VIS_PARAMS:
+        return False
+    ranges = [v["min"], v["max"], v["gamma"]]
+    if not all(isinstance(r, (tuple, list)) and len(r) == n and all(_number(x) for x in r) for r in ranges):
+        return False
+    if any(lo == hi for lo, hi in zip(v["min"], v["max"])) or any(g <= 0 for g in v["gamma"]):
+        return False
+    palette = v["palette"]
+    if palette is not None and not (n == 1 and isinstance(palette, (tuple, list)) and palette
+                                    and all(_rgb(c) for c in palette)):
+        return False
+    return _opacity(v["opacity"])
 
 
 @dataclass(frozen=True)
@@ -115,10 +149,10 @@ OPS: dict[str, Op] = {op.name: op for op in (
     _op("unary", 2, lambda a: a[0] in UNARY and _node(a[1]), lambda a: len(a[1].bands)),
     # display: (image, normalized vis params) | (class band, table, background, hidden, opacity)
     # | (mask bands, palette of (r, g, b), opacity)
-    _op("visualize", 2, lambda a: _node(a[0]) and isinstance(a[1], dict) and len(a[0].bands) in (1, 3),
+    _op("visualize", 2, lambda a: _node(a[0]) and len(a[0].bands) in (1, 3) and _vis(a[1], len(a[0].bands)),
         lambda a: 3),
     _op("classColors", 5, lambda a: _node(a[0]) and len(a[0].bands) == 1 and _class_table(a[1])
-        and (a[2] is None or isinstance(a[2], int)) and _ints(a[3]) and _opacity(a[4]), lambda a: 3),
+        and (a[2] is None or _class_id(a[2])) and _ints(a[3]) and _opacity(a[4]), lambda a: 3),
     _op("maskRamp", 3, lambda a: _node(a[0]) and isinstance(a[1], tuple) and len(a[1]) >= 1
         and all(_rgb(c) for c in a[1]) and _opacity(a[2]), lambda a: 3),
 )}

@@ -72,7 +72,7 @@ def _per_band(name: str, value: Any, n: int, default: float | None) -> list[floa
     vals = list(value) if isinstance(value, (list, tuple)) else [value]
     try:
         nums = [float(v) for v in vals]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidArgument(f"{name} {value!r} must be a number or a list of numbers", value=value) from None
     if not all(math.isfinite(v) for v in nums):
         raise InvalidArgument(f"{name} {value!r} must be finite numbers", value=value)
