@@ -306,6 +306,32 @@ def test_live_pixel_requests_answer_4xx_not_500(server, layers, body):  # noqa: 
     _check_answer(*_request(f"{server}/pixels", data, {"Content-Type": "application/json"}))
 
 
+_LATIN1 = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), max_size=40)
+_HEADER_WORDS = st.sampled_from(["null", "*", '"x"', "application/json", "application/json; charset=utf-8",
+                                 "text/plain", "", " ", "bytes=0-1", "gzip", "same-origin", "cross-site"])
+HEADER_VALUE = st.one_of(_HEADER_WORDS, _HEADER_WORDS, _LATIN1)
+ORIGIN = st.one_of(st.sampled_from(["null", "http://[::1", "http://[", "http://]", "http://127.0.0.1:1", "://",
+                                    "https://evil.example", "http://a:b@c", "file://", "http://%zz", ""]), _LATIN1)
+SEC_FETCH_SITE = st.one_of(st.sampled_from(["same-origin", "none", "cross-site", "same-site"]), _LATIN1)
+
+
+@fuzz(60)
+@given(st.sampled_from(["tile", "layer", "pixels", "pixels"]),
+       st.fixed_dictionaries({}, optional={name: HEADER_VALUE for name in (
+           "Content-Type", "If-None-Match", "Range", "Accept", "Content-Encoding")}),
+       st.fixed_dictionaries({}, optional={"Origin": ORIGIN, "Sec-Fetch-Site": SEC_FETCH_SITE}))
+def test_live_headers_answer_4xx_not_500(server, layers, route, headers, site):  # noqa: F811 - fixtures
+    z, x, y = 12, 1052, 1680
+    if route == "pixels":  # the origin checks run after the media type check: keep it JSON here
+        body = json.dumps({"assetId": L8, "bandIds": ["B4"], "fileFormat": "NPY",
+                           "grid": {"dimensions": {"width": 4, "height": 4}}}).encode()
+        answer = _request(f"{server}/pixels", body, {**headers, "Content-Type": "application/json", **site})
+    else:
+        path = f"tiles/{layers['rgb']}/{z}/{x}/{y}.png" if route == "tile" else f"layers/{layers['rgb']}"
+        answer = _request(f"{server}/{path}", None, {**headers, **site})
+    _check_answer(*answer)
+
+
 def test_the_server_still_serves_after_fuzzing(server, layers):  # noqa: F811 - fixtures
     from test_server import decode, scene_tiles
 

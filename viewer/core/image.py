@@ -332,6 +332,9 @@ class Image:
 
     def normalizedDifference(self, bandNames=None) -> "Image":
         """(first - second) / (first + second) as band ``nd`` (masked where the sum is 0)."""
+        if bandNames is not None and not isinstance(bandNames, (list, tuple)):
+            raise InvalidArgument(f"normalizedDifference bandNames {bandNames!r:.80} must be a list of 2 band names",
+                                  value=bandNames, allowed="[first, second]")
         src = self.select(list(bandNames)) if bandNames is not None else self.select([0, 1])
         if len(src._node.bands) != 2:
             raise InvalidArgument(f"normalizedDifference needs exactly 2 bands, got {list(src.bandNames())}",

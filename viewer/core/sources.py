@@ -135,8 +135,10 @@ def array_node(
         ["b1"] if chw.shape[0] == 1 and kind != "class" else [f"b{i + 1}" for i in range(chw.shape[0])])
     if kind == "class" and band_names is None and chw.shape[0] == 1:
         names = ["class"]
-    if len(names) != chw.shape[0] or len(set(names)) != len(names):
-        raise InvalidArgument(f"band_names {names!r} must be {chw.shape[0]} distinct names", value=names)
+    if len(names) != chw.shape[0] or len(set(names)) != len(names) or not all(isinstance(n, str) and n
+                                                                               for n in names):
+        raise InvalidArgument(f"band_names {names!r:.120} must be {chw.shape[0]} distinct non-empty strings",
+                              value=names, allowed=f"{chw.shape[0]} distinct names")
     h = hashlib.sha256()
     h.update(str((chw.dtype.str, chw.shape)).encode())
     h.update(repr((grid.crs.to_wkt() if grid.crs is not None else None, tuple(grid.transform)[:6])).encode())

@@ -235,6 +235,14 @@ def _export(body: dict) -> tuple[bytes, str, str]:
     return export(body)
 
 
+def _netloc(url: str) -> str | None:
+    """host[:port] of an Origin header (None when it does not parse, e.g. 'http://[::1')."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return None
+
+
 class PixelsHandler(_Base):
     """``POST /pixels``: a JSON getPixels request (``assetId``, ``grid``, ``region``, ``bandIds``,
     ``visualizationOptions``, ``fileFormat``) or a layer export (``{"layer": token, "grid": ...,
@@ -255,7 +263,7 @@ class PixelsHandler(_Base):
         if site not in ("same-origin", "none"):
             raise CrossSite(f"cross-site request (Sec-Fetch-Site {site[:40]!r}) refused; allowed: same-origin "
                             "requests from the viewer's own pages", value=site[:40], allowed="same-origin")
-        if origin is not None and urlsplit(origin).netloc != self.request.host:
+        if origin is not None and _netloc(origin) != self.request.host:
             raise CrossSite(f"cross-site request from {str(origin)[:80]!r} refused; allowed: the viewer's own pages",
                             value=str(origin)[:80], allowed=self.request.host)
 
