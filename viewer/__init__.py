@@ -6,14 +6,15 @@ Earth Engine-style images and pixel fetch (``Image``, ``ImageCollection``, ``Geo
 """
 from . import data
 from .core.catalog import get_catalog, set_catalog
-from .core.collection import ImageCollection
+from .core.collection import Date, Filter, ImageCollection
 from .core.errors import (InvalidArgument, InvalidMask, LimitExceeded, ReadError, UnknownAsset, UnknownBand,
                           UnknownCRS, ViewerError)
 from .core.geometry import Geometry, Projection
 from .core.image import Image
+from .core.reducers import Reducer
 
 __all__ = [
-    "Image", "ImageCollection", "Geometry", "Projection", "data",
+    "Image", "ImageCollection", "Geometry", "Projection", "data", "Reducer", "Filter", "Date",
     "get_catalog", "set_catalog",
     "ViewerError", "InvalidArgument", "InvalidMask", "LimitExceeded", "ReadError", "UnknownAsset",
     "UnknownBand", "UnknownCRS",

@@ -22,6 +22,7 @@ from .grid import Grid
 from .ops import ARITHMETIC, BINARY, UNARY
 from .raster import EVERYWHERE, Band, Footprint, Raster
 from .read import read_bands, warp_array
+from .reducers import quality_order, reduce_stack, take_by_index
 from .sources import get_array
 from .visualize import color_classes, mask_ramp, visualize
 
@@ -251,6 +252,35 @@ class _Evaluator:
         if (den == 0).any():
             band = band.narrowed((den != 0).astype(np.float32))
         return [band]
+
+    # collections ------------------------------------------------------------------------
+    def op_reduce(self, node: Node, resampling: str) -> list[Band]:
+        name, images, percentiles = node.args
+        stacks = [self.run(n, resampling) for n in images]
+        out = []
+        for i in range(len(stacks[0])):
+            bands = [s[i] for s in stacks]
+            footprint = bands[0].footprint
+            for b in bands[1:]:
+                footprint = footprint | b.footprint
+            for p in percentiles or (None,):
+                values, mask = reduce_stack(name, [b.values for b in bands], [b.mask for b in bands], p)
+                out.append(Band(values.astype(np.dtype(node.bands[len(out)].dtype), copy=False), mask, footprint))
+        return out
+
+    def op_qualityMosaic(self, node: Node, resampling: str) -> list[Band]:
+        images, quality = node.args
+        stacks = [self.run(n, resampling) for n in images]
+        index, any_valid = quality_order([s[quality].values for s in stacks], [s[quality].mask for s in stacks])
+        out = []
+        for i in range(len(stacks[0])):
+            bands = [s[i] for s in stacks]
+            footprint = bands[0].footprint
+            for b in bands[1:]:
+                footprint = footprint | b.footprint
+            values, mask = take_by_index([b.values for b in bands], [b.mask for b in bands], index, any_valid)
+            out.append(Band(values, mask, footprint))
+        return out
 
     # display ----------------------------------------------------------------------------
     def op_visualize(self, node: Node, resampling: str) -> Raster:

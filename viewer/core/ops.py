@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .graph import Node
 
 __all__ = ["Op", "OPS", "BINARY", "UNARY", "COMPARISONS", "INTEGER_OPS", "ARITHMETIC", "FLOAT_UNARY",
-           "RESAMPLING", "VIS_KEYS", "VIS_PARAMS", "VIS_BANDS", "DISPLAY_OPS", "MAX_CLASS_ID", "check_args",
+           "RESAMPLING", "REDUCERS", "MAX_IMAGES", "VIS_KEYS", "VIS_PARAMS", "VIS_BANDS", "DISPLAY_OPS", "MAX_CLASS_ID", "check_args",
            "expected_bands"]
 
 #: Binary operations of ``Image`` (``op`` of a ``binary`` node), in Earth Engine's names.
@@ -43,6 +43,10 @@ VIS_KEYS = ("bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"
 VIS_PARAMS = frozenset({"min", "max", "gamma", "palette", "opacity"})
 #: Largest class id a class table may hold (a class lookup table has one entry per id up to it).
 MAX_CLASS_ID = 65535
+#: Per-pixel reducers of an ``ImageCollection`` (``reduce`` nodes).
+REDUCERS = ("mosaic", "median", "mean", "min", "max", "sum", "count", "percentile")
+#: Most images one collection reduction may combine.
+MAX_IMAGES = 1000
 #: Band names of a display operation's output.
 VIS_BANDS = ("vis-red", "vis-green", "vis-blue")
 #: Operations that produce the 8-bit RGB bands (and alpha as mask) a map shows.
@@ -76,6 +80,12 @@ def _rgb(v: Any) -> bool:
 
 def _class_id(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_CLASS_ID
+
+
+def _images(v: Any) -> bool:
+    """A non-empty tuple of nodes with the same band names (a collection to reduce)."""
+    return (isinstance(v, tuple) and 0 < len(v) <= MAX_IMAGES and all(_node(n) for n in v)
+            and len({tuple(b.name for b in n.bands) for n in v}) == 1)
 
 
 def _class_table(v: Any) -> bool:
@@ -147,6 +157,12 @@ OPS: dict[str, Op] = {op.name: op for op in (
         and (len(a[1].bands) == len(a[2].bands) or 1 in (len(a[1].bands), len(a[2].bands))),
         lambda a: max(len(a[1].bands), len(a[2].bands))),
     _op("unary", 2, lambda a: a[0] in UNARY and _node(a[1]), lambda a: len(a[1].bands)),
+    # collections: (reducer, images with the same band names, percentiles) | (images, quality band index)
+    _op("reduce", 3, lambda a: a[0] in REDUCERS and _images(a[1]) and isinstance(a[2], tuple)
+        and (a[0] == "percentile") == bool(a[2]) and all(_number(p) and 0 <= p <= 100 for p in a[2]),
+        lambda a: len(a[1][0].bands) * max(1, len(a[2]))),
+    _op("qualityMosaic", 2, lambda a: _images(a[0]) and _ints((a[1],)) and 0 <= a[1] < len(a[0][0].bands),
+        lambda a: len(a[0][0].bands)),
     # display: (image, normalized vis params) | (class band, table, background, hidden, opacity)
     # | (mask bands, palette of (r, g, b), opacity)
     _op("visualize", 2, lambda a: _node(a[0]) and len(a[0].bands) in (1, 3) and _vis(a[1], len(a[0].bands)),

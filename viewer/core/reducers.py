@@ -21,10 +21,10 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InvalidArgument
+from .ops import REDUCERS
 
 __all__ = ["Reducer", "REDUCERS", "reduce_stack", "reduced_dtype", "quality_order", "take_by_index"]
 
-REDUCERS = ("mosaic", "median", "mean", "min", "max", "sum", "count", "percentile")
 
 
 @dataclass(frozen=True)
