@@ -123,7 +123,11 @@ def reduce_stack(name: str, values: Sequence[np.ndarray], masks: Sequence[np.nda
             fill = fill if name == "min" else (np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf)
             out = getattr(np.where(valid, stack, fill), name)(axis=0)
         return np.where(count > 0, out, 0).astype(dtype, copy=False), _mask_out(count)
-    stack = np.where(valid, np.stack([v.astype(np.float64, copy=False) for v in values]), np.nan)
+    # medians of 8/16-bit integers are exact in float32 (halves of sums below 2**24), and faster
+    exact32 = name == "median" and values[0].dtype.kind in "iu" and values[0].dtype.itemsize <= 2
+    work = np.float32 if exact32 else np.float64
+    stack = np.stack([v.astype(work, copy=False) for v in values])
+    stack[~valid] = np.nan
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-masked pixels are handled below
         if name == "mean":
@@ -132,7 +136,7 @@ def reduce_stack(name: str, values: Sequence[np.ndarray], masks: Sequence[np.nda
             out = np.nanmedian(stack, axis=0)
         else:
             out = np.nanpercentile(stack, percentile, axis=0)
-    return np.where(count > 0, out, 0.0), _mask_out(count)
+    return np.where(count > 0, out, 0.0).astype(np.float64, copy=False), _mask_out(count)
 
 
 def quality_order(quality: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
