@@ -65,8 +65,8 @@ def main() -> None:
 
         def peer():
             with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(nan_stack, axis=0)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmedian(nan_stack, axis=0)
 
         a, b = _time(ours, args.repeat), _time(peer, args.repeat)
         out, mask = ours()
