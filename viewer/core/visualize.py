@@ -167,11 +167,14 @@ def _stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.n
 
 
 # display operations -------------------------------------------------------------------------
+#: The bands of a display raster (their grid is the raster's own).
+_VIS_INFO = tuple(BandInfo(n, "uint8", None) for n in VIS_BANDS)
+
+
 def _display(raster: Raster, channels: Sequence[np.ndarray], mask: np.ndarray | None) -> Raster:
     """Three uint8 bands sharing ``mask`` (the alpha), on the raster's grid and footprint."""
     fp = raster.footprint()
-    info = tuple(BandInfo(n, "uint8", raster.grid) for n in VIS_BANDS)
-    return Raster(tuple(Band(c, mask, fp) for c in channels), raster.grid, info)
+    return Raster(tuple(Band(c, mask, fp) for c in channels), raster.grid, _VIS_INFO)
 
 
 def _opaque(mask: np.ndarray) -> bool:
