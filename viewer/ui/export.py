@@ -17,11 +17,12 @@ import numpy as np
 import panel as pn
 
 from ..core.encode import encode_png
+from ..core.export import layer_request as display_request
 from ..core.graph import Node
 from ..core.grid import Grid
 from ..core.pixels import computePixels
-from ..core.serialize import to_json
 from ..core.tiles import render_rgba
+from ..core.visualize import to_hex
 from .basemaps import mercator_to_lonlat
 from .notify import notify_error
 from .state import LayerState, MapState
@@ -88,39 +89,27 @@ def _asset_selection(node: Node) -> tuple[str, list[str]] | None:
     return node.args[0], names
 
 
-def _hex(c: Any) -> str:
-    return "%02x%02x%02x" % tuple(int(v) for v in c[:3])
-
-
 def layer_request(layer: LayerState, grid: Grid) -> dict:
-    """The request reproducing the layer's pixels on ``grid`` (PNG with visualization options)."""
+    """The request reproducing the layer's pixels on ``grid`` as the map shows them (PNG).
+
+    A plain catalog image layer gives an Earth Engine ``getPixels`` request (asset, bands,
+    visualization options); every other layer (class and mask overlays, derived images) a
+    ``computePixels`` request of its display expression, which draws exactly its tiles
+    (hidden classes included).
+    """
     spec = layer.spec()
-    style = spec.style
+    sel = _asset_selection(spec.node) if spec.kind == "image" else None
+    if sel is None:
+        return {"method": "data.computePixels", "layer": layer.name, "request": display_request(spec, grid),
+                "note": "expression is the layer's display graph: pass the request to viewer.data.computePixels"}
+    vis = spec.style["vis"]
     req: dict[str, Any] = {"fileFormat": "PNG", "grid": grid.to_dict()}
-    if spec.kind == "image":
-        vis = style["vis"]
-        req["visualizationOptions"] = {"ranges": [{"min": lo, "max": hi} for lo, hi in zip(vis["min"], vis["max"])],
-                                       "gamma": {"value": vis["gamma"][0]}}
-        if vis["palette"]:
-            req["visualizationOptions"]["paletteColors"] = [_hex(c) for c in vis["palette"]]
-    elif spec.kind == "classes":
-        classes = style["classes"]
-        top = max([c["id"] for c in classes] + [1])
-        colors = {c["id"]: c["color"].lstrip("#") for c in classes}
-        req["visualizationOptions"] = {"ranges": [{"min": 0, "max": top}],
-                                       "paletteColors": [colors.get(i, "000000") for i in range(top + 1)]}
-        if style["hidden"]:
-            req["note"] = f"classes {style['hidden']} are hidden on the map; visualizationOptions cannot hide them"
-    else:
-        req["visualizationOptions"] = {"ranges": [{"min": 0, "max": 1}],
-                                       "paletteColors": [_hex(c) for c in style["palette"]]}
-    sel = _asset_selection(spec.node)
-    if sel is not None:
-        req["assetId"], req["bandIds"] = sel
-        return {"method": "data.getPixels", "layer": layer.name, "request": req}
-    req["expression"] = to_json(spec.node)
-    return {"method": "data.computePixels", "layer": layer.name, "request": req,
-            "note": "expression is the layer's image graph: pass the request to viewer.data.computePixels"}
+    req["visualizationOptions"] = {"ranges": [{"min": lo, "max": hi} for lo, hi in zip(vis["min"], vis["max"])],
+                                   "gamma": {"value": vis["gamma"][0]}}
+    if vis["palette"]:
+        req["visualizationOptions"]["paletteColors"] = [to_hex(c, prefix="") for c in vis["palette"]]
+    req["assetId"], req["bandIds"] = sel
+    return {"method": "data.getPixels", "layer": layer.name, "request": req}
 
 
 def view_requests(state: MapState, grid: Grid | None = None) -> dict:

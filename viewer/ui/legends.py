@@ -14,6 +14,7 @@ from typing import Any
 import panel as pn
 
 from ..core.layers import LayerSpec
+from ..core.visualize import to_hex
 from .notify import guarded
 from .state import LayerState, MapState
 
@@ -30,11 +31,6 @@ _CLASS_BUTTON_CSS = """
 :host(.viewer-class-hidden) .bk-btn { text-decoration: line-through; opacity: 0.45; }
 """
 
-
-def _hex(c: Any) -> str:
-    if isinstance(c, str):
-        return c if c.startswith("#") else "#" + c
-    return "#%02x%02x%02x" % tuple(int(v) for v in c[:3])
 
 
 def _num(v: float) -> str:
@@ -67,7 +63,7 @@ def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
     bands = spec.node.bands
     title = f"<div class='viewer-legend-title'>{e(layer.name)}</div>"
     if spec.kind == "mask":
-        pal = [_hex(c) for c in style["palette"]]
+        pal = [to_hex(c) for c in style["palette"]]
         if len(pal) == 1 or len(set(pal)) == 1:
             body = (f"<div><span class='viewer-swatch' style='background:{pal[0]}'></span> mask &gt; 0 "
                     f"({e(', '.join(b.name for b in bands[:4]))}{'…' if len(bands) > 4 else ''}); 0 transparent</div>")
@@ -78,7 +74,7 @@ def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
     if vis["palette"]:
         b = bands[0]
         units = f" {e(b.units)}" if b.units else ""
-        return title + _colorbar([_hex(c) for c in vis["palette"]], vis["min"][0], vis["max"][0],
+        return title + _colorbar([to_hex(c) for c in vis["palette"]], vis["min"][0], vis["max"][0],
                                  f"{e(b.name)}{units}", vis["gamma"][0])
     rows = []
     if len(bands) == 3:

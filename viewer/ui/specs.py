@@ -13,6 +13,8 @@ from ..core.errors import InvalidArgument
 from ..core.grid import Grid
 from ..core.image import Image
 from ..core.layers import LayerSpec, class_layer, image_layer, mask_layer
+from ..core.ops import COMPARISONS, VIS_KEYS
+from ..core.visualize import to_hex
 
 if TYPE_CHECKING:
     from .state import LayerState
@@ -22,10 +24,6 @@ __all__ = ["default_vis", "layer_spec", "stretch_for_view", "percentile_range",
 
 #: Percentiles used when an image with a wide integer type (e.g. uint16 DNs) is added without a range.
 DEFAULT_PERCENTILES = (2, 98)
-_VIS_KEYS = {"bands", "min", "max", "gain", "bias", "gamma", "palette", "opacity"}
-
-
-_BOOLEAN_OPS = {"gt", "gte", "lt", "lte", "eq", "neq", "And", "Or"}
 
 
 def _is_boolean(node) -> bool:
@@ -33,7 +31,7 @@ def _is_boolean(node) -> bool:
     while node.op == "select":
         node = node.args[0]
     if node.op == "binary":
-        return node.args[0] in _BOOLEAN_OPS
+        return node.args[0] in COMPARISONS
     return node.op == "unary" and node.args[0] == "Not"
 
 
@@ -84,10 +82,10 @@ def default_vis(image: Image, vis_params: dict | None, kind: str | None = None) 
     if vis_params is not None and not isinstance(vis_params, dict):
         raise InvalidArgument(f"vis_params {vis_params!r} must be a dict or None", value=vis_params)
     params = dict(vis_params or {})
-    unknown = set(params) - _VIS_KEYS
+    unknown = set(params) - set(VIS_KEYS)
     if unknown:
         raise InvalidArgument(f"visualization parameters {sorted(unknown)} are not allowed; allowed: "
-                              f"{sorted(_VIS_KEYS)}", value=sorted(unknown), allowed=sorted(_VIS_KEYS))
+                              f"{sorted(VIS_KEYS)}", value=sorted(unknown), allowed=sorted(VIS_KEYS))
     if kind is None:
         kind = "mask" if all(b.kind == "mask" for b in image.bands) and not params else "image"
     if kind == "classes":
@@ -108,7 +106,7 @@ def default_vis(image: Image, vis_params: dict | None, kind: str | None = None) 
     spec = image_layer(src, params)
     vis = spec.style["vis"]
     out = {"kind": "image", "bands": bands, "vmin": vis["min"], "vmax": vis["max"], "gamma": float(vis["gamma"][0]),
-           "palette": ["#%02x%02x%02x" % tuple(c) for c in vis["palette"]] if vis["palette"] else None}
+           "palette": [to_hex(c) for c in vis["palette"]] if vis["palette"] else None}
     out.update(extra)
     return out
 
