@@ -59,6 +59,22 @@ class Reducer:
         return cls("count")
 
     @classmethod
+    def stdDev(cls) -> "Reducer":  # noqa: N802 - Earth Engine's name
+        return cls("stdDev")
+
+    @classmethod
+    def minMax(cls) -> "Reducer":  # noqa: N802
+        return cls("minMax")
+
+    @classmethod
+    def histogram(cls) -> "Reducer":
+        return cls("histogram")
+
+    @classmethod
+    def frequencyHistogram(cls) -> "Reducer":  # noqa: N802
+        return cls("frequencyHistogram")
+
+    @classmethod
     def percentile(cls, percentiles: Sequence[float]) -> "Reducer":
         ps = list(percentiles) if isinstance(percentiles, (list, tuple)) else [percentiles]
         if not ps or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 100 for p in ps):
