@@ -12,6 +12,7 @@ from .graph import BandInfo, Node
 from .grid import Grid
 from .mask_data import attach_masks
 from .ops import COMPARISONS, FLOAT_UNARY, INTEGER_OPS, RESAMPLING, VIS_BANDS
+from .regions import reduce_region
 from .sources import array_node, asset_node, constant_node, file_node
 from .visualize import normalize_vis
 
@@ -257,6 +258,10 @@ class Image:
     def selfMask(self) -> "Image":
         """Use the image's own values as its mask (zeros become masked)."""
         return self._derive(Node("selfMask", (self._node,), self._node.bands), keep_id=True)
+
+    def reduceRegion(self, reducer, geometry, scale=None, crs=None, maxPixels=10_000_000) -> dict:  # noqa: N802
+        """Statistics of the image's valid pixels inside ``geometry`` (see :mod:`viewer.core.regions`)."""
+        return reduce_region(self, reducer, geometry, scale, crs, maxPixels)
 
     def clip(self, geometry) -> "Image":
         geo = to_geojson(geometry)
