@@ -1,4 +1,21 @@
-"""Pixel grids: a CRS, a pixel-is-area affine transform and dimensions."""
+"""Pixel grids: a CRS, a pixel-is-area affine transform and dimensions.
+
+Also the geography the map needs anywhere on Earth:
+
+* :func:`lonlat_bounds` and :func:`mercator_bounds` give a grid's extent in degrees and in
+  Web Mercator metres *continuous across the antimeridian*: ``west < east`` always, and
+  ``east`` may exceed 180° (``HALF_WORLD`` metres) for a source that crosses it (an
+  EPSG:4326 raster stored at 170°..190°, a UTM zone 60 scene). GDAL's ``transform_bounds``
+  answers such a box with ``west > east``; adding 360° to ``east`` gives this form. Web
+  Mercator bounds stop at its latitude limit (±85.0511°), so a polar source (EPSG:3413 or
+  EPSG:3031 covering the pole) has a finite box up to the map's edge.
+* :func:`center_long` is GDAL's ``CENTER_LONG`` rule (``InsertCenterLong`` in
+  ``gdaltransformer.cpp``): when a geographic source's columns leave [-180°, 180°], every
+  longitude transformed into it is first wrapped into ``[center - 180, center + 180]``, so a
+  map pixel at 179°W finds the source pixel stored at 181°E. GDAL's warper does this for
+  every geographic source; :func:`wrap_longitudes` lets the nearest sampler and footprints
+  do the same, so tiles show both halves of such a source.
+"""
 from __future__ import annotations
 
 import json
@@ -8,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
@@ -15,10 +33,18 @@ from rasterio.warp import transform_bounds
 
 from .errors import InvalidArgument, UnknownCRS
 
-__all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS"]
+__all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS", "WEB_MERCATOR", "WGS84", "EARTH_RADIUS", "HALF_WORLD",
+           "MAX_LATITUDE", "lonlat_bounds", "mercator_bounds", "center_long", "wrap_longitudes"]
 
 #: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
 PIXEL_CRS = CRS.from_epsg(3857)
+#: The map's CRS and the geographic CRS of longitudes and latitudes.
+WEB_MERCATOR = CRS.from_epsg(3857)
+WGS84 = CRS.from_epsg(4326)
+#: Web Mercator's sphere radius (m), half the world's width (m) and its latitude limit (degrees).
+EARTH_RADIUS = 6378137.0
+HALF_WORLD = math.pi * EARTH_RADIUS
+MAX_LATITUDE = math.degrees(2 * math.atan(math.exp(math.pi)) - math.pi / 2)
 
 
 _CRS_ALLOWED = "an authority code such as 'EPSG:4326', 'ESRI:54009' or 'OGC:CRS84', WKT text or PROJJSON text"
@@ -96,7 +122,87 @@ def crs_code(crs: CRS | None) -> str | None:
 @lru_cache(maxsize=4096)
 def _bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
     # cached: every band read of a map tile asks for the same bounds (overview choice, coverage)
-    return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+    if crs == WEB_MERCATOR:
+        return mercator_bounds(grid)
+    if crs == WGS84:
+        return lonlat_bounds(grid)
+    left, bottom, right, top = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+    if crs.is_geographic and left > right:  # GDAL's form of a box across the antimeridian
+        right += 360.0
+    return left, bottom, right, top
+
+
+def _mercator_lon(x: float) -> float:
+    return math.degrees(x / EARTH_RADIUS)
+
+
+def _mercator_lat(y: float) -> float:
+    return math.degrees(2 * math.atan(math.exp(y / EARTH_RADIUS)) - math.pi / 2)
+
+
+@lru_cache(maxsize=4096)
+def lonlat_bounds(grid: "Grid") -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a georeferenced grid in degrees, continuous across the
+    antimeridian: ``west < east``, and ``east`` may exceed 180 (``west`` be below -180) when
+    the grid crosses it. Latitudes lie in [-90, 90]; a grid covering a pole reaches ±90.
+    """
+    crs = grid.crs
+    if crs is None:
+        raise InvalidArgument("a grid in pixel coordinates has no longitude/latitude bounds", value=None,
+                              allowed="a grid with a CRS")
+    left, bottom, right, top = grid.bounds
+    if crs == WEB_MERCATOR:  # exact (EPSG:3857's inverse), and not wrapped
+        return (_mercator_lon(left), _mercator_lat(bottom), _mercator_lon(right), _mercator_lat(top))
+    if crs == WGS84:
+        return (left, max(bottom, -90.0), right, min(top, 90.0))
+    west, south, east, north = transform_bounds(crs, WGS84, left, bottom, right, top, densify_pts=21)
+    if west > east:  # GDAL's form of a box across the antimeridian
+        east += 360.0
+    if crs.is_geographic:  # another datum: keep the longitudes where the grid stores them
+        shift = 360.0 * round((left - west) / 360.0)
+        west, east = west + shift, east + shift
+    return (west, max(south, -90.0), east, min(north, 90.0))
+
+
+def mercator_bounds(grid: "Grid") -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a grid in Web Mercator metres: :func:`lonlat_bounds` through
+    EPSG:3857's formulas, so ``right`` may exceed :data:`HALF_WORLD` for a grid across the
+    antimeridian, and latitudes are clipped at Mercator's limit (a polar grid ends at the map's edge).
+    """
+    if grid.crs == WEB_MERCATOR:
+        return grid.bounds
+    west, south, east, north = lonlat_bounds(grid)
+
+    def y(lat: float) -> float:
+        lat = max(-MAX_LATITUDE, min(MAX_LATITUDE, lat))
+        return EARTH_RADIUS * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    return (EARTH_RADIUS * math.radians(west), y(south), EARTH_RADIUS * math.radians(east), y(north))
+
+
+@lru_cache(maxsize=1024)
+def center_long(crs: CRS | None, transform: Affine, width: int, height: int) -> float | None:
+    """GDAL's ``CENTER_LONG`` for a source grid: the centre of its longitudes when it is geographic,
+    spans at most 360° and leaves [-180°, 180°]; else ``None`` (no wrapping needed).
+
+    GDAL's warper wraps longitudes transformed into a geographic source around this centre
+    (``gdaltransformer.cpp``, ``InsertCenterLong``, from the four corners); GDAL does it for
+    every geographic source, which changes nothing for one inside [-180°, 180°].
+    """
+    if crs is None or not crs.is_geographic:
+        return None
+    xs = [(transform @ (c, r))[0] for c, r in ((0, 0), (width, 0), (0, height), (width, height))]
+    lo, hi = min(xs), max(xs)
+    if hi - lo > 360.0 or (lo >= -180.0 and hi <= 180.0):
+        return None
+    return (lo + hi) / 2.0
+
+
+def wrap_longitudes(lon: np.ndarray, center: float) -> np.ndarray:
+    """Longitudes wrapped into ``[center - 180, center + 180]`` as GDAL's ``CENTER_LONG`` does
+    (one turn added or removed; PROJ's outputs lie in [-180, 180])."""
+    lon = np.asarray(lon, np.float64)
+    return np.where(lon < center - 180.0, lon + 360.0, np.where(lon > center + 180.0, lon - 360.0, lon))
 
 
 @dataclass(frozen=True)
@@ -152,7 +258,12 @@ class Grid:
         return self.crs if self.crs is not None else PIXEL_CRS
 
     def bounds_in(self, crs: CRS | None) -> tuple[float, float, float, float]:
-        """Bounds of this grid expressed in another CRS (densified edges)."""
+        """Bounds of this grid expressed in another CRS (densified edges).
+
+        In EPSG:4326 and EPSG:3857 these are :func:`lonlat_bounds` and :func:`mercator_bounds`
+        (continuous across the antimeridian, Mercator latitudes clipped at its limit); in any
+        geographic CRS ``left < right``, ``right`` possibly above 180.
+        """
         if crs is None or self.crs is None or crs == self.crs:
             return self.bounds
         return _bounds_in(self, crs)

@@ -370,7 +370,13 @@ def _bounds_wgs84(grid: Grid) -> list[float] | None:
 
 
 def describe(spec: LayerSpec) -> dict:
-    """A JSON-able description: kind, token, bands, style, class table, native grid and bounds."""
+    """A JSON-able description: kind, token, bands, style, class table, native grid and bounds.
+
+    ``bounds_wgs84`` is ``[west, south, east, north]`` in degrees with ``west < east``: for a
+    source across the antimeridian ``east`` exceeds 180 (GeoJSON would write ``west > east``),
+    so the centre ``(west + east) / 2`` and the span frame the whole source (see
+    :func:`viewer.core.grid.lonlat_bounds`).
+    """
     bands = [b.info() for b in spec.node.bands]
     grid = spec.node.native_grid()
     out: dict[str, Any] = {

@@ -33,7 +33,7 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from .grid import PIXEL_CRS, Grid
+from .grid import PIXEL_CRS, Grid, center_long, wrap_longitudes
 
 __all__ = ["IndexMap", "index_map", "sample_dataset", "sample_array", "APPROX_ERROR"]
 
@@ -70,6 +70,19 @@ def _transformer(src_crs, dst_crs) -> Transformer:
     if t is None:
         t = cache[key] = Transformer.from_crs(dst_crs.to_wkt(), src_crs.to_wkt(), always_xy=True)
     return t
+
+
+class _LonWrap:
+    """A transformer whose longitudes are wrapped around a geographic source's centre, as GDAL's
+    warper does (``CENTER_LONG``, :func:`viewer.core.grid.center_long`): a source stored at
+    170..190 degrees is found from map pixels at 179 degrees west."""
+
+    def __init__(self, transformer: Transformer, center: float) -> None:
+        self.transformer, self.center = transformer, center
+
+    def transform(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lon, lat = self.transformer.transform(x, y)
+        return wrap_longitudes(lon, self.center), lat
 
 
 def _inverse(t: Affine) -> tuple[float, float, float, float, float, float]:
@@ -250,6 +263,9 @@ def _compute(src_transform: Affine, src_crs, src_width: int, src_height: int, gr
     h, w = grid.height, grid.width
     dst_crs = grid.gdal_crs
     transformer = None if src_crs == dst_crs else _transformer(src_crs, dst_crs)
+    center = None if transformer is None else center_long(src_crs, src_transform, src_width, src_height)
+    if center is not None:
+        transformer = _LonWrap(transformer, center)
     approx = _Rows(grid, src_transform, transformer)
     px, py = approx.run()
     if approx.linear is not None:

@@ -24,12 +24,11 @@ from functools import lru_cache
 import morecantile
 import numpy as np
 from affine import Affine
-from rasterio.crs import CRS
 
 from .encode import FORMATS, check_format, encode_planes, encode_png_planes, media_type
 from .errors import InvalidArgument
 from .evaluate import evaluate
-from .grid import Grid
+from .grid import HALF_WORLD, WEB_MERCATOR, Grid, mercator_bounds
 from .layers import LayerSpec
 from .visualize import rgba, rgba_planes
 
@@ -39,7 +38,6 @@ __all__ = ["TILE_SIZE", "MAX_ZOOM", "FORMATS", "check_tile", "check_format", "ti
 
 TILE_SIZE = 256
 MAX_ZOOM = 24
-WEB_MERCATOR = CRS.from_epsg(3857)
 _TMS = morecantile.tms.get("WebMercatorQuad")
 
 
@@ -106,7 +104,11 @@ def pixel_tile_source_options(image_width: int, image_height: int, size: int = T
 # footprint ---------------------------------------------------------------------------------
 @lru_cache(maxsize=1024)
 def _layer_bounds(spec: LayerSpec) -> tuple[float, float, float, float] | None:
-    """The layer's native bounds in EPSG:3857 (or pixel coordinates); ``None`` = unbounded."""
+    """The layer's native bounds in EPSG:3857 (or pixel coordinates); ``None`` = unbounded.
+
+    Map bounds come from :func:`viewer.core.grid.mercator_bounds`: continuous across the
+    antimeridian (``right`` may exceed ``HALF_WORLD``) and clipped at Mercator's latitude limit.
+    """
     boxes = []
     for band in spec.node.bands:
         g = band.grid
@@ -116,8 +118,8 @@ def _layer_bounds(spec: LayerSpec) -> tuple[float, float, float, float] | None:
             boxes.append(g.bounds)
             continue
         try:
-            boxes.append(g.bounds_in(WEB_MERCATOR))
-        except Exception:  # noqa: BLE001 - e.g. polar data outside Web Mercator: do not cull
+            boxes.append(mercator_bounds(g))
+        except Exception:  # noqa: BLE001 - a CRS PROJ cannot take to longitudes: do not cull
             return None
     if not boxes:
         return None
@@ -128,12 +130,20 @@ def _layer_bounds(spec: LayerSpec) -> tuple[float, float, float, float] | None:
 
 
 def tile_in_footprint(spec: LayerSpec, grid: Grid) -> bool:
-    """Cheap test: can the layer have pixels in ``grid`` (bounding boxes intersect)?"""
+    """Cheap test: can the layer have pixels in ``grid`` (bounding boxes intersect)?
+
+    In map coordinates the layer's box is also tried one world width east and west, so a
+    layer across the antimeridian (stored at 170..190 degrees) reaches the tiles at 180 degrees
+    west too; the evaluator finds those pixels as GDAL does (:func:`viewer.core.grid.center_long`).
+    """
     lb = _layer_bounds(spec)
     if lb is None:
         return True
     left, bottom, right, top = grid.bounds
-    return left < lb[2] and right > lb[0] and bottom < lb[3] and top > lb[1]
+    if not (bottom < lb[3] and top > lb[1]):
+        return False
+    shifts = (0.0,) if spec.pixel_space else (0.0, -2 * HALF_WORLD, 2 * HALF_WORLD)
+    return any(left < lb[2] + s and right > lb[0] + s for s in shifts)
 
 
 # rendering ---------------------------------------------------------------------------------
