@@ -27,6 +27,15 @@ from .state import LayerState, MapState, make_layer
 __all__ = ["Map"]
 
 
+#: geemap / ipyleaflet basemap names and the viewer's basemap each one means.
+_GEEMAP_BASEMAPS = {
+    "OpenStreetMap": "OpenStreetMap", "OpenStreetMap.Mapnik": "OpenStreetMap", "ROADMAP": "CartoDB Positron (light)",
+    "CartoDB.Positron": "CartoDB Positron (light)", "SATELLITE": "Esri World Imagery (satellite)",
+    "HYBRID": "Esri World Imagery (satellite)", "Esri.WorldImagery": "Esri World Imagery (satellite)",
+    "OFFLINE": OFFLINE,
+}
+
+
 def _classes_of(image: Image) -> Classes | None:
     band = image.bands[0]
     if band.kind == "class" and band.classes:
@@ -182,6 +191,19 @@ class Map(pn.viewable.Viewer):
 
     def remove_layer(self, name: str) -> None:
         self.state.remove(name)
+
+    def add_basemap(self, basemap: str = "OpenStreetMap") -> None:
+        """Switch the basemap (geemap's names ``OpenStreetMap``, ``SATELLITE``/``Esri.WorldImagery``,
+        ``CartoDB.Positron``/``ROADMAP``, or one of :data:`~viewer.ui.basemaps.BASEMAPS`)."""
+        name = _GEEMAP_BASEMAPS.get(basemap, basemap) if isinstance(basemap, str) else basemap
+        if name not in BASEMAPS:
+            allowed = list(BASEMAPS) + sorted(_GEEMAP_BASEMAPS)
+            raise InvalidArgument(f"basemap {str(basemap)[:60]!r} is not allowed; allowed: {allowed}",
+                                  value=str(basemap)[:60], allowed=allowed)
+        self.state.basemap = name
+
+    def add_layer_control(self, *args: Any, **kwargs: Any) -> None:
+        """geemap's layer control: the map always shows its layer panel, so this does nothing."""
 
     # Earth Engine Code Editor / geemap aliases
     addLayer = add_layer
