@@ -1,10 +1,12 @@
 """``Image``: a lazy, immutable Earth Engine-style image over the local catalog."""
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Iterable
 
 import numpy as np
+import PIL.Image
 
 from .errors import InvalidArgument, UnknownBand
 from .geometry import to_geojson
@@ -13,8 +15,8 @@ from .grid import Grid
 from .mask_data import attach_masks
 from .ops import COMPARISONS, FLOAT_UNARY, INTEGER_OPS, RESAMPLING, VIS_BANDS
 from .regions import reduce_region
-from .sources import array_node, asset_node, constant_node, file_node
-from .visualize import normalize_vis
+from .sources import asset_node, constant_node, file_node, picture_node
+from .visualize import normalize_vis, palette_band_error
 
 __all__ = ["Image", "EEList"]
 
@@ -46,14 +48,19 @@ class Image:
     ``Image.from_array(array)``. Every method returns a new Image; pixels are read only
     when a grid asks for them (``data.computePixels``, map tiles, statistics)."""
 
-    def __init__(self, args: Any = None, *, masks: dict | None = None, classes=None, _node: Node | None = None,
-                 _props: dict | None = None, _id: str | None = None) -> None:
-        if isinstance(args, np.ndarray) and args.ndim >= 2:  # wandb.Image(array, masks=..., classes=...)
-            self.__dict__.update(Image.from_array(args, masks=masks, classes=classes).__dict__)
+    def __init__(self, args: Any = None, *, masks: dict | None = None, classes=None, caption: str | None = None,
+                 mode: str | None = None, _node: Node | None = None, _props: dict | None = None,
+                 _id: str | None = None) -> None:
+        wandb = any(v is not None for v in (masks, classes, caption, mode))
+        if _is_picture(args) or (wandb and isinstance(args, str)):
+            # wandb.Image(data_or_path, mode=None, caption=None, classes=..., masks=...)
+            picture = Image.from_array(args, masks=masks, classes=classes, caption=caption, mode=mode)
+            self.__dict__.update(picture.__dict__)
             return
-        if masks is not None or classes is not None:
-            raise InvalidArgument("masks/classes need an image array: Image(array, masks=...) or "
-                                  "Image.from_array(array, masks=...)", value=type(args).__name__)
+        if wandb:
+            raise InvalidArgument("masks/classes need an image array, a PIL image or a file path (so do caption and "
+                                  "mode): Image(array, masks=...) or Image.from_array(array, masks=...)",
+                                  value=type(args).__name__, allowed="numpy array, PIL.Image.Image, file path")
         if _node is not None:
             self._node, self._props, self._id = _node, dict(_props or {}), _id
         elif isinstance(args, Image):
@@ -78,14 +85,25 @@ class Image:
 
     @classmethod
     def from_array(cls, data, crs=None, transform=None, band_names=None, mask=None, *,
-                   masks: dict | None = None, classes=None) -> "Image":
-        """An image from a numpy array (H x W, H x W x C or C x H x W).
+                   masks: dict | None = None, classes=None, caption: str | None = None,
+                   mode: str | None = None) -> "Image":
+        """An image from a numpy array (H x W, H x W x C or C x H x W), a Pillow image or a picture file.
 
-        Without ``crs`` the image lives in pixel coordinates. ``masks`` takes the
-        Weights & Biases dictionary (``{"predictions": {"mask_data": ..., "class_labels": ...}}``)
-        and attaches segmentation overlays (see :mod:`viewer.core.segmentation`).
+        The Weights & Biases entry point: ``Image(data_or_path, mode=None, caption=None,
+        masks=..., classes=...)`` is this call. Pillow images and files (PNG, JPEG, ...)
+        are read into memory (``mode`` converts them, an alpha channel becomes the mask); a
+        ``.tif`` path opens as a raster (see :func:`viewer.core.sources.picture_node`).
+        Without ``crs`` the image lives in pixel coordinates. ``masks`` takes the W&B
+        dictionary (``{"predictions": {"mask_data": ..., "class_labels": ...}}``) and attaches
+        segmentation overlays (see :mod:`viewer.core.segmentation`); ``caption`` is kept as the
+        :attr:`caption` property (and ``get('caption')``).
         """
-        img = cls(_node=array_node(data, crs, transform, band_names, mask))
+        img = cls(_node=picture_node(data, mode, crs, transform, band_names, mask))
+        if caption is not None:
+            if not isinstance(caption, str):
+                raise InvalidArgument(f"caption {caption!r} must be a string", value=repr(caption)[:80],
+                                      allowed="str")
+            img._props["caption"] = caption
         if masks is not None or classes is not None:
             img = attach_masks(img, masks or {}, classes)
         return img
@@ -109,6 +127,11 @@ class Image:
     def native_grid(self) -> Grid | None:
         """The native grid of the first band that has one (``None`` for constants)."""
         return self._node.native_grid()
+
+    @property
+    def caption(self) -> str | None:
+        """The W&B ``caption`` given to ``Image(..., caption=...)`` (``None`` without one)."""
+        return self._props.get("caption")
 
     def bandNames(self) -> EEList:
         return EEList(b.name for b in self._node.bands)
@@ -353,6 +376,8 @@ class Image:
         src = self.select(list(bands) if isinstance(bands, (list, tuple)) else
                           [b.strip() for b in bands.split(",")] if isinstance(bands, str) else bands) \
             if bands is not None else self
+        if palette is not None and len(src._node.bands) != 1:
+            raise palette_band_error([b.name for b in src._node.bands], bands is not None)
         if bands is None and len(src._node.bands) not in (1, 3):
             src = src.select([0])
         vis = normalize_vis({"gain": gain, "bias": bias, "min": min, "max": max, "gamma": gamma,
@@ -364,6 +389,12 @@ class Image:
     # Earth Engine-friendly guard against accidental truthiness
     def __bool__(self) -> bool:
         return True
+
+
+def _is_picture(value: Any) -> bool:
+    """A W&B ``data_or_path``: an array of 2+ dimensions, a Pillow image or an ``os.PathLike`` path
+    (a plain string is an asset id unless W&B keywords come with it)."""
+    return (isinstance(value, np.ndarray) and value.ndim >= 2) or isinstance(value, (PIL.Image.Image, os.PathLike))
 
 
 def _as_image(value) -> Image:

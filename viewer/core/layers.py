@@ -50,7 +50,7 @@ from .image import Image
 from .layer_store import DOC_VERSION, state_dir
 from .ops import RESAMPLING, VIS_BANDS, VIS_KEYS
 from .serialize import from_json, to_json
-from .visualize import check_opacity, normalize_vis, parse_palette
+from .visualize import check_opacity, normalize_vis, palette_band_error, parse_palette
 
 __all__ = ["LayerSpec", "UnknownLayer", "image_layer", "mask_layer", "class_layer", "register", "resolve",
            "describe", "state_dir", "resolve_cached", "KINDS", "TOKEN_LENGTH", "DEFAULT_MASK_PALETTE"]
@@ -194,6 +194,9 @@ def image_layer(image: Image, vis_params: Mapping[str, Any] | None = None, *,
     else:
         n = len(image.bands)
         src = image.select(list(range(3)) if n >= 3 else [0])
+    if params.get("palette") is not None and len(src.bands) != 1:
+        chosen = bands is not None
+        raise palette_band_error([b.name for b in (src if chosen else image).bands], chosen)
     if all(params.get(k) is None for k in ("min", "max", "gain", "bias")):
         lo, hi = _default_range(src.bands[0].dtype)
         params["min"], params["max"] = lo, hi

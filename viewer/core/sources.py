@@ -7,6 +7,7 @@ import threading
 from functools import lru_cache
 
 import numpy as np
+import PIL.Image
 from affine import Affine
 from rasterio.enums import ColorInterp
 
@@ -18,7 +19,7 @@ from .grid import Grid, parse_crs
 from .raster import Band, Raster
 from .read import native_grid, open_dataset
 
-__all__ = ["asset_node", "file_node", "array_node", "constant_node", "get_array", "put_array"]
+__all__ = ["asset_node", "file_node", "array_node", "picture_node", "constant_node", "get_array", "put_array"]
 
 #: In-memory band stacks by content digest (each a :class:`Raster` on the array's own grid).
 _arrays: dict[str, Raster] = {}
@@ -153,6 +154,84 @@ def array_node(
                                      grid, info)
     bands = tuple(BandInfo(n, chw.dtype.name, grid, kind, classes) for n in names)
     return Node("array", (digest,), bands)
+
+
+#: File suffixes read as (possibly georeferenced) rasters through GDAL; other pictures go through Pillow.
+_RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def _picture_array(img: PIL.Image.Image, mode: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A Pillow image as an array (H x W or H x W x 3) and its alpha as a 0..1 mask (``None`` if opaque)."""
+    try:
+        if mode is not None:
+            img = img.convert(mode)
+        elif img.mode in ("P", "PA"):  # palette indices: show the colours, as W&B does
+            img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+        elif img.mode == "1":
+            img = img.convert("L")
+        arr = np.asarray(img)
+    except (ValueError, OSError) as exc:
+        raise InvalidArgument(f"image of mode {img.mode!r} cannot be converted{' to ' + repr(mode) if mode else ''}: "
+                              f"{exc}", value=mode or img.mode, allowed="a Pillow mode such as 'L', 'RGB', 'RGBA'") \
+            from None
+    alpha = None
+    if img.mode in ("RGBA", "LA"):
+        alpha = arr[..., -1].astype(np.float32) / 255.0
+        arr = arr[..., :-1] if img.mode == "RGBA" else arr[..., 0]
+        if alpha.min() >= 1:
+            alpha = None
+    return np.ascontiguousarray(arr), alpha
+
+
+def _open_picture(path: str) -> PIL.Image.Image:
+    if not os.path.isfile(path):
+        raise ReadError(f"image file {path!r} does not exist or is not a regular file", value=path,
+                        allowed="a PNG, JPEG, GIF, BMP, WebP or TIFF file")
+    try:
+        with PIL.Image.open(path) as img:
+            img.load()
+            return img
+    except (PIL.UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ReadError(f"cannot read image file {path!r}: {exc}", value=path,
+                        allowed="a PNG, JPEG, GIF, BMP, WebP or TIFF file") from None
+
+
+def picture_node(data, mode: str | None = None, crs=None, transform=None, band_names=None, mask=None) -> Node:
+    """The leaf of a Weights & Biases style picture: a numpy array, a Pillow image or a file path.
+
+    As ``wandb.Image(data_or_path, mode=...)``: a Pillow image (or a file Pillow reads: PNG,
+    JPEG, GIF, BMP, WebP) becomes an in-memory array, converted to ``mode`` when given
+    (``'L'``, ``'RGB'``); its alpha channel becomes the mask, palette images show their
+    colours. A ``.tif``/``.tiff`` path is opened as a raster (:func:`file_node`: lazy,
+    georeferenced when the file is). Arrays go to :func:`array_node` (``mode`` converts them
+    through Pillow first).
+    """
+    if mode is not None and not isinstance(mode, str):
+        raise InvalidArgument(f"mode {mode!r} must be a Pillow mode string such as 'L', 'RGB' or 'RGBA'", value=mode,
+                              allowed="a Pillow mode string")
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not isinstance(path, str) or not path or "\x00" in path:
+            raise InvalidArgument(f"path {str(path)[:80]!r} is empty or has a NUL byte", value=str(path)[:80])
+        if path.lower().endswith(_RASTER_SUFFIXES) and mode is None:
+            if crs is not None or transform is not None or band_names is not None or mask is not None:
+                raise InvalidArgument("crs, transform, band_names and mask apply to arrays, not to a raster file "
+                                      "(it brings its own)", value=path)
+            return file_node(path)
+        data = _open_picture(path)
+    if isinstance(data, PIL.Image.Image):
+        arr, alpha = _picture_array(data, mode)
+        return array_node(arr, crs, transform, band_names, alpha if mask is None else mask)
+    if mode is not None:
+        arr = np.asarray(data)
+        try:
+            img = PIL.Image.fromarray(arr)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"an array of dtype {arr.dtype} and shape {arr.shape} cannot take mode {mode!r} "
+                                  f"({exc}); leave mode out", value=mode) from None
+        arr, alpha = _picture_array(img, mode)
+        return array_node(arr, crs, transform, band_names, alpha if mask is None else mask)
+    return array_node(data, crs, transform, band_names, mask)
 
 
 def _is_float(value) -> bool:

@@ -1,4 +1,5 @@
-"""Colour, all of it: colour parsing, Earth Engine ``visualize`` (stretch, gamma, palette ramp),
+"""Colour, all of it: colour parsing, named palettes (:data:`PALETTES`, a table kept in
+:mod:`viewer.core.palettes`), Earth Engine ``visualize`` (stretch, gamma per band, palette ramp),
 class colouring (class lookup tables), the mask ramp, and RGBA assembly of display rasters.
 
 The three display operations of the graph (:data:`viewer.core.ops.DISPLAY_OPS`) are
@@ -21,10 +22,12 @@ from PIL import ImageColor
 from .errors import InvalidArgument
 from .graph import BandInfo
 from .ops import VIS_BANDS
+from .palettes import PALETTES, named_palette, unknown_palette
 from .raster import Band, Raster
 
-__all__ = ["parse_color", "parse_palette", "to_hex", "check_opacity", "normalize_vis", "palette_lut", "stretch",
-           "visualize", "class_lut", "colorize", "color_classes", "mask_ramp", "rgba_planes", "rgba", "VIS_BANDS"]
+__all__ = ["PALETTES", "named_palette", "parse_color", "parse_palette", "to_hex", "check_opacity", "normalize_vis",
+           "palette_band_error", "palette_lut", "stretch", "visualize", "class_lut", "colorize", "color_classes",
+           "mask_ramp", "rgba_planes", "rgba", "VIS_BANDS"]
 
 
 def parse_color(color: Any) -> tuple[int, int, int]:
@@ -46,10 +49,25 @@ def parse_color(color: Any) -> tuple[int, int, int]:
     )
 
 
+def _is_color(text: str) -> bool:
+    try:
+        parse_color(text)
+    except InvalidArgument:
+        return False
+    return True
+
+
 def parse_palette(palette: Any) -> list[tuple[int, int, int]]:
-    """A palette as a list or comma-separated string of colours (at least one)."""
+    """A palette: a name (``'viridis'``, ``'Blues_r'``: :data:`PALETTES`), or a list or comma-separated
+    string of colours (at least one)."""
     if isinstance(palette, str):
-        palette = [p for p in palette.split(",")]
+        named = named_palette(palette)
+        if named is not None:
+            palette = list(named)
+        elif "," not in palette and not _is_color(palette):
+            raise unknown_palette(palette)
+        else:
+            palette = [p for p in palette.split(",")]
     if not isinstance(palette, (list, tuple)) or len(palette) == 0:
         raise InvalidArgument(
             f"palette {palette!r} is not allowed; give a non-empty list of colours such as ['blue', 'ff0000']",
@@ -91,6 +109,16 @@ def check_opacity(opacity: Any) -> float:
     return float(opacity)
 
 
+def palette_band_error(names: Sequence[str], chosen: bool) -> InvalidArgument:
+    """The error for a palette on several bands, naming the bands to pick one from (``chosen``: the
+    bands were named in ``bands``, else they are the image's)."""
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+    which = f"'bands' names {len(names)} bands" if chosen else f"the image has {len(names)} bands"
+    return InvalidArgument(f"a palette needs exactly one band; {which} ({shown}): pick one, e.g. "
+                           f"'bands': [{names[0]!r}]", value=names, allowed="one band")
+
+
 def normalize_vis(params: dict, n_bands: int) -> dict:
     """Validate visualization parameters for ``n_bands`` bands into a canonical dict."""
     if n_bands not in (1, 3):
@@ -102,7 +130,8 @@ def normalize_vis(params: dict, n_bands: int) -> dict:
     if palette is not None:
         palette = parse_palette(palette)
         if n_bands != 1:
-            raise InvalidArgument(f"a palette needs exactly 1 band, got {n_bands}", value=n_bands, allowed=1)
+            raise InvalidArgument(f"a palette needs exactly one band, got {n_bands}; pick one band with 'bands'",
+                                  value=n_bands, allowed=1)
     gain = _per_band("gain", params.get("gain"), n_bands, None)
     bias = _per_band("bias", params.get("bias"), n_bands, None)
     if (gain is not None or bias is not None) and (params.get("min") is not None or params.get("max") is not None):
