@@ -203,3 +203,17 @@ def test_greenland_in_polar_stereographic(tmp_path):
     y = math.floor((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * 2 ** z)
     assert tile_in_footprint(spec, tile_grid(z, x, y))
     assert (_tile(spec, z, x, y)[..., 3] == 255).any()
+
+
+def test_legend_counts_native_pixels_across_180(geographic):
+    """A view centred on 180 degrees counts the source's own pixels on both sides of the line."""
+    from viewer.core.class_stats import view_class_counts
+
+    img = Image.open(geographic)
+    res = 2 * HALF_WORLD / 2 ** 12
+    view = Grid(WEB_MERCATOR, Affine(res, 0, HALF_WORLD - 100 * res, 0, -res, 100 * res), 200, 200)
+    counts = {e["id"]: e["count"] for e in view_class_counts(img, view, classes={1: "west", 2: "east"})}
+    assert counts[1] == counts[2] > 0  # symmetric about the line
+    west_only = Grid(WEB_MERCATOR, Affine(res, 0, -HALF_WORLD, 0, -res, 100 * res), 100, 100)  # 180 .. 171.2 W
+    counts = {e["id"]: e["count"] for e in view_class_counts(img, west_only, classes={1: "west", 2: "east"})}
+    assert counts[1] == 0 and counts[2] > 0

@@ -3,11 +3,18 @@
 Public API::
 
     class_counts(image, grid, classes=None) -> [{"id", "name", "color", "count", "area_m2", "percent"}]
+    view_class_counts(image, view, classes=None)  # counts of the image's own pixels in a map view
     class_counts_array(ids, mask, classes, pixel_area=None)   # the pure-array kernel
     pixel_area(grid) -> m2 per pixel: float, (H, 1) or (H, W) array; None without a CRS
     cmp = compare_masks(pred, truth, grid, classes=None)
     cmp.confusion (rows = truth, cols = prediction), cmp.per_class, cmp.accuracy, cmp.mean_iou
     cmp.difference_image(class_id=None) -> one-band class Image (0 agree, 1 FP, 2 FN | 1 disagree)
+
+A map view's legend counts with :func:`view_class_counts`: ``count`` is always in the class
+image's *native* pixels (the window of its native grid covering the view: exact, e.g. the
+W&B example's 2,500 per quadrant at any zoom or pan), never in screen pixels; a view
+holding more than ``MAX_COUNT_PIXELS`` native pixels is counted on every ``k``-th pixel
+each way and its counts scaled by ``k * k`` (``sample_step`` = k, 1 when exact).
 
 Both evaluate the class band with :func:`viewer.core.evaluate.evaluate` on the grid asked
 for (a map view, a tile, a getPixels grid), so class ids are never mixed (nearest).
@@ -18,11 +25,13 @@ grids get per-row (or per-pixel) ellipsoidal areas.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from .classes import MAX_CLASS_ID, Classes
 from .errors import InvalidArgument
@@ -31,8 +40,11 @@ from .grid import Grid
 from .image import Image
 from .sources import array_node
 
-__all__ = ["class_counts", "class_counts_array", "pixel_area", "compare_masks", "Comparison",
-           "DIFFERENCE_COLORS"]
+__all__ = ["class_counts", "view_class_counts", "class_counts_array", "pixel_area", "compare_masks", "Comparison",
+           "DIFFERENCE_COLORS", "MAX_COUNT_PIXELS"]
+
+#: Most native pixels :func:`view_class_counts` counts one by one (larger views are sampled).
+MAX_COUNT_PIXELS = 4_000_000
 
 #: Colours of :meth:`Comparison.difference_image` (agree is also transparent on a map).
 DIFFERENCE_COLORS = {"agree": "#9e9e9e", "false_positive": "#d62728", "false_negative": "#1f77b4",
@@ -253,6 +265,42 @@ def class_counts(image: Any, grid: Grid, classes: Classes | list | dict | None =
     table = _table(classes, band)
     values, mask = _evaluate_ids(image, grid)
     return class_counts_array(values, mask, table, pixel_area(grid))
+
+
+def view_class_counts(image: Any, view: Grid, classes: Classes | list | dict | None = None,
+                      max_pixels: int = MAX_COUNT_PIXELS) -> list[dict]:
+    """Per-class counts of the image's *native* pixels inside a map view (a legend's figures).
+
+    The counts are taken on the window of the image's native grid that covers ``view``'s
+    bounding box (:meth:`Grid.covering`), so ``count`` is in the image's own pixels at every
+    zoom and pan. Each entry is a :func:`class_counts` entry plus ``sample_step``: 1 when every
+    native pixel was counted; ``k`` when the window held more than ``max_pixels`` pixels and
+    every ``k``-th pixel each way was counted, ``count`` then being that count times ``k * k``
+    (``area_m2`` and ``percent`` are consistent with it). Images without a pixel grid
+    (constants) are counted on ``view`` itself.
+    """
+    band = _class_band(image, "image")
+    if not isinstance(view, Grid):
+        raise InvalidArgument(f"view {view!r} must be a Grid", value=view, allowed="viewer Grid")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InvalidArgument(f"max_pixels {max_pixels!r} must be a positive integer", value=max_pixels,
+                              allowed="integer >= 1")
+    table = _table(classes, band)
+    native = image.native_grid()
+    window = view if native is None else native.covering(view)
+    if window is None:  # the view misses the image: every class of the table, count 0
+        out = class_counts_array(np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.float32), table,
+                                 None if view.crs is None else 0.0)
+        step = 1
+    else:
+        step = max(1, math.ceil(math.sqrt(window.width * window.height / int(max_pixels))))
+        grid = window if step == 1 else Grid(window.crs, window.transform @ Affine.scale(step),
+                                             math.ceil(window.width / step), math.ceil(window.height / step))
+        out = class_counts(image, grid, table)
+    for entry in out:
+        entry["count"] *= step * step
+        entry["sample_step"] = step
+    return out
 
 
 # comparison --------------------------------------------------------------------------------

@@ -281,6 +281,31 @@ class Grid:
     def window(self, col_off: int, row_off: int, width: int, height: int) -> "Grid":
         return Grid(self.crs, self.transform @ Affine.translation(col_off, row_off), width, height)
 
+    def covering(self, other: "Grid") -> "Grid | None":
+        """The window of this grid (whole pixels, clipped to its extent) that covers ``other``'s
+        bounding box in this grid's CRS; ``None`` when they do not overlap.
+
+        Counting a class image on ``image.native_grid().covering(view)`` counts the image's own
+        pixels in a map view (a sub-grid of the native grid reads the source's bytes exactly).
+        A geographic grid stored across the antimeridian is matched one turn east or west.
+        """
+        if (self.crs is None) != (other.crs is None):
+            raise InvalidArgument("cannot cover a grid in pixel coordinates with one in map coordinates, or the "
+                                  "other way round", value=str(other.crs), allowed="grids of the same kind")
+        left, bottom, right, top = other.bounds_in(self.crs)
+        if self.crs is not None and self.crs.is_geographic:  # the turn of the longitudes this grid stores
+            own = self.bounds
+            turn = 360.0 * round(((own[0] + own[2]) - (left + right)) / 720.0)
+            left, right = left + turn, right + turn
+        inv = ~self.transform
+        corners = [inv @ (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))]
+        cols, rows = [c for c, _ in corners], [r for _, r in corners]
+        c0, c1 = max(0, math.floor(min(cols) + 1e-9)), min(self.width, math.ceil(max(cols) - 1e-9))
+        r0, r1 = max(0, math.floor(min(rows) + 1e-9)), min(self.height, math.ceil(max(rows) - 1e-9))
+        if c1 <= c0 or r1 <= r0:
+            return None
+        return self.window(c0, r0, c1 - c0, r1 - r0)
+
     def to_dict(self) -> dict:
         t = self.transform
         return {
