@@ -22,7 +22,7 @@ from viewer.core.pixels import getPixels
 from viewer.core.serialize import to_json
 from viewer.core.tiles import tile_grid
 
-from test_server import decode, fetch, free_port, scene_tiles, wait_up
+from test_server import decode, fetch, scene_tiles, server, state_dir  # noqa: F401 - fixtures
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -51,34 +51,6 @@ def trap():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", _Counter.hits
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("layers")
-    old = os.environ.get("VIEWER_STATE_DIR")
-    os.environ["VIEWER_STATE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("VIEWER_STATE_DIR", None)
-    else:
-        os.environ["VIEWER_STATE_DIR"] = old
-
-
-@pytest.fixture(scope="module")
-def server(state_dir):
-    import panel as pn
-
-    from viewer.server import tile_routes
-
-    port = free_port()
-    thread = pn.serve({"app": lambda: pn.pane.Markdown("test")}, port=port, address="127.0.0.1", show=False,
-                      start=True, threaded=True, verbose=False, extra_patterns=tile_routes(),
-                      websocket_origin=[f"127.0.0.1:{port}"])
-    base = f"http://127.0.0.1:{port}"
-    wait_up(base + "/app")
-    yield base
-    thread.stop()
 
 
 @pytest.fixture

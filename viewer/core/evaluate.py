@@ -95,6 +95,13 @@ def _unreadable(node: Node, members: list[int], exc: BaseException) -> SourceUna
     return err
 
 
+def _union_footprint(bands: Sequence[Band]) -> Footprint:
+    footprint = bands[0].footprint
+    for b in bands[1:]:
+        footprint = footprint | b.footprint
+    return footprint
+
+
 class _Evaluator:
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
@@ -263,9 +270,7 @@ class _Evaluator:
         out = []
         for i in range(len(stacks[0])):
             bands = [s[i] for s in stacks]
-            footprint = bands[0].footprint
-            for b in bands[1:]:
-                footprint = footprint | b.footprint
+            footprint = _union_footprint(bands)
             for p in percentiles or (None,):
                 values, mask = reduce_stack(name, [b.values for b in bands], [b.mask for b in bands], p)
                 out.append(Band(values.astype(np.dtype(node.bands[len(out)].dtype), copy=False), mask, footprint))
@@ -278,9 +283,7 @@ class _Evaluator:
         out = []
         for i in range(len(stacks[0])):
             bands = [s[i] for s in stacks]
-            footprint = bands[0].footprint
-            for b in bands[1:]:
-                footprint = footprint | b.footprint
+            footprint = _union_footprint(bands)
             values, mask = take_by_index([b.values for b in bands], [b.mask for b in bands], index, any_valid)
             out.append(Band(values, mask, footprint))
         return out
