@@ -19,6 +19,9 @@ import glob
 import logging
 import os
 import stat
+import threading
+import time
+import urllib.request
 from functools import lru_cache
 
 from .errors import InvalidArgument, ReadError
@@ -102,14 +105,44 @@ def gdal_path(path: object, remote_prefixes: tuple[str, ...] = ()) -> str:
     return text
 
 
+#: Seconds a remote source's identity (its HTTP ETag) is trusted before it is asked again.
+REMOTE_IDENTITY_TTL = 60.0
+_remote_ids: dict[str, tuple[float, str]] = {}
+_remote_lock = threading.Lock()
+
+
+def _remote_identity(path: str) -> str:
+    """ETag (else Last-Modified and size) of an ``http(s)`` source from one HEAD request, cached
+    for :data:`REMOTE_IDENTITY_TTL` s; "" when the server gives none or for ``s3://``/``gs://``."""
+    if not path.startswith("/vsicurl/http"):
+        return ""
+    now = time.monotonic()
+    with _remote_lock:
+        hit = _remote_ids.get(path)
+    if hit is not None and now - hit[0] < REMOTE_IDENTITY_TTL:
+        return hit[1]
+    url = path[len("/vsicurl/"):]
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                    timeout=float(os.environ.get("GDAL_HTTP_TIMEOUT", "10"))) as r:
+            h = r.headers
+            identity = h.get("ETag") or f"{h.get('Last-Modified', '')}-{h.get('Content-Length', '')}".strip("-")
+    except OSError:  # unreachable now: keep what was known (the read itself will fail if it must)
+        return hit[1] if hit is not None else ""
+    with _remote_lock:
+        _remote_ids[path] = (now, identity)
+    return identity
+
+
 def source_identity(path: str) -> str:
-    """What a source is now: size and modification time of a local file ("" for remote sources).
+    """What a source is now: size and modification time of a local file, the ETag of a
+    remote ``http(s)`` COG (checked at most once a minute).
 
     It goes into every source node's content key, so a replaced file makes new layer
     tokens and ETags, and the open-dataset cache reopens it.
     """
     if is_remote(path):
-        return ""
+        return _remote_identity(path)
     try:
         st = os.stat(path)
     except OSError:
