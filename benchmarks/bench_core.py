@@ -1,26 +1,41 @@
 """Benchmark the core's pixel fetch against a bare GDAL warp, side by side in one run.
 
-    uv run python benchmarks/bench_core.py
+    uv run python benchmarks/bench_core.py [--size 2048] [--repeat 5] [--checkout PATH] [--only pixels]
 
-1. ``computePixels`` of a 4096 x 4096, 3-band grid reprojected to EPSG:3857 from a large COG
-   generated once under ``benchmarks/_data/`` versus the bare ``rasterio.warp.reproject`` call
-   for the same grid (same resampling, single-threaded GDAL in both, warm caches).
+1. ``computePixels`` (``NUMPY_NDARRAY``) against the bare ``rasterio.warp.reproject`` call for the
+   same grid, over a matrix: downsampling (16x, 6x, 2x), identity (the source's own grid) and
+   upsampling (2x, 6x, 16x) grids, one band and three bands, nearest and bilinear. The source is
+   an 8192 x 8192 x 3 uint8 COG in EPSG:32616 (30 m, AVERAGE overviews) generated once under
+   ``benchmarks/_data/``; every grid except identity is in EPSG:3857 at ``factor`` x 30 m on the
+   ground around the scene centre, ``--size`` pixels a side (less where the source is too small to
+   fill it), inside the source and again centred on its top-left corner (three quarters off it).
+   The bare call reads the overview level the viewer reads (GDAL's AUTO rule, as
+   ``gdalwarp`` does by default), single-threaded, warm, with the dataset kept open; both return
+   arrays. Plus the case of issue 9: 4096 x 4096 EPSG:3857 over the bundled Landsat sample, B4.
 2. Class statistics (``class_counts_array``) for a 1920 x 1080 viewport of class ids.
-Prints medians and the ratio; timing assertions do not belong in tests.
+
+Prints medians, the ratio viewer / bare and how many values (and validity) are identical.
+``--checkout PATH`` imports ``viewer`` from another checkout (e.g. ``git worktree add
+/tmp/before <commit>``) so before and after run with the same script on the same machine.
+Timing assertions do not belong in tests.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import rasterio
-from affine import Affine
-from rasterio.crs import CRS
-from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform as warp_points
+os.environ.setdefault("GDAL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+from affine import Affine  # noqa: E402
+from rasterio.crs import CRS  # noqa: E402
+from rasterio.enums import Resampling  # noqa: E402
+from rasterio.warp import reproject, transform as warp_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "_data"
@@ -55,35 +70,97 @@ def make_cog() -> Path:
     return COG
 
 
-def target_grid():
-    from viewer.core.grid import Grid
+# grids ----------------------------------------------------------------------------------------
+#: (label, factor): output pixel = factor x the source pixel on the ground; None = the source's own grid.
+SCALES = (("down 16x", 16.0), ("down 6x", 6.0), ("down 2x", 2.0), ("identity", None),
+          ("up 2x", 0.5), ("up 6x", 1 / 6), ("up 16x", 1 / 16))
 
-    cx, cy = SRC_T.c + SIZE * 15, SRC_T.f - SIZE * 15  # scene centre (UTM)
+
+def _centre_mercator() -> tuple[float, float, float]:
+    """Scene centre in EPSG:3857 and the Mercator scale factor there (3857 metres per ground metre)."""
+    cx, cy = SRC_T.c + SIZE * 15, SRC_T.f - SIZE * 15
     (lon,), (lat,) = warp_points(SRC_CRS, "EPSG:4326", [cx], [cy])
     (mx,), (my,) = warp_points("EPSG:4326", "EPSG:3857", [lon], [lat])
-    res = 40.0  # Web Mercator metres: ~1.2x the source pixel on the ground, so full resolution is read
-    return Grid(CRS.from_epsg(3857), Affine(res, 0, mx - 2048 * res, 0, -res, my + 2048 * res), 4096, 4096)
+    return mx, my, 1 / np.cos(np.radians(lat))
 
 
-_bare_handle: dict = {}
+def grid_for(factor: float | None, size: int, edge: bool = False):
+    """The output grid of one row of the matrix (see the module docstring): inside the source, or
+    with ``edge`` centred on the source's top-left corner (three quarters of it off the source, so
+    the viewer must tell written pixels from unwritten ones)."""
+    from viewer.core.grid import Grid
+
+    if factor is None:  # a window of the source's own grid
+        n = min(size, SIZE)
+        off = -n // 2 if edge else (SIZE - n) // 2
+        return Grid(SRC_CRS, SRC_T * Affine.translation(off, off), n, n)
+    mx, my, k = _centre_mercator()
+    res = 30.0 * factor * k
+    n = min(size, int(0.9 * SIZE / factor / 1.1))  # stays inside the (rotated) source
+    if edge:
+        (mx,), (my,) = warp_points(SRC_CRS, "EPSG:3857", [SRC_T.c], [SRC_T.f])
+    return Grid(CRS.from_epsg(3857), Affine(res, 0, mx - n / 2 * res, 0, -res, my + n / 2 * res), n, n)
 
 
-def bare_warp(grid, method: Resampling) -> np.ndarray:
-    """The bare GDAL call, with the dataset kept open across runs (warm, like the viewer's)."""
-    src = _bare_handle.setdefault("ds", rasterio.open(COG))
-    out = np.zeros((3, grid.height, grid.width), np.uint8)
-    reproject(rasterio.band(src, [1, 2, 3]), out, dst_transform=grid.transform, dst_crs=grid.crs,
-              resampling=method, num_threads=1, init_dest_nodata=False)
+def landsat_grid():
+    """Issue 9's case: 4096 x 4096 in EPSG:3857 over the bundled Landsat sample's bounds."""
+    import viewer
+    from rasterio.warp import transform_bounds
+    from viewer.core.grid import Grid
+
+    with rasterio.open(viewer.get_catalog().image("LANDSAT/LC08/SAMPLE").bands[3].path) as ds:
+        left, bottom, right, top = transform_bounds(ds.crs, "EPSG:3857", *ds.bounds)
+    res = max(right - left, top - bottom) / 4096
+    return Grid(CRS.from_epsg(3857), Affine(res, 0, left, 0, -res, top), 4096, 4096)
+
+
+# the two sides --------------------------------------------------------------------------------
+_handles: dict = {}
+
+
+def _open(path, level):
+    key = (str(path), level)
+    if key not in _handles:
+        _handles[key] = rasterio.open(path, **({} if level is None else {"overview_level": level}))
+    return _handles[key]
+
+
+def bare_warp(path, bands: list[int], grid, method: Resampling, level) -> np.ndarray:
+    """The bare GDAL call onto ``grid`` from overview ``level`` (dataset kept open: warm, like the viewer's)."""
+    src = _open(path, level)
+    out = np.zeros((len(bands), grid.height, grid.width), src.dtypes[bands[0] - 1])
+    reproject(rasterio.band(src, bands if len(bands) > 1 else bands[0]), out if len(bands) > 1 else out[0],
+              dst_transform=grid.transform, dst_crs=grid.crs, resampling=method, num_threads=1,
+              init_dest_nodata=False)
     return out
 
 
-def ours(grid, method: str):
+def cold() -> None:
+    """Forget the sampler's index maps, so every call computes its grid from scratch (as a new
+    request does; the bare call has nothing to keep)."""
+    from viewer.core import cache, sampling
+
+    for c in getattr(cache, "_registry", {}).values():
+        if c.name in ("index maps", "index map requests"):
+            c.clear()
+    maps = getattr(getattr(sampling, "_local", None), "maps", None)  # before the named cache
+    if maps is not None:
+        maps.clear()
+
+
+def ours(image, grid, fmt: str = "NUMPY_NDARRAY"):
     import viewer
 
-    img = viewer.Image.open(COG)
-    if method != "nearest":
-        img = img.resample(method)
-    return viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+    cold()
+    return viewer.data.computePixels({"expression": image, "grid": grid.to_dict(), "fileFormat": fmt})
+
+
+def overview_level(path, grid):
+    """The overview the viewer's reader picks for ``grid`` (None = full resolution)."""
+    from viewer.core.read import _pick_overview
+
+    ds = _open(path, None)
+    return _pick_overview(ds, 1, grid, ds.crs)
 
 
 def timed(fn, repeat: int) -> list[float]:
@@ -96,21 +173,65 @@ def timed(fn, repeat: int) -> list[float]:
     return out
 
 
-def bench_pixels(repeat: int) -> None:
+def interleaved(fa, fb, repeat: int) -> tuple[list[float], list[float]]:
+    """Timings of ``fa`` and ``fb`` run alternately (so drift and load hit both alike), after one warm run."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, acc in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return ta, tb
+
+
+def compare(label: str, image, names: list[str], path, bands: list[int], grid, method: str, repeat: int) -> float:
+    gdal_method = Resampling[method]
+    level = overview_level(path, grid)
+    a = ours(image, grid)
+    b = bare_warp(path, bands, grid, gdal_method, level)
+    same = float(np.mean([np.mean(a[n] == b[i]) for i, n in enumerate(names)]))
+    if same < 1:
+        print(f"    {label}: {sum(int((a[n] != b[i]).sum()) for i, n in enumerate(names))} values differ")
+    t_ours, t_bare = interleaved(lambda: ours(image, grid), lambda: bare_warp(path, bands, grid, gdal_method, level),
+                                 repeat)
+    mo, mb = statistics.median(t_ours), statistics.median(t_bare)
+    ovr = "full" if level is None else f"ovr {level}"
+    print(f"  {label:9s} {len(bands)} band{'s' if len(bands) > 1 else ' '} {method:8s} {grid.width:5d}^2 {ovr:6s} "
+          f"viewer {mo * 1000:8.2f} ms  bare GDAL {mb * 1000:8.2f} ms  ratio {mo / mb:5.2f}x  "
+          f"identical {same * 100:7.3f} %", flush=True)
+    return mo / mb
+
+
+def bench_pixels(repeat: int, size: int) -> None:
+    import viewer
+
     make_cog()
-    grid = target_grid()
-    print(f"computePixels vs bare rasterio.warp.reproject: {grid.width}x{grid.height}x3 uint8, "
-          f"EPSG:32616 -> EPSG:3857, source {SIZE}x{SIZE} COG")
-    for method, gdal_method in (("nearest", Resampling.nearest), ("bilinear", Resampling.bilinear)):
-        a = ours(grid, method)
-        b = bare_warp(grid, gdal_method)
-        agree = np.mean([np.mean(a[n] == b[i]) for i, n in enumerate(a.dtype.names)])
-        within1 = np.mean([np.mean(np.abs(a[n].astype(int) - b[i]) <= 1) for i, n in enumerate(a.dtype.names)])
-        t_ours = timed(lambda: ours(grid, method), repeat)
-        t_bare = timed(lambda: bare_warp(grid, gdal_method), repeat)
-        mo, mb = statistics.median(t_ours), statistics.median(t_bare)
-        print(f"  {method:8s} viewer {mo * 1000:8.1f} ms   bare GDAL {mb * 1000:8.1f} ms   "
-              f"ratio {mo / mb:5.2f}x   identical {agree * 100:.3f} %, within 1 {within1 * 100:.3f} %")
+    print(f"computePixels (NUMPY_NDARRAY) vs bare rasterio.warp.reproject, source {SIZE}x{SIZE}x3 uint8 "
+          f"EPSG:32616 COG, grids EPSG:3857 (identity: the source grid), up to {size}^2, median of {repeat}")
+    full = viewer.Image.open(COG)
+    ratios = []
+    for edge in (False, True):
+        print("grids inside the source" if not edge else
+              "grids centred on the source's top-left corner (3/4 off the source: unwritten pixels are masked)")
+        for method in ("nearest", "bilinear"):
+            for names in (["b1"], ["b1", "b2", "b3"]):
+                img = full.select(names)
+                if method != "nearest":
+                    img = img.resample(method)
+                bands = [int(n[1:]) for n in names]
+                for label, factor in SCALES:
+                    ratios.append(compare(label, img, names, COG, bands, grid_for(factor, size, edge), method,
+                                          repeat))
+    print(f"  worst ratio {max(ratios):.2f}x, median {statistics.median(ratios):.2f}x over {len(ratios)} cases")
+    landsat = viewer.Image("LANDSAT/LC08/SAMPLE")
+    path = viewer.get_catalog().image("LANDSAT/LC08/SAMPLE").bands[3].path
+    print("issue 9's case: Landsat sample B4 (627x603 uint16) onto 4096^2 EPSG:3857 over its bounds")
+    for method in ("nearest", "bilinear"):
+        img = landsat.select(["B4"])
+        if method != "nearest":
+            img = img.resample(method)
+        compare("landsat", img, ["B4"], path, [1], landsat_grid(), method, repeat)
 
 
 def bench_class_stats(repeat: int) -> None:
@@ -136,7 +257,23 @@ def bench_class_stats(repeat: int) -> None:
           f"(warp + count + ground area): median {statistics.median(t) * 1000:.2f} ms")
 
 
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("repeat", nargs="?", type=int, default=7, help="timed runs per case (median)")
+    p.add_argument("--size", type=int, default=2048, help="output pixels per side (at most)")
+    p.add_argument("--checkout", help="import viewer from this checkout instead of this one")
+    p.add_argument("--only", choices=["pixels", "classes"], help="run one part")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(Path(args.checkout).resolve() if args.checkout else ROOT.parent))
+    import viewer
+
+    print(f"viewer from {Path(viewer.__file__).parent.parent}, rasterio {rasterio.__version__}, "
+          f"GDAL {rasterio.__gdal_version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    if args.only in (None, "pixels"):
+        bench_pixels(args.repeat, args.size)
+    if args.only in (None, "classes"):
+        bench_class_stats(args.repeat)
+
+
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    bench_pixels(n)
-    bench_class_stats(n)
+    main()

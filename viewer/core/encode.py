@@ -139,7 +139,15 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 
 def structured_array(names: list[str], values: list[np.ndarray]) -> np.ndarray:
-    """A structured array with one field per band (the Python client's NUMPY_NDARRAY)."""
+    """A structured array with one field per band (the Python client's NUMPY_NDARRAY).
+
+    One C-contiguous, writeable band becomes a view of itself (no copy): arrays the evaluator
+    shares with sources or caches are read-only, so a view is only taken of a fresh array.
+    """
+    if len(values) == 1:
+        v = values[0]
+        if v.ndim == 2 and v.flags.c_contiguous and v.flags.writeable and v.dtype.fields is None:
+            return v.view(np.dtype([(names[0], v.dtype)]))
     h, w = values[0].shape
     out = np.zeros((h, w), dtype=[(n, v.dtype) for n, v in zip(names, values)])
     for n, v in zip(names, values):

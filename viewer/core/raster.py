@@ -10,6 +10,10 @@ product), :meth:`Band.min_mask` (the mask of a pixel computed from two bands),
 :meth:`Raster.mask` (where every band is valid) and the lazy :class:`Footprint`
 (``&``, ``|``) that ``unmask(sameFootprint=True)`` needs. Values are never copied by
 these types; every method returns a new object.
+
+A band read from a file may carry a :class:`Written` mask: which pixels the read wrote, with
+the values 0 elsewhere, computed only when something asks for the mask (``Raster.raw`` does
+not need it, so a raw ``computePixels`` never builds it).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 from .graph import BandInfo
 from .grid import Grid
 
-__all__ = ["Raster", "Band", "Footprint", "EVERYWHERE"]
+__all__ = ["Raster", "Band", "Footprint", "Written", "EVERYWHERE"]
 
 
 class Footprint:
@@ -67,6 +71,23 @@ class Footprint:
 EVERYWHERE = Footprint()
 
 
+class Written:
+    """The mask of a read: 1 where it wrote a pixel, 0 where not, and the band's values are 0
+    wherever it is 0. Holds an array (or ``None``: every pixel written) or computes it once."""
+
+    __slots__ = ("_compute", "_done", "_value")
+
+    def __init__(self, value: np.ndarray | None = None,
+                 compute: Callable[[], np.ndarray | None] | None = None) -> None:
+        self._compute, self._value, self._done = compute, value, compute is None
+
+    def __call__(self) -> np.ndarray | None:
+        if not self._done:
+            self._value = self._compute()  # type: ignore[misc]
+            self._done, self._compute = True, None
+        return self._value
+
+
 def _mul(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     if a is None:
         return b
@@ -79,13 +100,30 @@ def _min(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a if b is None else np.minimum(a, b)
 
 
-@dataclass(frozen=True, eq=False)
 class Band:
-    """One band of a :class:`Raster`: ``values``, ``mask`` (EE polarity, ``None`` = valid) and ``footprint``."""
+    """One band of a :class:`Raster`: ``values``, ``mask`` (EE polarity, ``None`` = valid) and ``footprint``.
 
-    values: np.ndarray
-    mask: np.ndarray | None = None
-    footprint: Footprint = EVERYWHERE
+    ``mask`` may be given as a :class:`Written` (resolved on first access of ``band.mask``).
+    """
+
+    __slots__ = ("values", "_mask", "footprint")
+
+    def __init__(self, values: np.ndarray, mask: np.ndarray | Written | None = None,
+                 footprint: Footprint = EVERYWHERE) -> None:
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "_mask", mask)
+        object.__setattr__(self, "footprint", footprint)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"Band is immutable; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Band({self.values.dtype}{list(self.values.shape)}, masked={self.mask is not None})"
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        m = self._mask
+        return m() if isinstance(m, Written) else m
 
     def mask_or_ones(self) -> np.ndarray:
         """The mask as an array (ones where it is ``None``)."""
@@ -120,7 +158,7 @@ class Band:
     def raw(self, dtype: str | np.dtype) -> np.ndarray:
         """Values in ``dtype`` with masked pixels 0 (Earth Engine's raw outputs); floats round to integers."""
         v = self.values
-        if self.mask is not None:
+        if not isinstance(self._mask, Written) and self.mask is not None:  # a Written mask: already 0
             v = np.where(self.mask > 0, v, 0)
         dt = np.dtype(dtype)
         if dt.kind in "iu" and v.dtype.kind == "f":

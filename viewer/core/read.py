@@ -18,9 +18,12 @@ from .access import gdal_path, is_remote, raster_drivers, source_identity
 from .catalog import get_catalog
 from .errors import InvalidArgument, ReadError, SourceChanged
 from .grid import PIXEL_CRS, Grid
+from .raster import Written
+from .approx import chunks_mask, warp_chunks
 from .sampling import sample_array, sample_dataset
 
-__all__ = ["open_dataset", "open_raster", "read_bands", "warp_array", "RESAMPLING", "native_grid"]
+__all__ = ["open_dataset", "open_raster", "read_bands", "warp_array", "RESAMPLING", "native_grid",
+           "TILE_SAMPLER_PIXELS", "SAMPLER_MAX_PIXELS"]
 
 RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -31,9 +34,16 @@ RESAMPLING = {
     "mode": Resampling.mode,
 }
 
-#: Grids up to this many pixels (map tiles, view statistics) take the nearest-neighbour sampler of
-#: :mod:`viewer.core.sampling`; larger ones one GDAL warp, which is faster per pixel.
-SAMPLER_MAX_PIXELS = 1 << 17
+#: Nearest grids up to this many pixels (map tiles) take the tile sampler of :mod:`viewer.core.sampling`
+#: (its long-standing behaviour: the grid as one piece, see there).
+TILE_SAMPLER_PIXELS = 1 << 17
+#: Larger nearest grids up to this many pixels, of sources without masks, take the exact sampler
+#: (pixel-identical to the GDAL warp it replaces) from the second request of the same grid on
+#: (building its map costs about 3 warps, using it about a quarter of one: README "Performance");
+#: the first request, larger grids and every other case take one GDAL warp.
+SAMPLER_MAX_PIXELS = 1 << 20
+#: Resamplings whose written pixels :func:`viewer.core.approx.valid_mask` reproduces (kernel radius).
+_RADIUS = {Resampling.nearest: 0, Resampling.bilinear: 1, Resampling.cubic: 2}
 
 _local = threading.local()
 _MAX_OPEN = 64
@@ -203,11 +213,28 @@ def read_bands(
         )
     level = _pick_overview(ds, bidxs[0], grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level)
-    if method == Resampling.nearest and grid.width * grid.height <= SAMPLER_MAX_PIXELS:
-        return sample_dataset(src, bidxs, grid, all_valid)  # GDAL's nearest warp, without a warp per call
-    need_alpha = not (all_valid and _inside(ds, grid))
     n = len(bidxs)
     work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]))
+    bits = work.itemsize * 8 * n  # what GDAL counts per pixel when it chunks this warp (no masks)
+    pixels = grid.width * grid.height
+    if method == Resampling.nearest and pixels <= TILE_SAMPLER_PIXELS:
+        return sample_dataset(src, bidxs, grid, all_valid)  # GDAL's nearest warp, without a warp per call
+    if method == Resampling.nearest and all_valid and pixels <= SAMPLER_MAX_PIXELS:
+        # a grid asked for again: the exact sampler (its map costs a few warps once, then a quarter of one)
+        exact = sample_dataset(src, bidxs, grid, True, exact_bits=(bits, bits), build=False)
+        if exact is not None:
+            return exact
+    mask = None
+    need_alpha = not (all_valid and _inside(ds, grid))
+    if need_alpha and all_valid and method in _RADIUS:
+        # which pixels the warp writes, without an alpha band: GDAL's chunks and edge rules reproduced,
+        # the mask itself built only when asked for (a raw output never needs it: the values are 0 there)
+        gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
+        geo = (src.transform, gdal_crs, src.width, src.height)
+        chunks = warp_chunks(*geo, grid, _RADIUS[method], bits, bits)
+        if chunks is not None:
+            need_alpha = False
+            mask = Written(compute=lambda: chunks_mask(chunks, *geo, grid))
     dst = np.zeros((n + 1 if need_alpha else n, grid.height, grid.width), dtype=work)
     reproject(
         source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]),
@@ -221,13 +248,18 @@ def read_bands(
         init_dest_nodata=False,
         num_threads=1,
     )
-    mask = None
     if need_alpha:
         mask = np.divide(dst[n], 255.0, dtype=np.float32)
         np.clip(mask, 0.0, 1.0, out=mask)
         if mask.min() >= 1:
             mask = None
     return [(dst[i], mask) for i in range(n)]
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.setflags(write=False)
+    return view
 
 
 def warp_array(
@@ -244,10 +276,10 @@ def warp_array(
             f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
             allowed="a grid in the same kind of coordinates as the image",
         )
-    if src == grid:
-        return data, mask
+    if src == grid:  # the source's own arrays, read-only so that no output aliases them writeably
+        return _read_only(data), None if mask is None else _read_only(mask)
     method = RESAMPLING[resampling]
-    if method == Resampling.nearest and grid.width * grid.height <= SAMPLER_MAX_PIXELS:
+    if method == Resampling.nearest and grid.width * grid.height <= TILE_SAMPLER_PIXELS:
         return sample_array(data, mask, src, grid)
     work = _work_dtype(data.dtype)
     alpha_src = np.full(data.shape, 255.0, np.float32) if mask is None else (mask * 255.0).astype(np.float32)
