@@ -64,9 +64,11 @@ def test_seed_get_pixels_example_runs_with_viewer_for_ee():
     # Do something with the image...
     assert image_id == "COPERNICUS/S2/SAMPLE"
     assert scale_x == pytest.approx(8.983152841195214e-05)
-    rgba = np.asarray(PILImage.open(io.BytesIO(image_png)))
+    png = PILImage.open(io.BytesIO(image_png))
+    assert png.mode == "RGB"  # inside the scene everywhere: opaque, so no alpha channel is written
+    rgba = np.asarray(png.convert("RGBA"))
     assert rgba.shape == (640, 640, 4)
-    assert (rgba[..., 3] == 255).all()  # inside the scene everywhere
+    assert (rgba[..., 3] == 255).all()
     assert 20 < rgba[..., :3].mean() < 200 and rgba[..., :3].std() > 5  # real imagery, not flat
 
 

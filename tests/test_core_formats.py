@@ -70,6 +70,7 @@ def test_png_rgba_is_transparent_where_masked_and_stretched_where_valid():
     vis = {"ranges": [{"min": 7000, "max": 14000}]}
     png = fetch("PNG", visualizationOptions=vis)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert PILImage.open(io.BytesIO(png)).mode == "RGBA"
     rgba = np.asarray(PILImage.open(io.BytesIO(png)))
     vals, valid = expected()
     assert rgba.shape == (48, 64, 4)
@@ -83,7 +84,7 @@ def test_jpeg_decodes_to_rgb_close_to_png():
     jpg = fetch("JPEG", visualizationOptions=vis)
     assert jpg[:2] == b"\xff\xd8"
     rgb = np.asarray(PILImage.open(io.BytesIO(jpg))).astype(int)
-    rgba = np.asarray(PILImage.open(io.BytesIO(fetch("PNG", visualizationOptions=vis)))).astype(int)
+    rgba = np.asarray(PILImage.open(io.BytesIO(fetch("PNG", visualizationOptions=vis))).convert("RGBA")).astype(int)
     assert rgb.shape == (48, 64, 3)
     diff = np.abs(rgb - rgba[..., :3])
     assert np.median(diff) <= 4 and diff.mean() < 10  # lossy, with sharp cloud-mask edges
@@ -113,7 +114,8 @@ def test_png_of_plain_array_in_pixel_coordinates():
     rgb[2:4, 3:5, 1] = 100
     img = viewer.Image.from_array(rgb)
     png = viewer.data.computePixels({"expression": img, "fileFormat": "PNG"})
-    out = np.asarray(PILImage.open(io.BytesIO(png)))
+    assert PILImage.open(io.BytesIO(png)).mode == "RGB"  # opaque: no alpha channel to write
+    out = np.asarray(PILImage.open(io.BytesIO(png)).convert("RGBA"))
     assert out.shape == (10, 12, 4)
     assert np.array_equal(out[..., :3], rgb) and (out[..., 3] == 255).all()
 

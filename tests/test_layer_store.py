@@ -161,7 +161,7 @@ def test_a_layer_of_a_file_opened_by_path_resolves_from_disk(state_dir, tmp_path
     spec = image_layer(Image.open(str(path)), {"min": 0, "max": 4096})
     z, x, y = 14, *morecantile.tms.get("WebMercatorQuad").tile(-87.4868, 30.8013, 14)[:2]
     tile = render_tile(spec, z, x, y, "png")
-    assert np.asarray(PILImage.open(io.BytesIO(tile)))[..., 3].max() == 255
+    assert np.asarray(PILImage.open(io.BytesIO(tile)).convert("RGBA"))[..., 3].max() == 255
     forget_memory(monkeypatch)
     token = register(spec)
     forget_memory(monkeypatch)

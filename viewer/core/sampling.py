@@ -43,10 +43,10 @@ __all__ = ["IndexMap", "index_map", "gdal_index_map", "sample_dataset", "sample_
            "MAP_CACHE_ITEMS", "MAP_CACHE_BYTES"]
 
 _EPS = 1e-10
-#: Index maps kept (process-wide, LRU): the tiles of several 1920 x 1080 views (each about 60
-#: tiles with the border ring, for every source grid shown), bounded in bytes too.
+#: Index maps kept (process-wide, LRU): the tiles of several views (a 1920 x 1080 view with its
+#: border ring asks for about 60 tiles per source grid; a 256 x 256 map takes 256 KiB), bounded in bytes.
 MAP_CACHE_ITEMS = 1024
-MAP_CACHE_BYTES = 192 * 1024 * 1024
+MAP_CACHE_BYTES = 128 * 1024 * 1024
 #: Grids larger than this many pixels are sampled in row strips (bounded memory, no caching).
 _STRIP_PIXELS = 1 << 20
 
@@ -70,7 +70,7 @@ class IndexMap:
 
     def __post_init__(self) -> None:
         if self.inside is not None:
-            outside = np.flatnonzero(~self.inside)
+            outside = np.flatnonzero(~self.inside).astype(np.int32)
             mask = self.inside.astype(np.float32)
             mask.setflags(write=False)
         else:
@@ -118,6 +118,8 @@ def _linear_map(sx0: np.ndarray, dx: np.ndarray, sy0: np.ndarray, dy: np.ndarray
     cols = buf.astype(np.intp)
     flat += cols
     flat -= c0
+    if ww * (r1 - r0 + 1) < 2 ** 31:
+        flat = flat.astype(np.int32)
     return IndexMap(flat, None, Window(c0, r0, ww, r1 - r0 + 1), (h, w))
 
 
@@ -166,6 +168,8 @@ def _from_indices(cols: np.ndarray, rows: np.ndarray, inside: np.ndarray) -> Ind
     flat -= c0
     if not all_inside:
         np.copyto(flat, 0, where=~inside)
+    if ww * (r1 - r0 + 1) < 2 ** 31:  # half the memory in the cache; take() converts (about 10 us a tile)
+        flat = flat.astype(np.int32)
     return IndexMap(flat, None if all_inside else inside, Window(c0, r0, ww, r1 - r0 + 1), (h, w))
 
 
