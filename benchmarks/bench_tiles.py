@@ -1,6 +1,7 @@
 """Benchmark: this app's tile path against rio-tiler on the tiles a real viewport asks for.
 
     uv run python benchmarks/bench_tiles.py [--crs EPSG:3857|EPSG:32616|both] [--passes 3]
+                                            [--layers rgb,grey] [--checkout PATH]
 
 A large COG (8192 x 8192, 3 bands uint16, smooth field + noise, DEFLATE, 512 x 512 tiles,
 AVERAGE overviews) is generated once under ``benchmarks/_data/`` (gitignored). The tile set
@@ -10,24 +11,35 @@ zoom, native - 1 and native - 3, plus four pans at the native zoom; tiles that d
 the image are left out of both runs (this app answers them with a cached empty tile,
 rio-tiler raises ``TileOutsideBounds``).
 
-Both paths run in this process, single-threaded, with the same GDAL settings (set in the
-environment before rasterio loads), nearest resampling and the same min/max stretch, and
-both produce PNG bytes:
+Two layers: RGB (bands 1-3) and one band (band 1, grey: no palette). Both paths run in this
+process, single-threaded, with the same GDAL settings (set in the environment before rasterio
+loads), nearest resampling and the same stretch, and both produce PNG bytes:
 
-* viewer: ``viewer.core.tiles.render_tile(spec, z, x, y, "png")``;
+* viewer: ``viewer.core.tiles.render_tile(spec, z, x, y, "png")`` (ISA-L deflate level 1; a
+  one-band layer is written as a grey + alpha or grey PNG);
 * rio-tiler: ``Reader.tile(x, y, z, tilesize=256, resampling_method="nearest",
   reproject_method="nearest")`` -> ``ImageData.rescale(in_range=...)`` ->
-  ``ImageData.render(img_format="PNG")`` (GDAL's PNG driver), with the Reader kept open.
+  ``ImageData.render(img_format="PNG")`` (GDAL's PNG driver at its default ZLEVEL 6), and
+  the same with ``render(img_format="PNG", zlevel=1)``, the same deflate level as ours; the
+  Reader is kept open.
 
-"Warm" = after one untimed pass over the whole set. Agreement is measured on the outputs:
-the decoded RGBA of both PNGs (exactly equal, and within 1 DN: rio-tiler's rescale truncates
-to uint8 where the viewer rounds), and the warped uint16 source values before any stretch
-(``evaluate`` vs ``Reader.tile``), which isolates the resampling. Transparent pixels count as
-equal when both are transparent. A last column compares the viewer's warped values with one
-bare GDAL warp (``rasterio.warp.reproject``, nearest) onto the same tile grid from the same
-overview level: rio-tiler differs from both where it warps to an intermediate grid at the
-image's own resolution and then decimates (tiles coarser than the image in another CRS).
-Timing assertions do not belong in tests; this is a script.
+The stretch maps ``VMIN..VMAX`` to 0..255 and rounds (Earth Engine's ``visualize``);
+rio-tiler's ``rescale`` truncates, so it is given the same mapping shifted by half a step
+(``in_range = (VMIN - s/2, VMAX - s/2)``, ``s = (VMAX - VMIN) / 255``): the two produce the
+same pixels (with an even range width a few values land exactly half-way, where float32 and
+float64 arithmetic round apart: 7000..12000 gave 99.89 % identical RGBA instead of 100 %).
+
+"Warm" = after one untimed pass over the whole set; the timed passes alternate between the
+paths (viewer, rio-tiler, rio-tiler zlevel 1, viewer, ...) so that load on the machine hits
+all alike. Agreement is measured on the outputs: the decoded RGBA of both PNGs (exactly
+equal, and within 1 DN), and the warped uint16 source values before any stretch (``evaluate``
+vs ``Reader.tile``), which isolates the resampling. Transparent pixels count as equal when
+both are transparent. A last column compares the viewer's warped values with one bare GDAL
+warp (``rasterio.warp.reproject``, nearest) onto the same tile grid from the same overview
+level: rio-tiler differs from both where it warps to an intermediate grid at the image's own
+resolution and then decimates (tiles coarser than the image in another CRS).
+``--checkout PATH`` imports ``viewer`` from another checkout, for before/after runs of this
+same script. Timing assertions do not belong in tests; this is a script.
 """
 from __future__ import annotations
 
@@ -52,9 +64,10 @@ from PIL import Image as PILImage  # noqa: E402
 from rasterio.shutil import copy as rio_copy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
 
-VMIN, VMAX = 7000, 12000
+#: The stretch. An odd width (5001) puts no integer value exactly half-way between two output
+#: values, so float32 (ours) and float64 (rio-tiler) arithmetic cannot round a tie apart.
+VMIN, VMAX = 7000, 12001
 VIEW_W, VIEW_H = 1280, 800
 TMS = morecantile.tms.get("WebMercatorQuad")
 HALF = math.pi * 6378137
@@ -186,8 +199,8 @@ def agreement(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[int, int]:
     return int((both_clear | diff).sum()), a.shape[0] * a.shape[1]
 
 
-def gdal_warp(path: Path, grid) -> tuple[np.ndarray, np.ndarray]:
-    """One bare GDAL warp (``rasterio.warp.reproject``, nearest) of the 3 bands onto ``grid``,
+def gdal_warp(path: Path, grid, bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One bare GDAL warp (``rasterio.warp.reproject``, nearest) of ``bands`` onto ``grid``,
     from the overview level the viewer's evaluator picks for it."""
     import rasterio
     from rasterio.warp import reproject
@@ -197,13 +210,17 @@ def gdal_warp(path: Path, grid) -> tuple[np.ndarray, np.ndarray]:
     with rasterio.open(path) as ds:
         level = _pick_overview(ds, 1, grid, ds.crs)
     with rasterio.open(path, **({} if level is None else {"overview_level": level})) as src:
-        dst = np.zeros((4, grid.height, grid.width), np.uint16)
-        reproject(rasterio.band(src, [1, 2, 3]), dst, dst_transform=grid.transform, dst_crs=grid.crs,
-                  dst_alpha=4, init_dest_nodata=False, num_threads=1)
-    return dst[:3], dst[3] > 0
+        n = len(bands)
+        dst = np.zeros((n + 1, grid.height, grid.width), np.uint16)
+        reproject(rasterio.band(src, bands), dst, dst_transform=grid.transform, dst_crs=grid.crs,
+                  dst_alpha=n + 1, init_dest_nodata=False, num_threads=1)
+    return dst[:n], dst[n] > 0
 
 
-def run(path: Path, passes: int) -> dict:
+LAYERS = {"rgb": ["b1", "b2", "b3"], "grey": ["b1"]}
+
+
+def run(path: Path, passes: int, layer: str) -> dict:
     import rasterio
     from rio_tiler.io import Reader
 
@@ -212,6 +229,8 @@ def run(path: Path, passes: int) -> dict:
     from viewer.core.layers import image_layer
     from viewer.core.tiles import render_tile, tile_grid
 
+    bands = LAYERS[layer]
+    indexes = tuple(int(b[1:]) for b in bands)
     with rasterio.open(path) as ds:
         crs = ds.crs.to_string()
     reader = Reader(str(path))
@@ -221,24 +240,30 @@ def run(path: Path, passes: int) -> dict:
     for _, ts in views:
         tiles.extend(t for t in ts if t not in tiles)
     image = Image.open(str(path))
-    spec = image_layer(image, {"bands": ["b1", "b2", "b3"], "min": VMIN, "max": VMAX})
+    spec = image_layer(image, {"bands": bands, "min": VMIN, "max": VMAX})
+    half = (VMAX - VMIN) / 255 / 2
+    in_range = ((VMIN - half, VMAX - half),) * len(bands)  # rio-tiler truncates: same mapping as rounding
 
     def ours(z: int, x: int, y: int) -> bytes:
         return render_tile(spec, z, x, y, "png")
 
-    def theirs(z: int, x: int, y: int) -> bytes:
-        img = reader.tile(x, y, z, tilesize=256, resampling_method="nearest", reproject_method="nearest")
-        img.rescale(in_range=((VMIN, VMAX),) * 3)
-        return img.render(img_format="PNG")
+    def rio(z: int, x: int, y: int, **render) -> bytes:
+        img = reader.tile(x, y, z, tilesize=256, indexes=indexes, resampling_method="nearest",
+                          reproject_method="nearest")
+        img.rescale(in_range=in_range)
+        return img.render(img_format="PNG", **render)
 
-    out = {"crs": crs, "native": native, "views": [(n, len(t)) for n, t in views], "tiles": len(tiles)}
-    timings: dict[str, list[float]] = {"viewer": [], "rio-tiler": []}
-    totals: dict[str, list[float]] = {"viewer": [], "rio-tiler": []}
-    results: dict[str, dict] = {"viewer": {}, "rio-tiler": {}}
-    for name, fn in (("viewer", ours), ("rio-tiler", theirs)):
+    paths = {"viewer": ours, "rio-tiler": rio, "rio-tiler zlevel=1": lambda z, x, y: rio(z, x, y, zlevel=1)}
+    out = {"crs": crs, "native": native, "views": [(n, len(t)) for n, t in views], "tiles": len(tiles),
+           "layer": layer}
+    timings: dict[str, list[float]] = {name: [] for name in paths}
+    totals: dict[str, list[float]] = {name: [] for name in paths}
+    results: dict[str, dict] = {name: {} for name in paths}
+    for name, fn in paths.items():
         for t in tiles:  # warm-up pass (opens files, fills GDAL's block cache)
             results[name][t] = fn(*t)
-        for _ in range(passes):
+    for _ in range(passes):  # alternate the paths pass by pass
+        for name, fn in paths.items():
             t_all = time.perf_counter()
             for t in tiles:
                 t0 = time.perf_counter()
@@ -254,19 +279,21 @@ def run(path: Path, passes: int) -> dict:
             "bytes": sum(len(v) for v in results[name].values()) / len(tiles),
         }
     out["ratio"] = out["viewer"]["tiles_per_s"] / out["rio-tiler"]["tiles_per_s"]
+    out["ratio_z1"] = out["viewer"]["tiles_per_s"] / out["rio-tiler zlevel=1"]["tiles_per_s"]
     # agreement of the outputs, overall and per zoom
     per_zoom: dict[int, list[int]] = {}
     for t in tiles:
         a, b = decode(results["viewer"][t]), decode(results["rio-tiler"][t])
         e, n = agreement(a, b, 0)
         w1, _ = agreement(a, b, 1)
-        src = evaluate(image.select(["b1", "b2", "b3"]).node, tile_grid(*t))
-        rt = reader.tile(t[1], t[2], t[0], tilesize=256, resampling_method="nearest", reproject_method="nearest")
+        src = evaluate(image.select(bands).node, tile_grid(*t))
+        rt = reader.tile(t[1], t[2], t[0], tilesize=256, indexes=indexes, resampling_method="nearest",
+                         reproject_method="nearest")
         valid_a = np.ones((256, 256), bool) if src[0].mask is None else src[0].mask > 0
         valid_b = ~np.ma.getmaskarray(rt.array).any(axis=0)
         same = np.all([s.values == rt.array.data[i] for i, s in enumerate(src)], axis=0)
         src_ok = int(((valid_a == valid_b) & (~valid_a | same)).sum())
-        gv, gvalid = gdal_warp(path, tile_grid(*t))
+        gv, gvalid = gdal_warp(path, tile_grid(*t), list(indexes))
         same_g = np.all([s.values == gv[i] for i, s in enumerate(src)], axis=0)
         gdal_ok = int(((valid_a == gvalid) & (~valid_a | same_g)).sum())
         acc = per_zoom.setdefault(t[0], [0, 0, 0, 0, 0])
@@ -285,14 +312,15 @@ def run(path: Path, passes: int) -> dict:
 
 
 def report(r: dict) -> None:
-    print(f"\n== COG 8192x8192x3 uint16 in {r['crs']}, native zoom {r['native']} ==")
+    print(f"\n== COG 8192x8192x3 uint16 in {r['crs']}, native zoom {r['native']}, layer {r['layer']} "
+          f"({'3 bands' if r['layer'] == 'rgb' else 'band 1, grey'}) ==")
     print("views (tiles touching the image): " + ", ".join(f"{n}: {c}" for n, c in r["views"]))
     print(f"unique tiles rendered per pass: {r['tiles']}")
-    print(f"{'path':10s} {'tiles/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'KiB/tile':>9s}")
-    for name in ("viewer", "rio-tiler"):
+    print(f"{'path':20s} {'tiles/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'KiB/tile':>9s}")
+    for name in ("viewer", "rio-tiler", "rio-tiler zlevel=1"):
         v = r[name]
-        print(f"{name:10s} {v['tiles_per_s']:8.1f} {v['p50_ms']:8.2f} {v['p95_ms']:8.2f} {v['bytes'] / 1024:9.1f}")
-    print(f"ratio viewer / rio-tiler: {r['ratio']:.2f}x")
+        print(f"{name:20s} {v['tiles_per_s']:8.1f} {v['p50_ms']:8.2f} {v['p95_ms']:8.2f} {v['bytes'] / 1024:9.1f}")
+    print(f"ratio viewer / rio-tiler: {r['ratio']:.2f}x (default zlevel 6), {r['ratio_z1']:.2f}x (zlevel 1)")
     print("pixel agreement with rio-tiler (decoded RGBA exact | RGBA within 1 DN | warped uint16 values exact)")
     print("and the viewer's warped values vs one bare GDAL warp onto the tile grid (same overview):")
     for z, a in r["agreement"].items():
@@ -304,13 +332,19 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--crs", default="both", choices=["EPSG:3857", "EPSG:32616", "both"])
     p.add_argument("--passes", type=int, default=3, help="timed passes after the warm-up pass")
+    p.add_argument("--layers", default="rgb,grey", help="comma-separated: rgb, grey")
+    p.add_argument("--checkout", help="import viewer from this checkout instead of this one")
     args = p.parse_args(argv)
+    sys.path.insert(0, str(Path(args.checkout).resolve() if args.checkout else ROOT.parent))
+    import viewer
+
     crss = ["EPSG:3857", "EPSG:32616"] if args.crs == "both" else [args.crs]
-    print(f"GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']} GDAL_NUM_THREADS={os.environ['GDAL_NUM_THREADS']}, "
-          f"single thread, nearest, stretch {VMIN}..{VMAX}, PNG")
+    print(f"viewer from {Path(viewer.__file__).parent.parent}; GDAL_CACHEMAX={os.environ['GDAL_CACHEMAX']} "
+          f"GDAL_NUM_THREADS={os.environ['GDAL_NUM_THREADS']}, single thread, nearest, stretch {VMIN}..{VMAX}, PNG")
     for crs in crss:
         path = make_cog(ROOT / "_data" / f"bench_{crs.split(':')[1]}.tif", crs)
-        report(run(path, args.passes))
+        for layer in args.layers.split(","):
+            report(run(path, args.passes, layer.strip()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .errors import InvalidArgument, ReadError, SourceChanged
 from .grid import PIXEL_CRS, Grid
 from .raster import Written
 from .approx import chunks_mask, warp_chunks
-from .sampling import sample_array, sample_dataset
+from .sampling import grid_key, sample_array, sample_dataset
 
 __all__ = ["open_dataset", "open_raster", "read_bands", "warp_array", "RESAMPLING", "native_grid",
            "TILE_SAMPLER_PIXELS", "SAMPLER_MAX_PIXELS"]
@@ -93,6 +93,37 @@ def native_grid(ds) -> Grid:
     return Grid(ds.crs if ds.crs else None, ds.transform, ds.width, ds.height)
 
 
+class _Meta:
+    """What every read asks of a dataset, asked once per open dataset (rasterio builds these anew on
+    every access: mask flags and colour interpretations as enums, transforms, overview lists)."""
+
+    def __init__(self, ds) -> None:
+        self.dtypes = tuple(ds.dtypes)
+        self.flags = tuple(tuple(f) for f in ds.mask_flag_enums)
+        self.alpha = next((i for i, ci in enumerate(ds.colorinterp, start=1) if ci == ColorInterp.alpha), 0)
+        self.transform, self.crs = ds.transform, (ds.crs if ds.crs else None)
+        self.levels: dict = {}  # (band, grid) -> overview level
+
+
+def _meta(ds) -> _Meta:
+    meta = getattr(ds, "_viewer_meta", None)
+    if meta is None:
+        meta = ds._viewer_meta = _Meta(ds)
+    return meta
+
+
+def _level(ds, bidx: int, grid: Grid, src_crs) -> int | None:
+    """:func:`_pick_overview`, remembered per dataset and grid (a tile's grid comes back for every band
+    and layer)."""
+    levels = _meta(ds).levels
+    key = (bidx,) + grid_key(grid)
+    if key not in levels:
+        if len(levels) > 4096:
+            levels.clear()
+        levels[key] = _pick_overview(ds, bidx, grid, src_crs)
+    return levels[key]
+
+
 def _pick_overview(ds, bidx: int, grid: Grid, src_crs) -> int | None:
     """Index of the coarsest overview still at least as fine as the grid (GDAL's AUTO rule)."""
     factors = ds.overviews(bidx)
@@ -123,12 +154,12 @@ def _inside(ds, grid: Grid) -> bool:
 
 def _exact_window(ds, grid: Grid):
     """If the grid is an integer window of the source's own grid, that window, else None."""
-    src_crs = ds.crs if ds.crs else None
-    if src_crs != grid.crs:
-        return None
-    t, s = grid.transform, ds.transform
+    meta = _meta(ds)
+    t, s = grid.transform, meta.transform
     if not all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) for a, b in
                ((t.a, s.a), (t.b, s.b), (t.d, s.d), (t.e, s.e))):
+        return None
+    if meta.crs != grid.crs:
         return None
     col, row = ~s @ (t.c, t.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -141,10 +172,7 @@ def _exact_window(ds, grid: Grid):
 
 def _alpha_band(ds) -> int:
     """1-based index of the dataset's alpha band, 0 if it has none."""
-    for i, ci in enumerate(ds.colorinterp, start=1):
-        if ci == ColorInterp.alpha:
-            return i
-    return 0
+    return _meta(ds).alpha
 
 
 def _work_dtype(dtype: np.dtype) -> np.dtype:
@@ -159,9 +187,10 @@ def _work_dtype(dtype: np.dtype) -> np.dtype:
 
 def _groupable(ds, bidxs: tuple[int, ...]) -> bool:
     """Can these bands be warped in one GDAL call (same dtype, one shared mask)?"""
-    if len(bidxs) < 2 or len({ds.dtypes[i - 1] for i in bidxs}) != 1:
+    meta = _meta(ds)
+    if len(bidxs) < 2 or len({meta.dtypes[i - 1] for i in bidxs}) != 1:
         return False
-    flags = {tuple(ds.mask_flag_enums[i - 1]) for i in bidxs}
+    flags = {meta.flags[i - 1] for i in bidxs}
     return flags == {(MaskFlags.all_valid,)} or all(MaskFlags.per_dataset in f for f in flags)
 
 
@@ -190,7 +219,7 @@ def read_bands(
             raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
     if len(bidxs) > 1 and not _groupable(ds, bidxs):
         return [read_bands(path, (b,), grid, resampling, use_overviews)[0] for b in bidxs]
-    all_valid = all(ds.mask_flag_enums[b - 1] == [MaskFlags.all_valid] for b in bidxs)
+    all_valid = all(_meta(ds).flags[b - 1] == (MaskFlags.all_valid,) for b in bidxs)
 
     window = _exact_window(ds, grid)
     if window is not None:
@@ -211,10 +240,10 @@ def read_bands(
             f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
             allowed="a grid in the same kind of coordinates as the image",
         )
-    level = _pick_overview(ds, bidxs[0], grid, src_crs) if use_overviews else None
+    level = _level(ds, bidxs[0], grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level)
     n = len(bidxs)
-    work = _work_dtype(np.dtype(ds.dtypes[bidxs[0] - 1]))
+    work = _work_dtype(np.dtype(_meta(ds).dtypes[bidxs[0] - 1]))
     bits = work.itemsize * 8 * n  # what GDAL counts per pixel when it chunks this warp (no masks)
     pixels = grid.width * grid.height
     if method == Resampling.nearest and pixels <= TILE_SAMPLER_PIXELS:

@@ -39,7 +39,7 @@ from .cache import named_cache
 from .grid import PIXEL_CRS, Grid
 from .raster import Written
 
-__all__ = ["IndexMap", "index_map", "gdal_index_map", "sample_dataset", "sample_array", "APPROX_ERROR",
+__all__ = ["IndexMap", "index_map", "gdal_index_map", "sample_dataset", "sample_array", "grid_key", "APPROX_ERROR",
            "MAP_CACHE_ITEMS", "MAP_CACHE_BYTES"]
 
 _EPS = 1e-10
@@ -199,8 +199,29 @@ def _compute_gdal(src_transform: Affine, src_crs, src_width: int, src_height: in
     return _from_indices(cols, rows, inside)
 
 
+_crs_tokens: dict[int, tuple] = {}
+
+
+def _crs_token(crs) -> str | None:
+    """A CRS as its WKT, computed once per CRS object (hashing a rasterio CRS exports its WKT each
+    time); the object is kept with it, so its id cannot be reused while cached."""
+    if crs is None:
+        return None
+    hit = _crs_tokens.get(id(crs))
+    if hit is None or hit[0] is not crs:
+        if len(_crs_tokens) > 1024:
+            _crs_tokens.clear()
+        hit = _crs_tokens[id(crs)] = (crs, crs.to_wkt())
+    return hit[1]
+
+
+def grid_key(grid: Grid) -> tuple:
+    """A cheap hashable key of a grid (equal grids give equal keys)."""
+    return (tuple(grid.transform)[:6], _crs_token(grid.crs), grid.width, grid.height)
+
+
 def _key(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid) -> tuple:
-    return (tuple(src_transform)[:6], src_crs, src_width, src_height, grid)
+    return (tuple(src_transform)[:6], _crs_token(src_crs), src_width, src_height) + grid_key(grid)
 
 
 def index_map(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid,
