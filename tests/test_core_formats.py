@@ -135,3 +135,63 @@ def test_region_bounding_box_with_and_without_dimensions():
                                "grid": {"dimensions": {"width": 8, "height": 8}, "crsCode": "EPSG:4326"},
                                "fileFormat": "NUMPY_NDARRAY"})
     assert c.shape == (8, 8) and (c["B4"] == 0).all()  # non-overlap: all masked, not an error
+
+
+# issue 9: the PNG variants (grey, grey + alpha, RGB, RGBA) decode to the same RGBA ---------------------
+def test_png_variants_decode_to_the_same_rgba():
+    from viewer.core.encode import encode_png_planes
+
+    rng = np.random.default_rng(11)
+    for h, w in ((256, 256), (5, 7), (1, 1)):
+        grey = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        rgb = [rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(3)]
+        rgb[1][0, 0] = rgb[0][0, 0] ^ 1  # never three equal planes
+        alpha = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        alpha.flat[0] = 0
+        cases = [([grey], None, "L"), ([grey] * 3, None, "L"), ([grey, grey.copy(), grey.copy()], alpha, "LA"),
+                 ([grey], alpha, "LA"), (rgb, None, "RGB"), (rgb, alpha, "RGBA")]
+        for planes, a, mode in cases:
+            full = planes * 3 if len(planes) == 1 else planes
+            expected = np.dstack(full + [np.full((h, w), 255, np.uint8) if a is None else a])
+            for level, isal in ((1, True), (1, False), (6, False)):
+                png = encode_png_planes(planes, a, level, isal=isal)
+                img = PILImage.open(io.BytesIO(png))
+                assert img.mode == mode, (mode, h, w)
+                np.testing.assert_array_equal(np.asarray(img.convert("RGBA")), expected)
+
+
+def test_one_band_tiles_are_grey_pngs_with_the_pixels_of_render_rgba():
+    import morecantile
+
+    from viewer.core.layers import image_layer
+    from viewer.core.tiles import render_rgba, render_tile, tile_grid
+
+    ls = viewer.Image("LANDSAT/LC08/SAMPLE")
+    grey = image_layer(ls, {"bands": ["B4"], "min": 6000, "max": 12000})
+    palette = image_layer(ls, {"bands": ["B4"], "min": 6000, "max": 12000, "palette": ["blue", "yellow"]})
+    rgb = image_layer(ls, {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 12000})
+    tms = morecantile.tms.get("WebMercatorQuad")
+    modes = set()
+    for z in (10, 13):  # the whole scene with its edges (transparent around it), then inside it
+        x, y = tms.tile(-87.45, 30.7, z)[:2]
+        grid = tile_grid(z, x, y)
+        for spec, allowed in ((grey, {"L", "LA"}), (palette, {"RGB", "RGBA"}), (rgb, {"RGB", "RGBA"})):
+            img = PILImage.open(io.BytesIO(render_tile(spec, z, x, y)))
+            assert img.mode in allowed
+            modes.add(img.mode)
+            np.testing.assert_array_equal(np.asarray(img.convert("RGBA")), render_rgba(spec, grid))
+    assert {"L", "LA"} <= modes
+
+
+def test_computepixels_png_is_grey_or_rgb_when_opaque_with_the_same_rgba():
+    from viewer.core.visualize import rgba
+
+    vis = {"ranges": [{"min": 7000, "max": 14000}]}
+    for bands, mode in ((["B4"], "L"), (["B4", "B3", "B2"], "RGB")):
+        params = {"assetId": "LANDSAT/LC08/SAMPLE", "bandIds": bands, "grid": GRID, "visualizationOptions": vis}
+        png = viewer.data.getPixels(dict(params, fileFormat="PNG"))
+        img = PILImage.open(io.BytesIO(png))
+        assert img.mode == mode
+        image = viewer.Image("LANDSAT/LC08/SAMPLE").select(bands).visualize(min=7000, max=14000)
+        grid = Grid(parse_crs("EPSG:32616"), T, 64, 48)
+        np.testing.assert_array_equal(np.asarray(img.convert("RGBA")), rgba(evaluate(image.node, grid)))

@@ -154,3 +154,119 @@ def test_initial_mask_from_nodata_internal_mask_and_alpha(tmp_path):
         m = layer.mask_or_ones()
         assert m[hole[0] + 1, hole[1] + 1] == 0, name
         assert m[0, 0] == 0 and m[5, 5] == 0 and m[3, 2] == 1 and m.sum() == 15, name
+
+
+# issue 9: outputs past the tile sampler stay identical to a bare GDAL warp ---------------------------
+def _scene(tmp_path, size=900, bands=1, dtype="uint16") -> str:
+    """A UTM scene without zeros (so a bare warp's zeros are exactly its unwritten pixels)."""
+    rng = np.random.default_rng(9)
+    data = rng.integers(1, 4000, (bands, size, size)).astype(dtype)
+    path = tmp_path / f"scene_{bands}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype=dtype,
+                       crs="EPSG:32616", transform=Affine(30, 0, 400000, 0, -30, 3420000), tiled=True,
+                       blockxsize=256, blockysize=256) as dst:
+        dst.write(data)
+    return str(path)
+
+
+def _grids(path: str, n: int) -> dict[str, Grid]:
+    """Web Mercator, geographic and rotated grids of n x n pixels: inside the scene, across its corner
+    (most of the grid off it: GDAL splits such a warp into chunks) and around it."""
+    with rasterio.open(path) as src:
+        b, crs = src.bounds, src.crs
+    (lon,), (lat,) = warp_points(crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
+    (mx,), (my,) = warp_points("EPSG:4326", "EPSG:3857", [lon], [lat])
+    (cx,), (cy,) = warp_points(crs, "EPSG:3857", [b.left], [b.top])
+    merc = CRS.from_epsg(3857)
+    out = {
+        "inside": Grid(merc, Affine(20.0, 0, mx - n * 10, 0, -20.0, my + n * 10), n, n),
+        "corner": Grid(merc, Affine(30.0, 0, cx - n * 15, 0, -30.0, cy + n * 15), n, n),
+        "around": Grid(merc, Affine(45.0, 0, mx - n * 22.5, 0, -45.0, my + n * 22.5), n, n),
+        "lonlat": Grid(CRS.from_epsg(4326), Affine(0.0004, 0, lon - n * 0.0002, 0, -0.0004, lat + n * 0.0002), n, n),
+    }
+    a = math.radians(15)
+    out["rotated"] = Grid(crs, Affine(25 * math.cos(a), -25 * math.sin(a), b.left - 2000, 25 * math.sin(a),
+                                      -25 * math.cos(a), b.top + 3000), n, n)
+    return out
+
+
+def _bare(path: str, grid: Grid, method: Resampling, bands: list[int]) -> np.ndarray:
+    out = np.zeros((len(bands), grid.height, grid.width), np.uint16)
+    with rasterio.open(path) as src:
+        reproject(rasterio.band(src, bands), out, dst_transform=grid.transform, dst_crs=grid.crs,
+                  resampling=method, num_threads=1)
+    return out
+
+
+@pytest.mark.parametrize("name", ["inside", "corner", "around", "lonlat", "rotated"])
+def test_exact_sampler_above_the_tile_threshold_is_identical_to_bare_gdal(tmp_path, name):
+    """Nearest grids between TILE_SAMPLER_PIXELS and SAMPLER_MAX_PIXELS take the exact sampler from
+    their second request on: values and written pixels equal a bare reproject (GDAL's chunks and
+    edge retries reproduced), as the GDAL warp of the first request does."""
+    from viewer.core import read, sampling
+
+    path = _scene(tmp_path, bands=3)
+    n = 600
+    assert read.TILE_SAMPLER_PIXELS < n * n <= read.SAMPLER_MAX_PIXELS
+    grid = _grids(path, n)[name]
+    ref = _bare(path, grid, Resampling.nearest, [1, 2, 3])
+    img = viewer.Image.open(path)
+    first = evaluate(img.node, grid)  # GDAL warp
+    key = ("gdal", 48, 48) + sampling._key(*_native(path), grid)
+    assert sampling._maps.get(key) is None
+    second = evaluate(img.node, grid)  # exact sampler
+    assert sampling._maps.get(key) is not None
+    for raster in (first, second):
+        valid = raster[0].mask_or_ones() > 0
+        np.testing.assert_array_equal(valid, ref[0] > 0)
+        for i in range(3):
+            np.testing.assert_array_equal(raster[i].values, ref[i])  # masked pixels are 0 in both
+    if name in ("corner", "rotated"):
+        assert 0 < (ref[0] > 0).mean() < 1
+
+
+def _native(path: str):
+    with rasterio.open(path) as src:
+        return src.transform, src.crs, src.width, src.height
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear", "cubic"])
+def test_warp_without_alpha_writes_the_pixels_an_alpha_warp_marks(tmp_path, method):
+    """Larger grids warp without an alpha band; approx.valid_mask tells which pixels GDAL wrote, equal
+    to the alpha band of the same warp, also where GDAL splits the warp for its memory limit."""
+    from viewer.core import approx
+
+    path = _scene(tmp_path)
+    radius = {"nearest": 0, "bilinear": 1, "cubic": 2}[method]
+    with rasterio.open(path) as src:
+        for name, grid in _grids(path, 700).items():
+            for limit_mb in (64, 1):  # 1 MB: GDAL splits the warp into many chunks
+                dst = np.zeros((2, grid.height, grid.width), np.uint16)
+                reproject(rasterio.band(src, 1), dst, dst_transform=grid.transform, dst_crs=grid.crs,
+                          resampling=Resampling[method], dst_alpha=2, num_threads=1, warp_mem_limit=limit_mb)
+                chunks = approx.warp_chunks(src.transform, src.crs, src.width, src.height, grid, radius, 16, 48,
+                                            memory_limit=limit_mb * 1024 * 1024)
+                assert chunks is not None and (limit_mb == 64 or len(chunks) > 1)
+                mask = approx.chunks_mask(chunks, src.transform, src.crs, src.width, src.height, grid)
+                written = np.ones(grid.shape, bool) if mask is None else mask > 0
+                np.testing.assert_array_equal(written, dst[1] > 0, err_msg=f"{name} {limit_mb} MB")
+
+
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.bilinear])
+def test_large_grid_across_the_edge_equals_bare_gdal_and_masks_unwritten_pixels(tmp_path, method):
+    """A grid past SAMPLER_MAX_PIXELS, mostly off the scene: one GDAL warp without alpha; values equal a
+    bare reproject; the (lazy) mask is 0 exactly where the bare warp wrote nothing."""
+    from viewer.core import read
+
+    path = _scene(tmp_path)
+    n = 1100
+    assert n * n > read.SAMPLER_MAX_PIXELS
+    grid = _grids(path, n)["corner"]
+    ref = _bare(path, grid, method, [1])[0]
+    img = viewer.Image.open(path)
+    if method != Resampling.nearest:
+        img = img.resample(method.name)
+    raw = viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+    np.testing.assert_array_equal(raw["b1"], ref)
+    band = evaluate(img.node, grid)[0]
+    np.testing.assert_array_equal(band.mask_or_ones() > 0, ref > 0)
