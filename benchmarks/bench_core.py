@@ -234,6 +234,69 @@ def bench_pixels(repeat: int, size: int) -> None:
         compare("landsat", img, ["B4"], path, [1], landsat_grid(), method, repeat)
 
 
+def gdal_png(planes: list[np.ndarray], zlevel: int) -> bytes:
+    """The same pixel planes through GDAL's PNG driver (``rasterio``, in memory) at ``zlevel``."""
+    from rasterio.io import MemoryFile
+
+    h, w = planes[0].shape
+    with MemoryFile() as mem:
+        with mem.open(driver="PNG", width=w, height=h, count=len(planes), dtype="uint8", zlevel=zlevel) as ds:
+            ds.write(np.stack(planes))
+        return mem.read()
+
+
+def bench_png(repeat: int) -> None:
+    """computePixels PNG end to end (before/after with --checkout), and its encoder against GDAL's PNG
+    driver on the same pixels (grey / grey + alpha / RGB / RGB + alpha planes)."""
+    import io
+    import warnings
+
+    from PIL import Image as PILImage
+
+    import viewer
+    from viewer.core.encode import encode_png_planes
+    from viewer.core.evaluate import evaluate
+    from viewer.core.visualize import rgba_planes
+
+    warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
+    landsat = viewer.Image("LANDSAT/LC08/SAMPLE")
+    over = landsat_grid().scaled(2048, 2048)  # the scene's bounds: transparent around the rotated scene
+    inside = grid_for(1.0, 2048)  # inside the COG: opaque
+    cog = viewer.Image.open(COG)
+    cases = [("1 band, masked", landsat.select(["B4"]), over, [6000], [12000]),
+             ("3 bands, masked", landsat.select(["B4", "B3", "B2"]), over, [6000] * 3, [12000] * 3),
+             ("1 band, opaque", cog.select(["b1"]), inside, [20], [220]),
+             ("3 bands, opaque", cog, inside, [20] * 3, [220] * 3)]
+    print("PNG: computePixels end to end, and the same pixels encoded by the viewer vs GDAL's PNG driver "
+          f"(2048^2, median of {repeat})")
+    for label, img, grid, lo, hi in cases:
+        vis = {"ranges": [{"min": a, "max": b} for a, b in zip(lo, hi)]}
+        params = {"expression": img, "grid": grid.to_dict(), "fileFormat": "PNG", "visualizationOptions": vis}
+        png = viewer.data.computePixels(params)
+        t_cp = statistics.median(interleaved(lambda: viewer.data.computePixels(params), lambda: None, repeat)[0])
+        planes, alpha = rgba_planes(evaluate(img.visualize(min=lo, max=hi).node, grid))
+        grey = len(img.bands) == 1
+        chans = ([planes[0]] if grey else list(planes)) + ([] if alpha is None else [alpha])
+        mode = PILImage.open(io.BytesIO(png)).mode
+        line = f"  {label:16s} computePixels {t_cp * 1e3:7.1f} ms {len(png) / 1024:6.0f} KiB ({mode:4s})"
+        if "isal" in encode_png_planes.__code__.co_varnames:  # the encoder comparison needs this version
+            from viewer.core.pixels import PNG_ISAL, PNG_LEVEL
+
+            def ours():
+                return encode_png_planes(planes, alpha, PNG_LEVEL, isal=PNG_ISAL)
+
+            t_ours, t_g6 = interleaved(ours, lambda: gdal_png(chans, 6), repeat)
+            t_g1 = interleaved(lambda: gdal_png(chans, 1), lambda: None, repeat)[0]
+            same = all(np.array_equal(np.asarray(PILImage.open(io.BytesIO(x)).convert("RGBA")),
+                                      np.asarray(PILImage.open(io.BytesIO(ours())).convert("RGBA")))
+                       for x in (gdal_png(chans, 6), gdal_png(chans, 1)))
+            line += (f" | encode: viewer {statistics.median(t_ours) * 1e3:6.1f} ms {len(ours()) / 1024:6.0f} KiB, "
+                     f"GDAL zlevel 6 {statistics.median(t_g6) * 1e3:6.1f} ms {len(gdal_png(chans, 6)) / 1024:6.0f} KiB, "
+                     f"zlevel 1 {statistics.median(t_g1) * 1e3:6.1f} ms {len(gdal_png(chans, 1)) / 1024:6.0f} KiB, "
+                     f"same RGBA: {same}")
+        print(line, flush=True)
+
+
 def bench_class_stats(repeat: int) -> None:
     """Class legend figures for a 1920 x 1080 view: the counting kernel, and the full call
     (evaluate the catalog class layer onto a Web Mercator viewport, count, ground areas)."""
@@ -262,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("repeat", nargs="?", type=int, default=7, help="timed runs per case (median)")
     p.add_argument("--size", type=int, default=2048, help="output pixels per side (at most)")
     p.add_argument("--checkout", help="import viewer from this checkout instead of this one")
-    p.add_argument("--only", choices=["pixels", "classes"], help="run one part")
+    p.add_argument("--only", choices=["pixels", "png", "classes"], help="run one part")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(args.checkout).resolve() if args.checkout else ROOT.parent))
     import viewer
@@ -271,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
           f"GDAL {rasterio.__gdal_version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     if args.only in (None, "pixels"):
         bench_pixels(args.repeat, args.size)
+    if args.only in (None, "png"):
+        bench_png(args.repeat)
     if args.only in (None, "classes"):
         bench_class_stats(args.repeat)
 

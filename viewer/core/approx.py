@@ -318,18 +318,20 @@ def _source_windows(grid: Grid, src_transform: Affine, transformer, src_width: i
     """GDAL's ``ComputeSourceWindow`` (21 points per edge) for several destination boxes at once:
     per box (col, row, width, height, fill ratio), or ``None`` where GDAL would take another road."""
     r = _RATIOS
-    n = len(r)
-    xs, ys = [], []
-    for col, row, width, height in boxes:
-        xs += [r * width + col, r * width + col, np.full(n, float(col)), np.full(n, float(col + width))]
-        ys += [np.full(n, float(row)), np.full(n, float(row + height)), r * height + row, r * height + row]
-    px, py = _to_source(np.concatenate(xs), np.concatenate(ys), grid, src_transform, transformer)
-    px, py = px.reshape(len(boxes), 4 * n), py.reshape(len(boxes), 4 * n)
+    b = np.asarray(boxes, np.float64)
+    col, row, width, height = (b[:, i:i + 1] for i in range(4))
+    along_x, along_y = r * width + col, r * height + row  # (boxes, 21): GDAL's points along each edge
+    ones = np.ones_like(along_x)
+    xs = np.concatenate([along_x, along_x, ones * col, ones * (col + width)], axis=1)
+    ys = np.concatenate([ones * row, ones * (row + height), along_y, along_y], axis=1)
+    px, py = _to_source(xs.ravel(), ys.ravel(), grid, src_transform, transformer)
+    px, py = px.reshape(xs.shape), py.reshape(xs.shape)
     if not (np.isfinite(px).all() and np.isfinite(py).all()):
         return None  # GDAL would sample a grid of points instead: not reproduced
     out = []
-    for (col, row, width, height), bx, by in zip(boxes, px.tolist(), py.tolist()):
-        out.append(_window(min(bx), max(bx), min(by), max(by), width, height, src_width, src_height, radius))
+    extents = zip(px.min(1).tolist(), px.max(1).tolist(), py.min(1).tolist(), py.max(1).tolist())
+    for (_, _, width, height), (x0, x1, y0, y1) in zip(boxes, extents):
+        out.append(_window(x0, x1, y0, y1, width, height, src_width, src_height, radius))
         if out[-1] is None:
             return None
     return out
