@@ -297,6 +297,56 @@ def bench_png(repeat: int) -> None:
         print(line, flush=True)
 
 
+def bench_threshold(repeat: int) -> None:
+    """read_bands (nearest, 3 bands) on grids around the sampler thresholds: one GDAL warp, the exact
+    sampler building its index map (a grid's second request) and using it from the cache."""
+    from viewer.core import read, sampling
+
+    if not hasattr(read, "TILE_SAMPLER_PIXELS"):
+        print("(threshold table: needs read.TILE_SAMPLER_PIXELS)")
+        return
+    print(f"read_bands nearest, 3 bands uint8, EPSG:3857 grids inside the COG at 1.3x its pixel (median of {repeat}); "
+          f"tile sampler up to {read.TILE_SAMPLER_PIXELS} px, exact sampler up to {read.SAMPLER_MAX_PIXELS} px")
+    path = str(COG)
+    mx, my, k = _centre_mercator()
+
+    def grid_of(n: int):
+        from viewer.core.grid import Grid
+
+        res = 30.0 * 1.3 * k
+        return Grid(CRS.from_epsg(3857), Affine(res, 0, mx - n / 2 * res, 0, -res, my + n / 2 * res), n, n)
+
+    def gdal(g):
+        saved = read.TILE_SAMPLER_PIXELS, read.SAMPLER_MAX_PIXELS
+        read.TILE_SAMPLER_PIXELS = read.SAMPLER_MAX_PIXELS = 0
+        try:
+            return read.read_bands(path, (1, 2, 3), g)
+        finally:
+            read.TILE_SAMPLER_PIXELS, read.SAMPLER_MAX_PIXELS = saved
+
+    def sampler_cold(g):
+        cold()
+        if g.width * g.height <= read.TILE_SAMPLER_PIXELS:
+            return read.read_bands(path, (1, 2, 3), g)
+        return sampling.sample_dataset(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
+
+    def sampler_warm(g):
+        if g.width * g.height <= read.TILE_SAMPLER_PIXELS:
+            return read.read_bands(path, (1, 2, 3), g)
+        return sampling.sample_dataset(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
+
+    print(f"  {'grid':>7s} {'GDAL warp':>10s} {'sampler, map built':>19s} {'sampler, map cached':>20s}  same")
+    for n in (256, 362, 363, 512, 724, 1024, 1448):
+        g = grid_of(n)
+        a, b = gdal(g), sampler_warm(g)
+        same = all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
+        t_g, t_c = interleaved(lambda: gdal(g), lambda: sampler_cold(g), repeat)
+        sampler_warm(g)
+        t_w = interleaved(lambda: sampler_warm(g), lambda: None, repeat)[0]
+        print(f"  {n:5d}^2 {statistics.median(t_g) * 1e3:8.2f} ms {statistics.median(t_c) * 1e3:16.2f} ms "
+              f"{statistics.median(t_w) * 1e3:17.2f} ms  {same}", flush=True)
+
+
 def bench_class_stats(repeat: int) -> None:
     """Class legend figures for a 1920 x 1080 view: the counting kernel, and the full call
     (evaluate the catalog class layer onto a Web Mercator viewport, count, ground areas)."""
@@ -325,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("repeat", nargs="?", type=int, default=7, help="timed runs per case (median)")
     p.add_argument("--size", type=int, default=2048, help="output pixels per side (at most)")
     p.add_argument("--checkout", help="import viewer from this checkout instead of this one")
-    p.add_argument("--only", choices=["pixels", "png", "classes"], help="run one part")
+    p.add_argument("--only", choices=["pixels", "png", "threshold", "classes"], help="run one part")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(args.checkout).resolve() if args.checkout else ROOT.parent))
     import viewer
@@ -336,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_pixels(args.repeat, args.size)
     if args.only in (None, "png"):
         bench_png(args.repeat)
+    if args.only in (None, "threshold"):
+        bench_threshold(args.repeat)
     if args.only in (None, "classes"):
         bench_class_stats(args.repeat)
 
