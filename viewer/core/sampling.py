@@ -69,10 +69,14 @@ class IndexMap:
     mask: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for a in (self.flat, self.inside):  # shared by every caller of the cache: never written
+            if a is not None:
+                a.setflags(write=False)
         if self.inside is not None:
             outside = np.flatnonzero(~self.inside).astype(np.int32)
             mask = self.inside.astype(np.float32)
             mask.setflags(write=False)
+            outside.setflags(write=False)
         else:
             outside, mask = None, None
         object.__setattr__(self, "outside", outside)
