@@ -41,7 +41,8 @@ def check_format(fmt) -> str:
 
 def encode_planes(planes: list[np.ndarray], alpha: np.ndarray | None, fmt: str = "png") -> bytes:
     """Bytes of colour planes (1 or 3 uint8) and an alpha plane (``None``: opaque) as ``png`` (RGBA
-    when there is an alpha plane, else RGB), ``jpg``/``jpeg`` (quality 85, no alpha) or ``webp``."""
+    when there is an alpha plane, else RGB; grey + alpha or grey when the colour is one grey plane),
+    ``jpg``/``jpeg`` (quality 85, no alpha) or ``webp``."""
     if fmt == "png":
         return encode_png_planes(planes, alpha)
     rgb = list(planes) * 3 if len(planes) == 1 else list(planes)
@@ -126,7 +127,8 @@ def _check_rgba(rgba: np.ndarray) -> np.ndarray:
 
 
 def encode_png(rgba: np.ndarray, compress_level: int = 1) -> bytes:
-    """RGBA PNG bytes of an H x W x 4 uint8 image (always with its alpha channel)."""
+    """PNG bytes of an H x W x 4 uint8 image, always with its alpha channel (RGBA, or grey + alpha
+    when the three colour channels are equal: the same decoded RGBA)."""
     a = _check_rgba(rgba)
     alpha = a[..., 3] if a.shape[2] == 4 else np.full(a.shape[:2], 255, np.uint8)
     return encode_png_planes([a[..., 0], a[..., 1], a[..., 2]], alpha, compress_level)
