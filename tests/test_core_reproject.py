@@ -270,3 +270,44 @@ def test_large_grid_across_the_edge_equals_bare_gdal_and_masks_unwritten_pixels(
     np.testing.assert_array_equal(raw["b1"], ref)
     band = evaluate(img.node, grid)[0]
     np.testing.assert_array_equal(band.mask_or_ones() > 0, ref > 0)
+
+
+def test_written_pixels_across_the_antimeridian_and_over_the_pole(tmp_path):
+    """The emulation of GDAL's chunks also holds for a geographic source stored across 180 degrees
+    (GDAL wraps longitudes around its centre) and a polar one; a pole inside the grid falls back."""
+    from viewer.core import approx
+    from viewer.core.tiles import tile_grid
+
+    rng = np.random.default_rng(3)
+    sources = {
+        "across 180": ("EPSG:4326", Affine(0.1, 0, 170, 0, -0.1, 10), (200, 200)),
+        "polar": ("EPSG:3413", Affine(10000, 0, -1500000, 0, -10000, 1500000), (300, 300)),
+        "global": ("EPSG:4326", Affine(1, 0, -180, 0, -1, 90), (180, 360)),
+    }
+    grids = {
+        "across 180": [tile_grid(4, 0, 7), tile_grid(4, 15, 7), tile_grid(3, 7, 3),
+                       Grid(CRS.from_epsg(4326), Affine(0.05, 0, 165, 0, -0.05, 12), 600, 500)],
+        "polar": [tile_grid(2, 1, 0), tile_grid(1, 0, 0),
+                  Grid(CRS.from_epsg(4326), Affine(0.5, 0, -180, 0, -0.25, 90), 720, 120)],
+        "global": [tile_grid(2, 3, 1)],
+    }
+    for name, (crs, transform, (h, w)) in sources.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs,
+                           transform=transform) as dst:
+            dst.write(rng.integers(1, 200, (h, w)).astype(np.uint8), 1)
+        with rasterio.open(path) as src:
+            for grid in grids[name]:
+                for method, radius in ((Resampling.nearest, 0), (Resampling.bilinear, 1)):
+                    ref = np.zeros((2, grid.height, grid.width), np.uint8)
+                    reproject(rasterio.band(src, 1), ref, dst_transform=grid.transform, dst_crs=grid.crs,
+                              resampling=method, dst_alpha=2, num_threads=1)
+                    chunks = approx.warp_chunks(src.transform, src.crs, src.width, src.height, grid, radius, 8, 40)
+                    assert chunks is not None, name
+                    mask = approx.chunks_mask(chunks, src.transform, src.crs, src.width, src.height, grid)
+                    written = np.ones(grid.shape, bool) if mask is None else mask > 0
+                    assert (ref[1] > 0).any()
+                    np.testing.assert_array_equal(written, ref[1] > 0, err_msg=f"{name} {method.name}")
+        if name == "global":  # the north pole on a polar stereographic grid: GDAL samples a grid of points
+            north = Grid(CRS.from_epsg(3413), Affine(20000, 0, -3000000, 0, -20000, 3000000), 300, 300)
+            assert approx.warp_chunks(transform, CRS.from_string(crs), w, h, north, 0, 8, 40) is None
