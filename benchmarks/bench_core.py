@@ -290,10 +290,10 @@ def bench_png(repeat: int) -> None:
             same = all(np.array_equal(np.asarray(PILImage.open(io.BytesIO(x)).convert("RGBA")),
                                       np.asarray(PILImage.open(io.BytesIO(ours())).convert("RGBA")))
                        for x in (gdal_png(chans, 6), gdal_png(chans, 1)))
+            kib = {level: len(gdal_png(chans, level)) / 1024 for level in (6, 1)}
             line += (f" | encode: viewer {statistics.median(t_ours) * 1e3:6.1f} ms {len(ours()) / 1024:6.0f} KiB, "
-                     f"GDAL zlevel 6 {statistics.median(t_g6) * 1e3:6.1f} ms {len(gdal_png(chans, 6)) / 1024:6.0f} KiB, "
-                     f"zlevel 1 {statistics.median(t_g1) * 1e3:6.1f} ms {len(gdal_png(chans, 1)) / 1024:6.0f} KiB, "
-                     f"same RGBA: {same}")
+                     f"GDAL zlevel 6 {statistics.median(t_g6) * 1e3:6.1f} ms {kib[6]:6.0f} KiB, "
+                     f"zlevel 1 {statistics.median(t_g1) * 1e3:6.1f} ms {kib[1]:6.0f} KiB, same RGBA: {same}")
         print(line, flush=True)
 
 

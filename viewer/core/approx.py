@@ -539,7 +539,8 @@ def chunks_mask(chunks: list[Chunk], src_transform: Affine, src_crs, src_width: 
     flat = mask.reshape(-1)
     w = grid.width
     for rr, c0, c1 in spans:
-        if len(rr) and bool((c0 == 0).all() and (c1 == w).all()) and np.array_equal(rr, np.arange(rr[0], rr[0] + len(rr))):
+        full_rows = bool((c0 == 0).all() and (c1 == w).all())
+        if len(rr) and full_rows and np.array_equal(rr, np.arange(rr[0], rr[0] + len(rr))):
             mask[rr[0]:rr[0] + len(rr)] = 1.0  # whole consecutive rows
             continue
         for a, b in zip((rr * w + c0).tolist(), (rr * w + c1).tolist()):
