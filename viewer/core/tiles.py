@@ -62,11 +62,14 @@ def _check_size(size) -> int:
     return _check_int("size", size, 1, 4096)
 
 
-@lru_cache(maxsize=65536)
 def tile_grid(z: int, x: int, y: int, size: int = TILE_SIZE) -> Grid:
     """The EPSG:3857 pixel grid of Web Mercator tile ``z/x/y`` (``size`` x ``size`` pixels)."""
-    z, x, y = check_tile(z, x, y)
-    size = _check_size(size)
+    z, x, y = check_tile(z, x, y)  # before the cache: True hashes like 1 and would skip the check
+    return _tile_grid(z, x, y, _check_size(size))
+
+
+@lru_cache(maxsize=65536)
+def _tile_grid(z: int, x: int, y: int, size: int) -> Grid:
     b = _TMS.xy_bounds(morecantile.Tile(x, y, z))
     res_x = (b.right - b.left) / size
     res_y = (b.top - b.bottom) / size
