@@ -385,7 +385,7 @@ def _pole_inside(src_crs, grid: Grid) -> bool:
         return top >= 89.0 or bottom <= -89.0
     inv = ~grid.transform
     for x, y in _poles(src_crs, grid.crs):
-        c, r = inv * (x, y)
+        c, r = inv @ (x, y)
         if -1 <= c <= grid.width + 1 and -1 <= r <= grid.height + 1:
             return True
     return False
