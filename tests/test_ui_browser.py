@@ -105,6 +105,58 @@ def test_page_loads_and_tiles_have_pixels(app):
     assert visible >= 10  # tiles over the Landsat scene draw pixels; the rest are transparent
 
 
+@pytest.fixture
+def demo_tokens(tmp_path, monkeypatch):
+    """layer name -> token of the demo (content-addressed: the same as the server's)."""
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path / "state"))
+    from viewer.ui.app import demo_map
+
+    return {l.name: l.token for l in demo_map().state.layers}
+
+
+def test_hidden_layers_ask_for_no_tiles_and_the_map_comes_before_the_panels(app, demo_tokens):
+    requested: list[str] = []
+    app.page.on("request", lambda r: requested.append(r.url) if TILE.search(r.url) else None)
+    app.page.goto(app.base_url)
+    legend = app.page.locator(".viewer-legend-title")
+    deadline = time.time() + 60
+    while legend.count() == 0:  # the side panels are built once the map has drawn its tiles
+        assert time.time() < deadline, "no legend"
+        app.page.wait_for_timeout(20)
+    asked, answered = list(requested), {r.url for r in app.tiles}
+    assert len(asked) >= 20, "the legend came before the map asked for its tiles"
+    first_level = min(int(TILE.search(u).group(2)) for u in asked)
+    first_screen = {u for u in asked if int(TILE.search(u).group(2)) == first_level}
+    assert first_screen <= answered, "the legend came before the map's first tiles arrived"
+    app.class_button("vegetation").wait_for(timeout=20000)
+    app.settle()
+    hidden = [name for name in ("Cloud-masked composite", "k-means clusters")]
+    shown = [name for name in demo_tokens if name not in hidden]
+    tokens_asked = {TILE.search(u).group(1) for u in requested}
+    assert {demo_tokens[n] for n in shown} <= tokens_asked
+    assert not {demo_tokens[n] for n in hidden} & tokens_asked  # hidden layers asked for no tiles
+    card = app.card("k-means clusters · classes")  # shown: now its tiles are asked for
+    card.get_by_text("k-means clusters · classes").click()  # expand the card
+    card.locator("input[type=checkbox]").first.check()  # its "visible" checkbox
+    app.wait_for(lambda: any(demo_tokens["k-means clusters"] in u for u in requested), "the shown layer's tiles")
+    assert not any(demo_tokens["Cloud-masked composite"] in u for u in requested)
+    app.assert_no_errors()
+
+
+def test_side_panels_come_even_if_the_map_never_finishes_drawing(app, demo_tokens):
+    from viewer.ui.app import PANELS_FALLBACK_S
+
+    stalled = demo_tokens["Rule-based classes"]
+    held = []
+    app.page.route(re.compile(rf"/tiles/{stalled}/"), lambda route: held.append(route))  # never answered
+    t0 = time.time()
+    app.page.goto(app.base_url)
+    app.page.locator(".viewer-legend-title").first.wait_for(timeout=(PANELS_FALLBACK_S + 30) * 1000)
+    assert held and time.time() - t0 >= PANELS_FALLBACK_S * 0.8  # built by the fallback, not document-ready
+    app.class_button("vegetation").wait_for(timeout=20000)
+    app.assert_no_errors()
+
+
 def test_pan_and_zoom_request_tiles_and_update_class_legend(app):
     app.open()
     before_urls, before_label = app.urls(), app.class_button("vegetation").inner_text()
@@ -157,7 +209,7 @@ def test_toggling_a_class_and_a_layer_changes_the_map(app):
     no_cloud_layer = app.map_shot()
     assert changed_fraction(no_vegetation, no_cloud_layer) > 0.01  # the magenta cloud pixels are gone
     card = app.card("Landsat 8 true colour · image")
-    card.get_by_role("switch").locator(".bk-bar").click()  # "apply mask": hide the cloudy pixels
+    card.get_by_role("switch").locator(".bk-knob").click()  # "apply mask": hide the cloudy pixels
     app.wait_for(lambda: card.get_by_role("switch").get_attribute("aria-checked") == "true", "mask switch on")
     app.page.wait_for_timeout(500)
     app.settle()

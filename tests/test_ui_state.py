@@ -362,7 +362,13 @@ def test_demo_app_builds_with_all_layers():
         ("Sentinel-2 true colour", "image", True), ("Landsat 8 true colour", "image", True),
         ("Cloud-masked composite", "image", False), ("k-means clusters", "classes", False),
         ("Rule-based classes", "classes", True), ("Cloud mask (BQA high confidence)", "mask", True)]
-    assert len(tile_sources(m)) == 6
+    # one tile source per shown layer: a hidden layer gets its renderer (and asks for tiles) when shown
+    shown = [l for l in m.layers if l.visible]
+    assert [s.url.split("/")[1] for s in tile_sources(m)] == [l.token for l in shown]
+    m.layer("k-means clusters").visible = True
+    assert [s.url.split("/")[1] for s in tile_sources(m)] == [l.token for l in m.layers if l.visible]
+    m.layer("k-means clusters").visible = False
+    assert len(tile_sources(m)) == 5 and not m.view.map_figure.layer_renderers()[2].visible  # k-means, kept
     lon, lat = m.state.center
     assert -87.6 < lon < -87.2 and 30.6 < lat < 30.9
 

@@ -241,7 +241,7 @@ def serve(args: argparse.Namespace) -> None:
     from tornado.process import task_id
 
     from .server.routes import tile_routes
-    from .ui.app import build_app
+    from .ui.app import TITLE, build_app
 
     _load_catalog(args.catalog)
     kwargs = _login_options(args)
@@ -253,16 +253,35 @@ def serve(args: argparse.Namespace) -> None:
     if args.num_procs != 1:
         kwargs["num_procs"] = args.num_procs
         _stop_workers_with_parent()
+    # Every visitor gets the same page shell (the template; the map and panels come over the
+    # websocket), so Panel may answer a page request from a page built earlier and build the
+    # visitor's own session right after answering ("warm"): the first byte does not wait for it.
+    pn.config.reuse_sessions = "warm"
     try:
         server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
-                          websocket_origin=_websocket_origins(args), show=args.show, title="viewer",
+                          websocket_origin=_websocket_origins(args), show=args.show, title=TITLE,
                           extra_patterns=tile_routes(), verbose=False, start=False, **kwargs)
     except OSError as exc:  # bind failed: port in use, address not on this machine, unknown host name
         raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None
     if task_id() in (None, 0):  # one line, also with several worker processes
         print(f"viewer: serving {_url(address or '0.0.0.0', server.port)}", flush=True)
     server.start()
+    if not (args.basic_auth or args.oauth_provider):  # behind a login the first visitor builds it
+        server.io_loop.add_callback(_build_page_shell, address, server.port)
     server.io_loop.start()
+
+
+async def _build_page_shell(address: str, port: int) -> None:
+    """Ask this server for its page once, at start: the page it builds is the shell Panel serves
+    to later visitors (``reuse_sessions``), so the first visitor does not wait for it either."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    host = "127.0.0.1" if address in _ALL_INTERFACES else address
+    try:
+        await AsyncHTTPClient().fetch(_url(host, port), request_timeout=120, follow_redirects=False,
+                                      raise_error=False)
+    except Exception as exc:  # noqa: BLE001 - only a warm-up: the first visitor builds the page instead
+        _say(f"warning: could not build the page at start ({exc}); the first visitor will")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""App assembly: the map view (figure + side panels), the template and the demo.
+"""App assembly: the map view (figure + side panels), the page and the demo.
 
 Serve it with ``uv run viewer`` (tile routes included), or with Panel itself::
 
@@ -6,8 +6,11 @@ Serve it with ``uv run viewer`` (tile routes included), or with Panel itself::
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import html
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from viewer.ui.map import Map
 from viewer.ui.notify import doc_runner, notify_error, notify_text
 from viewer.ui.state import MapState
 
-__all__ = ["MapView", "build_app", "demo_map", "tile_base_url", "layer_errors_html", "CSS"]
+__all__ = ["MapView", "build_app", "page", "demo_map", "tile_base_url", "layer_errors_html", "CSS", "TITLE"]
 
 CSS = """
 .viewer-legend-title { font-weight: 600; margin: 4px 0 2px 0; }
@@ -39,6 +42,14 @@ CSS = """
 .viewer-inspect-layer { margin: 6px 0; }
 .viewer-coords { font-size: 12px; margin-bottom: 4px; }
 """
+
+TITLE = "viewer — images, masks and segmentation overlays"
+#: Seconds after which a served page builds its side panels even if the map has not finished drawing.
+PANELS_FALLBACK_S = 10.0
+HEADER_COLOR = "#1f6f8b"
+SIDEBAR_WIDTH = 360
+_HEADER_STYLE = {"color": "white", "background": HEADER_COLOR, "font-size": "1.6em", "padding": "10px 24px",
+                 "white-space": "nowrap", "overflow": "hidden"}
 
 _ALERT_CSS = """
 .viewer-alert { background: #f8d7da; color: #842029; border: 1px solid #f5c2c7; border-radius: 4px;
@@ -73,7 +84,12 @@ def layer_errors_html(state: MapState) -> str:
 
 
 class MapView(pn.viewable.Viewer):
-    """Everything one :class:`~viewer.ui.map.Map` shows: figure, layers, legends, inspector, export."""
+    """Everything one :class:`~viewer.ui.map.Map` shows: figure, layers, legends, inspector, export.
+
+    The figure is made at once; the side panels (layer cards, legends, inspector, export) on first
+    use, so that a served page can send the map first and the panels after it is drawn
+    (:meth:`fill_panels`).
+    """
 
     def __init__(self, map_obj: Map, **params: Any) -> None:
         super().__init__(**params)
@@ -83,31 +99,63 @@ class MapView(pn.viewable.Viewer):
         self._runner = doc_runner(lambda: self.map_figure.fig.document, self._push)
         self._base_url = tile_base_url()
         self.map_figure = MapFigure(state, base_url=self._base_url, height=map_obj.height, in_doc=self._runner)
+        self.map_figure.on_tap = self._on_tap
         self.pane = pn.pane.Bokeh(self.map_figure.fig, sizing_mode="stretch_both", min_height=400)
         # a map shown before its first layer may switch between map and pixel coordinates
         state.param.watch(lambda e: self._runner(self._new_figure), "pixel_mode")
-        self.layer_panel = LayerPanel(map_obj)
-        self.legends = Legends(state)
-        self.inspector = Inspector(state)
-        self.map_figure.on_tap = self.inspector.on_click
-        self.export = ExportPanel(state)
-        self.status = pn.indicators.LoadingSpinner(value=False, size=16, margin=(6, 4))
-        state.param.watch(lambda e: setattr(self.status, "value", e.new), "stats_loading")
         state.param.watch(lambda e: e.new and notify_text(f"view statistics: {e.new}"), "stats_error")
-        self.alert = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[_ALERT_CSS], margin=(4, 5))
+        # The alert holds an HTML pane only while there is something to say: Panel loads MathJax
+        # (1.8 MB of JavaScript) into any page whose first document has an HTML pane.
+        self.alert = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
         state.param.watch(lambda e: self._show_layer_errors(), "revision")
         self._show_layer_errors()
+        self._parts: dict[str, Any] = {}
+
+    # side panels, made on first use ---------------------------------------------------------
+    def _part(self, name: str):
+        part = self._parts.get(name)
+        if part is None:
+            state = self.map.state
+            if name == "layer_panel":
+                part = LayerPanel(self.map)
+            elif name == "legends":
+                part = Legends(state)
+            elif name == "inspector":
+                part = Inspector(state)
+            elif name == "export":
+                part = ExportPanel(state)
+            else:  # the view statistics' busy indicator
+                part = pn.indicators.LoadingSpinner(value=state.stats_loading, size=16, margin=(6, 4))
+                state.param.watch(lambda e: setattr(part, "value", e.new), "stats_loading")
+            self._parts[name] = part
+        return part
+
+    layer_panel = property(lambda self: self._part("layer_panel"), doc="The layer cards (:class:`LayerPanel`).")
+    legends = property(lambda self: self._part("legends"), doc="Band and class legends (:class:`Legends`).")
+    inspector = property(lambda self: self._part("inspector"), doc="The click inspector (:class:`Inspector`).")
+    export = property(lambda self: self._part("export"), doc="Downloads of the view (:class:`ExportPanel`).")
+    status = property(lambda self: self._part("status"), doc="Busy indicator of the view statistics.")
+
+    def _on_tap(self, x: float, y: float) -> None:
+        self.inspector.on_click(x, y)
 
     def _show_layer_errors(self) -> None:
         text = layer_errors_html(self.map.state)
-        if self.alert.object != text:
-            self.alert.param.update(object=text, visible=bool(text))
+        panes = self.alert.objects
+        if (panes[0].object if panes else "") == text:
+            return
+        if panes:
+            panes[0].object = text
+        elif text:
+            self.alert.objects = [pn.pane.HTML(text, sizing_mode="stretch_width", stylesheets=[_ALERT_CSS],
+                                               margin=(4, 5))]
+        self.alert.visible = bool(text)
 
     def _new_figure(self) -> None:
         self.map_figure.dispose()
         self.map_figure = MapFigure(self.map.state, base_url=self._base_url, height=self.map.height,
                                     in_doc=self._runner)
-        self.map_figure.on_tap = self.inspector.on_click
+        self.map_figure.on_tap = self._on_tap
         self.pane.object = self.map_figure.fig
 
     def _push(self) -> None:
@@ -119,15 +167,29 @@ class MapView(pn.viewable.Viewer):
         return pn.Column(self.layer_panel, sizing_mode="stretch_width")
 
     def side_panels(self) -> pn.Column:
-        """Legend, inspector and export (next to the map)."""
+        """Legend, inspector and export (next to the map); export is made when its card opens."""
+        return pn.Column(*self._side_cards(), sizing_mode="stretch_width", scroll=True)
+
+    def _side_cards(self) -> list:
+        from .layer_panel import lazy_card
+
         card = dict(sizing_mode="stretch_width", margin=(4, 2))
-        return pn.Column(
-            pn.Card(pn.Row(self.status, pn.pane.HTML("<small>legend of the current view</small>")),
-                    self.legends, title="Legend", **card),
-            pn.Card(self.inspector, title="Inspector", **card),
-            pn.Card(self.export, title="Export", collapsed=True, **card),
-            sizing_mode="stretch_width", scroll=True,
-        )
+        export = pn.Card(title="Export", collapsed=True, **card)
+        lazy_card(export, lambda: [self.export])
+        return [pn.Card(pn.Row(self.status, pn.pane.HTML("<small>legend of the current view</small>")),
+                        self.legends, title="Legend", **card),
+                pn.Card(self.inspector, title="Inspector", **card),
+                export]
+
+    async def fill_panels(self, sidebar: pn.Column, side: pn.Column) -> None:
+        """Put the side panels into the page's placeholders, one part at a time.
+
+        Run as an onload callback of a served page: the map is on screen (its tiles drawn), and
+        between the parts the event loop serves tiles and other sessions."""
+        await asyncio.sleep(0)
+        side.objects = self._side_cards()
+        await asyncio.sleep(0)
+        sidebar.objects = [self.layer_panel]
 
     def layout(self) -> pn.Row:
         """Map and tabbed side panel in one row (notebooks)."""
@@ -140,6 +202,65 @@ class MapView(pn.viewable.Viewer):
 
     def __panel__(self):
         return self.layout()
+
+
+def _local_stylesheets(doc) -> None:
+    """Components take their stylesheets from this server, also in a session built after its page
+    was sent (``viewer serve`` answers page requests with a page built earlier: Panel's
+    ``reuse_sessions``). Panel points stylesheets at its CDN unless the document names the local
+    dist folder, which it only does while rendering a page; without this such a session would ask
+    a CDN (unreachable offline) for its CSS."""
+    from panel.io.resources import LOCAL_DIST
+
+    if "dist_url" not in doc.template_variables:
+        rel = pn.state.rel_path
+        doc.template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+
+
+def _forget_views_when_closed(doc) -> None:
+    """When the session ends, drop what Panel still registers for its document.
+
+    Panel 1.9 removes a closed session's page from ``pn.state._views`` but not its notification
+    area (a root of the document too), which keeps the destroyed document and the area's models
+    alive for the life of the process: a leak of every session (found with ``gc.get_referrers``
+    after closing pages; ``benchmarks/bench_page.py --sessions`` shows the memory)."""
+    ref = weakref.ref(doc)
+
+    def forget(session_context) -> None:
+        from panel.io.state import state
+
+        views = getattr(state, "_views", None)
+        closed = ref()
+        if closed is None or not isinstance(views, dict):
+            return
+        for key, view in list(views.items()):
+            if isinstance(view, tuple) and len(view) > 2 and view[2] is closed:
+                views.pop(key, None)
+
+    doc.on_session_destroyed(forget)
+
+
+def _load_anyway(doc) -> None:
+    """Run the page's onload callbacks (the side panels) if BokehJS has not reported the document
+    idle within :data:`PANELS_FALLBACK_S`: it never does while a shown tile layer has no tile in
+    view (a pixel-coordinate view beside the image) or an online basemap never answers."""
+    from panel.io.state import set_curdoc
+
+    session = getattr(doc.session_context, "session", None)
+    if session is None or getattr(session, "connection_count", 0) == 0:
+        return  # no browser on this session (yet): nothing to show the panels to
+    with set_curdoc(doc):
+        if pn.state.loaded:
+            return
+    schedule = getattr(pn.state, "_schedule_on_load", None)  # what Panel runs on document_ready
+    if schedule is not None:
+        schedule(doc, None)
+
+
+def _placeholder(text: str) -> pn.widgets.StaticText:
+    """Plain text (a Bokeh Div): no HTML pane in the first document, so no MathJax (see ``MapView.alert``)."""
+    return pn.widgets.StaticText(value=text, sizing_mode="stretch_width", margin=(8, 10),
+                                 styles={"color": "#666", "font-style": "italic"})
 
 
 def demo_map() -> Map:
@@ -164,8 +285,39 @@ def demo_map() -> Map:
     return m
 
 
-def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = None):
-    """The served app: a template with the demo map (or ``map_obj``) and its side panels."""
+def _header() -> pn.pane.Bokeh:
+    """The page's title bar (a Bokeh Div: plain HTML, no MathJax)."""
+    from bokeh.models import Div
+
+    return pn.pane.Bokeh(Div(text=html.escape(TITLE), disable_math=True, sizing_mode="stretch_width", margin=0,
+                             styles=_HEADER_STYLE), sizing_mode="stretch_width", margin=0)
+
+
+def page(view: MapView, sidebar: pn.viewable.Viewable, side: pn.viewable.Viewable) -> pn.Column:
+    """Title bar; layer controls on the left; the map with the legend, inspector and export on its right.
+
+    A plain layout rather than one of Panel's templates: a template puts 9 roots, Bootstrap's CSS
+    and JavaScript and (through its HTML panes) MathJax into the page, which made building each
+    session about twice as slow and the page's first paint later.
+    """
+    left = pn.Column(sidebar, width=SIDEBAR_WIDTH, scroll=True, sizing_mode="stretch_height",
+                     styles={"border-right": "1px solid #dee2e6"}, margin=0)
+    right = pn.Column(side, width=340, sizing_mode="stretch_height")
+    main = pn.Column(view.alert, pn.Row(view.pane, right, sizing_mode="stretch_both"), sizing_mode="stretch_both",
+                     margin=(0, 5))
+    return pn.Column(_header(), pn.Row(left, main, sizing_mode="stretch_both", margin=0),
+                     sizing_mode="stretch_both", margin=0)
+
+
+def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = None) -> pn.Column:
+    """The served app: the demo map (or ``map_obj``) and its side panels (see :func:`page`).
+
+    What the first screen needs is built now: the page, the map figure with its shown layers,
+    and placeholders. The layer cards, legends, inspector and export are built once the page has
+    drawn the map (``pn.state.onload``: Bokeh's document-ready, which waits for the map's tiles),
+    so neither the page's first byte nor the map's tiles wait for them. The returned layout has
+    the :class:`Map` as ``.map`` (for tests and scripts).
+    """
     pn.extension(notifications=True, raw_css=[CSS])
     pn.config.notifications = True
     pn.config.exception_handler = lambda exc: notify_error(exc)
@@ -173,20 +325,29 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
     if catalog and Path(catalog).resolve() != get_catalog().path:  # once per process, not per session
         set_catalog(catalog)
     m = map_obj or demo_map()
-    view = m.view
-    template = pn.template.BootstrapTemplate(
-        title="viewer — images, masks and segmentation overlays", sidebar=[view.sidebar()],
-        main=[view.alert, pn.Row(view.pane, pn.Column(view.side_panels(), width=340, sizing_mode="stretch_height"),
-                     sizing_mode="stretch_both")],
-        sidebar_width=360, header_background="#1f6f8b", raw_css=[CSS])
     location = pn.state.location
+    url_state = None
     if location is not None:
         from viewer.ui.urlstate import link_url
 
-        view.url_state = link_url(m.state, location)
-    template.map = m  # for tests and scripts
-    return template
+        url_state = link_url(m.state, location)  # before the figure: it starts at the linked view
+    view = m.view
+    if url_state is not None:
+        view.url_state = url_state
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:  # served: the panels after the map
+        _local_stylesheets(doc)
+        _forget_views_when_closed(doc)
+        sidebar = pn.Column(_placeholder("Loading the layer controls…"), sizing_mode="stretch_width")
+        side = pn.Column(_placeholder("Loading the legend…"), sizing_mode="stretch_width", scroll=True)
+        pn.state.onload(functools.partial(view.fill_panels, sidebar, side))
+        doc.add_timeout_callback(functools.partial(_load_anyway, doc), int(PANELS_FALLBACK_S * 1000))
+    else:
+        sidebar, side = view.sidebar(), view.side_panels()
+    layout = page(view, sidebar, side)
+    layout.map = m
+    return layout
 
 
 if __name__.startswith("bokeh"):
-    build_app().servable()
+    build_app().servable(title=TITLE)

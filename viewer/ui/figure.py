@@ -1,9 +1,10 @@
 """The Bokeh map figure: Web Mercator (or pixel) axes, one tile renderer per layer, basemaps.
 
 ``MapFigure`` owns a Bokeh ``figure`` and keeps its renderers in step with a
-:class:`~viewer.ui.state.MapState`: one ``TileRenderer`` per layer whose
-``WMTSTileSource`` points at ``tiles/<token>/{Z}/{X}/{Y}.png`` (relative to the server
-root, so it works behind a path-prefix proxy); a new token swaps in a new tile source.
+:class:`~viewer.ui.state.MapState`: one ``TileRenderer`` per layer that is or has been
+shown (a layer never shown has none, so it asks for no tiles), whose ``WMTSTileSource``
+points at ``tiles/<token>/{Z}/{X}/{Y}.png`` (relative to the server root, so it works
+behind a path-prefix proxy); a new token swaps in a new tile source.
 Range changes reach Python through a small CustomJS that debounces them (250 ms) and
 writes the view and the frame size into a ColumnDataSource.
 """
@@ -16,13 +17,16 @@ from bokeh.events import Tap
 from bokeh.models import ColumnDataSource, CustomJS, Range1d, TileRenderer, WMTSTileSource
 from bokeh.plotting import figure
 
+from ..core.errors import InvalidArgument
 from ..core.tiles import pixel_tile_source_options
 from .basemaps import BASEMAPS, HALF_WORLD, graticule
 from .state import LayerState, MapState
 
-__all__ = ["MapFigure", "DEBOUNCE_MS"]
+__all__ = ["MapFigure", "DEBOUNCE_MS", "FIT_PADDING"]
 
 DEBOUNCE_MS = 250
+#: Margin around a fitted layer, as a share of its extent on each side.
+FIT_PADDING = 0.03
 
 _VIEW_JS = """
 const plot = plot_ref;
@@ -54,7 +58,12 @@ class MapFigure:
         self._echo = False
         self._seen_view = False
         self.on_tap: Callable[[float, float], None] | None = None
-        x0, y0, x1, y1 = state.view or state.view_for(*state.center, state.zoom)
+        # A layer to fit: start from its extent. BokehJS fits that extent to the real frame on the
+        # first paint (the tile source keeps the extent and widens one axis to the frame's aspect),
+        # so the tiles asked for first are the ones that stay; no second fit once the size is known.
+        extent = self._fit_extent()
+        self._refit = extent is None
+        x0, y0, x1, y1 = extent or state.view or state.view_for(*state.center, state.zoom)
         pixel = state.pixel_mode
         kwargs = {} if pixel else {"x_axis_type": "mercator", "y_axis_type": "mercator"}
         fig = figure(x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), match_aspect=True,
@@ -97,6 +106,20 @@ class MapFigure:
         self.sync()
         self.update_graticule(x0, y0, x1, y1)
 
+    def _fit_extent(self) -> tuple[float, float, float, float] | None:
+        target = self.state.fit_target
+        if not target:
+            return None
+        try:
+            extent = self.state.layer_extent(target)
+        except InvalidArgument:  # removed meanwhile
+            return None
+        if extent is None:
+            return None
+        x0, y0, x1, y1 = extent
+        px, py = (x1 - x0) * FIT_PADDING, (y1 - y0) * FIT_PADDING
+        return (x0 - px, y0 - py, x1 + px, y1 + py)
+
     def dispose(self) -> None:
         """Stop following the state (the figure is being replaced)."""
         for w in self._watchers:
@@ -113,16 +136,19 @@ class MapFigure:
             return
         first = not self._seen_view and bool(w and h)
         self._seen_view = self._seen_view or bool(w and h)
-        target = self.state.fit_target
+        target = self.state.fit_target if first else None
+        refit = bool(target) and self._refit
         self._echo = True
         try:
             if w and h:
                 self.state.viewport = (int(w), int(h))
-            if not (first and target):
+            if not refit:
                 self.state.set_view(x0, y0, x1, y1)
+                if target:
+                    self.state.fit_target = None  # BokehJS fitted the extent the figure started with
         finally:
             self._echo = False
-        if first and target:  # the real map size is known now: fit the layer again
+        if refit:  # the figure started from a centre and zoom: fit the layer again, now at the real size
             try:
                 self.state.fit_layer(target)
             except Exception:  # noqa: BLE001 - the layer was removed meanwhile
@@ -183,6 +209,11 @@ class MapFigure:
             key = id(layer)
             alive.add(key)
             r = self._renderers.get(key)
+            if r is None and not layer.visible:
+                # No renderer until the layer is shown: a hidden layer asks for no tiles, and the
+                # document becomes idle (Panel's onload) once the shown layers' tiles are drawn
+                # (BokehJS never counts a hidden TileRenderer as finished).
+                continue
             if r is None:
                 r = TileRenderer(tile_source=self.tile_source(layer), alpha=layer.opacity, visible=layer.visible,
                                  name=layer.name)

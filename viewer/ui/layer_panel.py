@@ -21,15 +21,44 @@ _NO_PALETTE = "(none)"
 _NO_MASK = "(no mask)"
 
 
+def lazy_card(card: pn.Card, build) -> None:
+    """Fill ``card`` with ``build()`` (a list of objects) when it is first expanded (at once if it
+    is open): a collapsed card costs its header only, in the page and on the server."""
+    done = []
+
+    def fill(*_) -> None:
+        if done or card.collapsed:
+            return
+        done.append(True)
+        card.param.unwatch(watcher)
+        card.objects = build()
+
+    watcher = card.param.watch(guarded("card")(fill), "collapsed")
+    fill()
+
+
 class LayerCard(pn.viewable.Viewer):
-    """Controls of one layer."""
+    """Controls of one layer; the widgets are made when the card is first expanded."""
 
     def __init__(self, layer: LayerState, state: MapState, **params: Any) -> None:
         super().__init__(**params)
         self.layer, self.state = layer, state
         self._busy = False
         self._watchers: list = []
-        L = layer
+        self.built = False
+        # a Card title is HTML: the name is escaped so that it shows as typed
+        self.card = pn.Card(title=html.escape(f"{layer.name} · {layer.kind}"), sizing_mode="stretch_width",
+                            collapsed=state.selected != layer.name, margin=(3, 0))
+        lazy_card(self.card, self._controls)
+
+    def build(self) -> "LayerCard":
+        """Make the widgets now (opens the card)."""
+        self.card.collapsed = False
+        return self
+
+    def _controls(self) -> list:
+        self.built = True
+        L, state = self.layer, self.state
         self.visible = pn.widgets.Checkbox.from_param(L.param.visible, label="visible", width=70)
         self.opacity = pn.widgets.FloatSlider.from_param(L.param.opacity, label="opacity", sizing_mode="stretch_width")
         self.up = pn.widgets.Button(label="▲", width=36, description="draw above the next layer")
@@ -50,9 +79,7 @@ class LayerCard(pn.viewable.Viewer):
             rows.append(self.mask_color)
         else:
             rows += self._class_controls()
-        # a Card title is HTML: the name is escaped so that it shows as typed
-        self.card = pn.Card(*rows, title=html.escape(f"{L.name} · {L.kind}"), sizing_mode="stretch_width",
-                            collapsed=state.selected != L.name, margin=(3, 0))
+        return rows
 
     # image layers -----------------------------------------------------------------------
     def _image_controls(self) -> list:
@@ -212,13 +239,25 @@ class LayerCard(pn.viewable.Viewer):
 
 
 class CompareCard(pn.viewable.Viewer):
-    """Prediction vs truth: adds the difference of two overlays as a layer."""
+    """Prediction vs truth: adds the difference of two overlays as a layer (widgets made on first expand)."""
 
     def __init__(self, map_obj: Any, **params: Any) -> None:
         super().__init__(**params)
         self.map = map_obj
         state = map_obj.state
-        names = [l.name for l in state.layers if l.kind == "classes" and not l.name.startswith("difference")]
+        self._names = [l.name for l in state.layers if l.kind == "classes" and not l.name.startswith("difference")]
+        self.card = pn.Card(title="prediction vs truth", collapsed=True, sizing_mode="stretch_width")
+        self.card.visible = len(self._names) >= 2
+        lazy_card(self.card, self._controls)
+
+    def build(self) -> "CompareCard":
+        """Make the widgets now (opens the card)."""
+        self.card.collapsed = False
+        return self
+
+    def _controls(self) -> list:
+        state = self.map.state
+        names = self._names
         groups: dict[str, list[str]] = {}
         for l in state.layers:
             if l.kind == "classes" and l.group:
@@ -232,9 +271,7 @@ class CompareCard(pn.viewable.Viewer):
         self.truth.param.watch(lambda e: self._classes(), "value")
         self._classes()
         self.button.on_click(guarded("difference")(lambda e: self.show()))
-        self.card = pn.Card(pn.Row(self.pred, self.truth), self.class_id, self.button,
-                            title="prediction vs truth", collapsed=True, sizing_mode="stretch_width")
-        self.card.visible = len(names) >= 2
+        return [pn.Row(self.pred, self.truth), self.class_id, self.button]
 
     def _classes(self) -> None:
         opts: dict[str, Any] = {"all classes (disagree)": None}
@@ -284,8 +321,9 @@ class LayerPanel(pn.viewable.Viewer):
         self.column.objects = cards + [self.compare.card]
 
     def card(self, name: str) -> LayerCard:
+        """The card of layer ``name``, with its widgets made (the card opens)."""
         layer = self.state.layer(name)
-        return next(c for (k, _), c in self.cards.items() if k == id(layer))
+        return next(c for (k, _), c in self.cards.items() if k == id(layer)).build()
 
     def __panel__(self):
         return pn.Column(self.basemap, self.column, sizing_mode="stretch_width")

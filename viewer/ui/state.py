@@ -21,7 +21,7 @@ from ..core.classes import Classes
 from ..core.errors import InvalidArgument, ReadError
 from ..core.grid import Grid
 from ..core.image import Image
-from .basemaps import BASEMAPS, OFFLINE, lonlat_to_mercator, mercator_to_lonlat
+from .basemaps import BASEMAPS, HALF_WORLD, OFFLINE, lonlat_to_mercator, mercator_to_lonlat
 from ..core.layers import register
 from ..core.visualize import check_opacity
 from .specs import default_vis, layer_spec, stretch_for_view
@@ -292,6 +292,17 @@ class MapState(param.Parameterized):
     def current_grid(self) -> Grid:
         view = self.view or self.view_for(*self.center, self.zoom)
         return view_grid(view, self.viewport, self.pixel_mode)
+
+    def layer_extent(self, name: str) -> tuple[float, float, float, float] | None:
+        """A layer's extent in map coordinates (x0, y0, x1, y1; EPSG:3857 metres, or in pixel mode
+        image pixels with y = -row), None for layers without a pixel grid."""
+        g = self.layer(name).image.native_grid()
+        if g is None:
+            return None
+        if self.pixel_mode:
+            return (0.0, -float(g.height), float(g.width), 0.0)
+        x0, y0, x1, y1 = g.bounds_in(MERCATOR)
+        return (max(x0, -HALF_WORLD), max(y0, -HALF_WORLD), min(x1, HALF_WORLD), min(y1, HALF_WORLD))
 
     def fit_layer(self, name: str) -> None:
         """Centre and zoom on a layer's extent."""
