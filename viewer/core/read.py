@@ -65,16 +65,18 @@ def open_raster(path: str, overview_level: int | None = None):
         raise ReadError(f"cannot open raster {path!r}: {exc}", value=path) from None
 
 
-def open_dataset(path: str, overview_level: int | None = None):
+def open_dataset(path: str, overview_level: int | None = None, identity: str | None = None):
     """A per-thread cached read handle (rasterio datasets are not thread-safe).
 
-    A local file is reopened when its size or modification time changes.
+    A local file is reopened when its size or modification time changes; ``identity`` is the
+    file's current :func:`~viewer.core.access.source_identity` when the caller has it already.
     """
     cache: OrderedDict = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = OrderedDict()
     key = (path, overview_level)
-    identity = source_identity(path)
+    if identity is None:
+        identity = source_identity(path)
     hit = cache.get(key)
     if hit is not None and hit[1] == identity:
         cache.move_to_end(key)
@@ -211,9 +213,10 @@ def read_bands(
         raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {sorted(RESAMPLING)}",
                               value=resampling, allowed=sorted(RESAMPLING))
     method = RESAMPLING[resampling]
-    if identity is not None and source_identity(path) != identity:
+    current = source_identity(path)  # one stat per read serves the check and the dataset cache
+    if identity is not None and current != identity:
         raise SourceChanged(f"{path!r} changed since the graph was built", value=path)
-    ds = open_dataset(path)
+    ds = open_dataset(path, None, current)
     for bidx in bidxs:
         if not 1 <= bidx <= ds.count:
             raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
@@ -241,7 +244,7 @@ def read_bands(
             allowed="a grid in the same kind of coordinates as the image",
         )
     level = _level(ds, bidxs[0], grid, src_crs) if use_overviews else None
-    src = ds if level is None else open_dataset(path, level)
+    src = ds if level is None else open_dataset(path, level, current)
     n = len(bidxs)
     work = _work_dtype(np.dtype(_meta(ds).dtypes[bidxs[0] - 1]))
     bits = work.itemsize * 8 * n  # what GDAL counts per pixel when it chunks this warp (no masks)
