@@ -23,6 +23,11 @@ from ..core.image import Image
 from ..core.segmentation import ImageMask, overlays
 from .basemaps import BASEMAPS, OFFLINE
 from .state import LayerState, MapState, make_layer
+from ..core.class_stats import Comparison
+from ..core.collection import ImageCollection
+from .collection_layer import make_collection_layer
+from .compare import compare_view
+from .split import SplitMap
 
 __all__ = ["Map"]
 
@@ -120,6 +125,8 @@ class Map(pn.viewable.Viewer):
         """
         if isinstance(ee_object, ImageMask):
             return self.add_overlay(ee_object, name, shown=shown, opacity=opacity)
+        if isinstance(ee_object, ImageCollection):
+            return self.add_collection_layer(ee_object, vis_params, name, shown, opacity)
         if not isinstance(ee_object, Image):
             raise InvalidArgument(f"add_layer takes a viewer.Image or ImageMask, got {type(ee_object).__name__}",
                                   value=type(ee_object).__name__, allowed="viewer.Image, viewer.ImageMask")
@@ -241,6 +248,28 @@ class Map(pn.viewable.Viewer):
         lon, lat = self.state.center
         return f"viewer.Map(center=({lat:.4f}, {lon:.4f}), zoom={self.state.zoom:g}, " \
                f"layers={[l.name for l in self.state.layers]})"
+
+    # compare, split and collections (issue 11) ----------------------------------------------
+    # Thin delegates to viewer/ui/split.py, compare.py and collection_layer.py (kept by their owner).
+    def split_map(self, left_layer: Any, right_layer: Any, left_label: str | None = None,
+                  right_label: str | None = None, mode: str = "swipe") -> SplitMap:
+        """geemap's split map: ``left_layer`` and ``right_layer`` (layer names, Images or lists of them)
+        left and right of a draggable divider over one view (``mode="side by side"``: two linked maps)."""
+        return SplitMap(self, left_layer, right_layer, left_label, right_label, mode=mode,
+                        base_url=self.view.map_figure.base_url, height=self.height)
+
+    def compare(self, prediction: str, truth: str, grid: Any = None) -> Comparison:
+        """Prediction vs truth (two class layers) in the current view, as the compare panel shows it:
+        confusion matrix and per-class IoU/precision/recall (``grid``: count on another grid)."""
+        return compare_view(self.state, prediction, truth, grid)
+
+    def add_collection_layer(self, collection: ImageCollection, vis_params: dict | None = None,
+                             name: str | None = None, shown: bool = True, opacity: float = 1.0,
+                             reducer: str = "", window_days: float = 1.0) -> LayerState:
+        """A collection as one layer with a time slider (``layer.time``): one image at a time, or
+        ``reducer`` ('mosaic', 'median', ...) over windows of ``window_days`` from each date."""
+        return self._add(make_collection_layer(collection, vis_params, name or self._default_name(), shown,
+                                               opacity, reducer, window_days))
 
 
 def _in_ipython() -> bool:
