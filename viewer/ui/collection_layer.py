@@ -149,9 +149,9 @@ class TimeSlider(pn.viewable.Viewer):
         self.time = time
         self.slider = pn.widgets.DiscreteSlider(name=time.layer.name, options=self._options(), value=time.index,
                                                 sizing_mode="stretch_width")
-        self.reducer = pn.widgets.Select.from_param(time.param.reducer, name="composite", width=110)
+        self.reducer = pn.widgets.Select.from_param(time.param.reducer, label="composite", width=110)
         self.reducer.options = {"one image": "", **{r: r for r in REDUCERS if r}}
-        self.window = pn.widgets.FloatInput.from_param(time.param.window_days, name="window (days)", width=100)
+        self.window = pn.widgets.FloatInput.from_param(time.param.window_days, label="window (days)", width=100)
         self.slider.param.watch(guarded("time slider")(lambda e: setattr(time, "index", e.new)), "value")
         time.param.watch(guarded("time slider")(lambda e: self._pull()), ["index", "reducer", "window_days"])
 

@@ -151,7 +151,7 @@ class ComparePanel(pn.viewable.Viewer):
         self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction", width=150)
         self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", width=150)
         self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": None}, width=200)
-        self.button = pn.widgets.Button(label="Show difference", button_type="primary", width=140)
+        self.button = pn.widgets.Button(label="Show difference", color="primary", width=140)
         self.button.on_click(guarded("difference")(lambda e: self.show_difference()))
         self._options()
         self.state.param.watch(lambda e: self._options(), "layers")

@@ -98,7 +98,7 @@ class SplitMap(pn.viewable.Viewer):
         self.labels = pn.Row(pn.pane.Str(self.left_label, styles=_LABEL_CSS, margin=(2, 4)), pn.Spacer(),
                              pn.pane.Str(self.right_label, styles=_LABEL_CSS, margin=(2, 4)),
                              sizing_mode="stretch_width", margin=0)
-        self.mode_select = pn.widgets.RadioButtonGroup.from_param(self.param.mode, button_type="light")
+        self.mode_select = pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light")
         self.body = pn.Column(sizing_mode="stretch_width", margin=0)
         self.param.watch(lambda e: self._layout(), "mode")
         self._layout()
