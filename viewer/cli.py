@@ -22,6 +22,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from tornado.httpclient import AsyncHTTPClient
+from tornado.process import task_id
+
+from .core.access import configure_gdal
+from .core.catalog import get_catalog, set_catalog
+from .core.config import settings
+from .core.errors import ViewerError
+from .core.image import Image
+from .server.routes import tile_routes
+
 __all__ = ["main", "build_parser", "serve", "print_catalog", "StartupError", "read_password_file",
            "basic_auth_setting", "DEFAULT_ADDRESS"]
 
@@ -37,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="viewer", description="Map viewer for images, masks and segmentation overlays.")
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="serve the map app with its tile routes (default command)")
-    s.add_argument("--catalog", default=os.environ.get("VIEWER_CATALOG"),
+    s.add_argument("--catalog", default=None,
                    help="catalog JSON (default: $VIEWER_CATALOG or the bundled sample catalog)")
     s.add_argument("--port", type=int, default=5006)
     s.add_argument("--address", default=DEFAULT_ADDRESS,
@@ -58,16 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--oauth-encryption-key", default=None)
     s.add_argument("--show", action="store_true", help="open a browser tab")
     c = sub.add_parser("catalog", help="print the images of the catalog")
-    c.add_argument("--catalog", default=os.environ.get("VIEWER_CATALOG"))
+    c.add_argument("--catalog", default=None, help="catalog JSON (default: $VIEWER_CATALOG or the bundled one)")
     c.add_argument("--json", action="store_true", help="print getInfo() of every image as JSON")
     return p
 
 
 def print_catalog(path: str | None, as_json: bool = False, out: TextIO | None = None) -> None:
     """The catalog's images and collections (or every image's ``getInfo()`` as JSON) to ``out`` (stdout)."""
-    from .core.catalog import get_catalog, set_catalog
-    from .core.image import Image
-
     out = out or sys.stdout  # looked up per call (tests and callers may swap sys.stdout)
 
     if path:
@@ -131,7 +138,7 @@ def basic_auth_setting(value: str) -> dict[str, str] | str:
 
 def _cookie_secret(args: argparse.Namespace) -> str | None:
     """The secret that signs login cookies; a random one for basic auth when none is given."""
-    secret = args.cookie_secret or os.environ.get("PANEL_COOKIE_SECRET")
+    secret = args.cookie_secret or settings().cookie_secret
     if args.oauth_provider and not secret:
         raise StartupError("--oauth-provider needs --cookie-secret")
     if args.basic_auth and not secret:
@@ -200,8 +207,6 @@ def _stop_workers_with_parent() -> None:
 # serve ------------------------------------------------------------------------------------
 def _load_catalog(path: str | None) -> None:
     """Load the catalog now, so a missing or malformed one stops the start (not the first page)."""
-    from .core.catalog import get_catalog, set_catalog
-
     if path:
         os.environ["VIEWER_CATALOG"] = os.fspath(path)  # worker processes and sessions read it
         set_catalog(path)
@@ -237,12 +242,14 @@ def _websocket_origins(args: argparse.Namespace) -> list[str]:
 
 def serve(args: argparse.Namespace) -> None:
     """Serve the app (blocks); raises :class:`StartupError` or ``ViewerError`` if it cannot start."""
+    # Panel, Bokeh and the UI load here, not at the top: ``viewer catalog`` and ``--help`` do not
+    # need them (about a second and a half of imports). There is no cycle to dodge.
     import panel as pn
-    from tornado.process import task_id
 
-    from .server.routes import tile_routes
     from .ui.app import TITLE, build_app
 
+    settings()  # a bad environment variable stops the start, with its name and what is allowed
+    configure_gdal()
     _load_catalog(args.catalog)
     kwargs = _login_options(args)
     address = args.address
@@ -274,8 +281,6 @@ def serve(args: argparse.Namespace) -> None:
 async def _build_page_shell(address: str, port: int) -> None:
     """Ask this server for its page once, at start: the page it builds is the shell Panel serves
     to later visitors (``reuse_sessions``), so the first visitor does not wait for it either."""
-    from tornado.httpclient import AsyncHTTPClient
-
     host = "127.0.0.1" if address in _ALL_INTERFACES else address
     try:
         await AsyncHTTPClient().fetch(_url(host, port), request_timeout=120, follow_redirects=False,
@@ -285,8 +290,6 @@ async def _build_page_shell(address: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .core.errors import ViewerError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["serve"] + argv

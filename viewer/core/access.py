@@ -1,6 +1,9 @@
 """What the core may open, and GDAL/PROJ set up for serving.
 
-Applied once, at import of :mod:`viewer.core`:
+:func:`configure_gdal` applies the serving configuration; it is idempotent and called before
+the first open (:func:`viewer.core.read.open_raster`) and the first CRS resolved from text
+(:func:`viewer.core.grid.parse_crs`), and by ``viewer serve`` and the tile routes at start
+(importing :mod:`viewer.core` changes nothing):
 
 * GDAL never lists a directory on open and never fetches sidecar files
   (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``); HTTP reads have a timeout and one retry;
@@ -24,6 +27,9 @@ import time
 import urllib.request
 from functools import lru_cache
 
+import rasterio
+
+from .config import settings
 from .errors import InvalidArgument, ReadError
 
 __all__ = ["GDAL_CONFIG", "RASTER_DRIVERS", "configure_gdal", "gdal_path", "source_identity", "raster_drivers",
@@ -47,10 +53,18 @@ RASTER_DRIVERS = ("GTiff", "PNG", "JPEG", "JP2OpenJPEG", "WEBP")
 _REMOTE_SCHEMES = {"https://": "/vsicurl/", "http://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/"}
 
 
+_configured = False
+
+
 def configure_gdal() -> None:
-    """Put the serving configuration into the environment (where GDAL and PROJ read it)."""
+    """Put the serving configuration into the environment (where GDAL and PROJ read it), once per
+    process; values already set win (the operator's)."""
+    global _configured
+    if _configured:
+        return
     for key, value in GDAL_CONFIG.items():
         os.environ.setdefault(key, value)
+    _configured = True
 
 
 def is_remote(path: str) -> bool:
@@ -124,7 +138,7 @@ def _remote_identity(path: str) -> str:
     url = path[len("/vsicurl/"):]
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                    timeout=float(os.environ.get("GDAL_HTTP_TIMEOUT", "10"))) as r:
+                                    timeout=settings().http_timeout) as r:
             h = r.headers
             identity = h.get("ETag") or f"{h.get('Last-Modified', '')}-{h.get('Content-Length', '')}".strip("-")
     except OSError:  # unreachable now: keep what was known (the read itself will fail if it must)
@@ -152,8 +166,6 @@ def source_identity(path: str) -> str:
 
 @lru_cache(maxsize=1)
 def _cpl_error_reset():
-    import rasterio
-
     here = os.path.dirname(rasterio.__file__)
     for candidate in glob.glob(os.path.join(here, "..", "rasterio.libs", "libgdal*.so*")) + ["libgdal.so"]:
         try:

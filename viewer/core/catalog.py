@@ -11,6 +11,7 @@ from typing import Any
 
 from .access import is_remote, remote_url
 from .classes import Classes
+from .config import BUNDLED_CATALOG, settings
 from .errors import InvalidArgument, ReadError, UnknownAsset
 
 __all__ = [
@@ -29,10 +30,7 @@ _ASSET_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-./]*$")
 
 def default_catalog_path() -> Path:
     """``$VIEWER_CATALOG`` if set, else the bundled ``assets/catalog.json``."""
-    env = os.environ.get("VIEWER_CATALOG")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "assets" / "catalog.json"
+    return settings().catalog or BUNDLED_CATALOG
 
 
 def check_asset_id(asset_id: Any) -> str:

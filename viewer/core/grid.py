@@ -31,6 +31,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
+from .access import configure_gdal
 from .errors import InvalidArgument, UnknownCRS
 
 __all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS", "WEB_MERCATOR", "WGS84", "EARTH_RADIUS", "HALF_WORLD",
@@ -60,6 +61,7 @@ _MAX_CRS_TEXT = 65536
 def _crs_from_text(text: str) -> CRS:
     """An authority code, WKT or PROJJSON; each through its own constructor (never GDAL's
     user-input guessing, which also accepts file names and URLs)."""
+    configure_gdal()  # PROJ_NETWORK=OFF before PROJ resolves anything a request named
     code = _AUTHORITY_CODE.match(text)
     if code:
         if code["auth"].upper() == "EPSG" and code["code"].isdigit():

@@ -37,11 +37,12 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import InvalidArgument, ReadError
+from .config import settings
+from .errors import ReadError
 from .raster import Raster
 from .sources import array_node, get_array
 
-__all__ = ["state_dir", "env_limit", "spec_path", "array_path", "read_doc", "save", "load_arrays", "touch",
+__all__ = ["state_dir", "spec_path", "array_path", "read_doc", "save", "load_arrays", "touch",
            "prune", "DOC_VERSION"]
 
 DOC_VERSION = 2
@@ -53,26 +54,7 @@ _ARRAY_KEYS = {"values", "mask", "crs", "transform"}
 
 def state_dir() -> Path:
     """Where specs are persisted: ``$VIEWER_STATE_DIR`` or the per-user cache directory."""
-    env = os.environ.get("VIEWER_STATE_DIR")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "viewer" / "layers"
-
-
-def env_limit(name: str, default: float) -> float:
-    """A positive number from the environment variable ``name`` (``default`` when unset)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise InvalidArgument(f"{name}={raw!r} is not allowed; allowed: a positive number", value=raw,
-                              allowed="a positive number")
-    return value
+    return settings().state_dir
 
 
 def _hex(name: str) -> str:
@@ -198,8 +180,8 @@ def _after_write(root: Path, files: int, size: int, keep: set[Path]) -> None:
 
 
 def _caps() -> tuple[int, float]:
-    return (max(1, int(env_limit("VIEWER_STATE_MAX_FILES", 20000))),
-            env_limit("VIEWER_STATE_MAX_MB", 1024) * 2 ** 20)
+    s = settings()
+    return s.state_max_files, s.state_max_mb * 2 ** 20
 
 
 def _scan(root: Path) -> list[tuple[float, int, int, str]]:

@@ -43,6 +43,7 @@ from rasterio.crs import CRS
 
 from . import layer_store
 from .classes import Classes
+from .config import settings
 from .errors import InvalidArgument, ReadError, SourceUnavailable, ViewerError
 from .graph import BandInfo, Node, canonical
 from .grid import Grid, crs_code
@@ -267,7 +268,7 @@ def _persist(spec: LayerSpec) -> None:
 
 
 def _remember(spec: LayerSpec) -> None:
-    limit = int(layer_store.env_limit("VIEWER_LAYER_CACHE", 2048))
+    limit = settings().layer_cache
     with _lock:
         _specs[spec.token] = (spec, time.monotonic())
         _specs.move_to_end(spec.token)

@@ -14,7 +14,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.warp import reproject
 
-from .access import gdal_path, is_remote, raster_drivers, source_identity
+from .access import configure_gdal, gdal_path, is_remote, raster_drivers, source_identity
 from .catalog import get_catalog
 from .errors import InvalidArgument, ReadError, SourceChanged
 from .grid import PIXEL_CRS, Grid
@@ -51,6 +51,7 @@ _MAX_OPEN = 64
 
 def open_raster(path: str, overview_level: int | None = None):
     """Open one raster (uncached) through the access rules of :mod:`viewer.core.access`."""
+    configure_gdal()
     vrt_paths: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
     if is_remote(path) or path.lower().endswith(".vrt"):  # only these need the catalog's word

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -24,6 +23,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from ..core.access import reset_gdal_errors
 from ..core.cache import BoundedCache, named_cache
+from ..core.config import settings
 from ..core.errors import InvalidArgument, LimitExceeded
 from ..core.export import export
 from ..core.layers import check_token, describe, resolve, resolve_cached
@@ -44,31 +44,22 @@ _executors: dict[str, ThreadPoolExecutor] = {}
 _executors_lock = threading.Lock()
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, "") or default)
-    except ValueError:
-        raise InvalidArgument(f"${name}={os.environ[name]!r} is not a number", value=os.environ[name]) from None
-    return value if value > 0 else default
-
-
-def _pool(name: str, default_threads: int) -> ThreadPoolExecutor:
+def _pool(name: str, threads: int) -> ThreadPoolExecutor:
     with _executors_lock:
         if name not in _executors:
-            n = int(_env_number(f"VIEWER_{name.upper()}_THREADS", default_threads))
-            _executors[name] = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"viewer-{name}")
+            _executors[name] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"viewer-{name}")
         return _executors[name]
 
 
 def tile_executor() -> ThreadPoolExecutor:
     """The process-wide pool map tiles and layer descriptions render in (``$VIEWER_TILE_THREADS``)."""
-    return _pool("tile", min(8, (os.cpu_count() or 2) + 1))
+    return _pool("tile", settings().tile_threads)
 
 
 def export_executor() -> ThreadPoolExecutor:
     """A separate, small pool for ``/pixels`` exports (``$VIEWER_EXPORT_THREADS``, default 2), so that
     large or slow exports never take the threads the map's tiles need."""
-    return _pool("export", 2)
+    return _pool("export", settings().export_threads)
 
 
 def _job(fn: Callable, args: tuple) -> Any:
@@ -80,8 +71,7 @@ class _Base(RequestHandler):
     """Thin edge: handlers raise; :meth:`write_error` maps every error through one table to
     a one-line plain-text response (tracebacks of 5xx go to the server log only)."""
 
-    timeout_name = "TILE"
-    default_timeout = 20.0
+    timeout_setting = "tile_timeout"
 
     def initialize(self, executor: Executor | None = None) -> None:
         self.executor = executor or tile_executor()
@@ -107,8 +97,9 @@ class _Base(RequestHandler):
             self._plain(401, "401 login required: log in to the viewer app first")
 
     async def run(self, fn: Callable, *args: Any, executor: Executor | None = None) -> Any:
-        """``fn(*args)`` on a render thread, with a deadline (``$VIEWER_<KIND>_TIMEOUT`` seconds)."""
-        seconds = _env_number(f"VIEWER_{self.timeout_name}_TIMEOUT", self.default_timeout)
+        """``fn(*args)`` on a render thread, with a deadline (``$VIEWER_TILE_TIMEOUT`` or
+        ``$VIEWER_EXPORT_TIMEOUT`` seconds: :attr:`timeout_setting`)."""
+        seconds = getattr(settings(), self.timeout_setting)
         future = IOLoop.current().run_in_executor(executor or self.executor, _job, fn, args)
         try:
             return await asyncio.wait_for(future, seconds)
@@ -179,7 +170,7 @@ def _render(spec: Any, z: int, x: int, y: int, ext: str) -> bytes:
 def tile_cache() -> BoundedCache:
     """Encoded tiles by (token, z, x, y, format): warm tiles cost a lookup
     (``$VIEWER_TILE_CACHE_MB``, default 128; 0 turns it off)."""
-    megabytes = float(os.environ.get("VIEWER_TILE_CACHE_MB", "128") or 0)
+    megabytes = settings().tile_cache_mb
     return named_cache("tiles", 1_000_000 if megabytes > 0 else 0, int(megabytes * 2 ** 20))
 
 
@@ -249,8 +240,7 @@ class PixelsHandler(_Base):
     "fileFormat": "PNG" | "JPEG" | "GEO_TIFF" | "NPY"}``: PNG/JPEG as the map shows the layer,
     GeoTIFF/NPY its raw bands) -> the encoded bytes."""
 
-    timeout_name = "EXPORT"
-    default_timeout = 120.0
+    timeout_setting = "export_timeout"
 
     def check_origin(self) -> None:
         """Refuse cross-site posts: JSON only (so a browser must preflight), same origin only."""

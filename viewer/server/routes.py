@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from tornado.web import Application
+
+from ..core.access import configure_gdal
 from .handlers import LayerHandler, PixelsHandler, TileHandler, tile_executor
 
 __all__ = ["tile_routes", "make_app"]
@@ -14,6 +17,7 @@ def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tupl
     Pass them as ``extra_patterns`` to ``panel.serve`` / a Bokeh ``Server`` (which add their
     own ``--prefix``), or to ``tornado.web.Application``. ``prefix`` is for other hosts.
     """
+    configure_gdal()  # before the first request, on the thread that starts serving
     p = "/" + prefix.strip("/") if prefix.strip("/") else ""
     kwargs = {"executor": executor or tile_executor()}
     return [
@@ -25,8 +29,6 @@ def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tupl
     ]
 
 
-def make_app(prefix: str = "", **settings):
+def make_app(prefix: str = "", **settings) -> Application:
     """A bare Tornado application serving only the viewer's routes (tests, tile-only servers)."""
-    from tornado.web import Application
-
     return Application(tile_routes(prefix), **settings)
