@@ -26,9 +26,12 @@ from .geometry import geojson_bounds, to_geojson
 from .grid import Grid, parse_crs
 from .reducers import Reducer
 
-__all__ = ["reduce_region", "region_grid", "REGION_REDUCERS", "MAX_PIXELS"]
+__all__ = ["reduce_region", "region_grid", "region_raster", "valid_values", "reduce_values", "histogram",
+           "REGION_REDUCERS", "MAX_PIXELS", "HISTOGRAM_BUCKETS"]
 
 MAX_PIXELS = 10_000_000
+#: Buckets of the ``histogram`` reducer.
+HISTOGRAM_BUCKETS = 32
 REGION_REDUCERS = ("mean", "median", "min", "max", "sum", "count", "stdDev", "percentile", "minMax", "histogram",
                    "frequencyHistogram")
 
@@ -58,7 +61,9 @@ def region_grid(image: Any, geometry: Any, scale: float | None = None, crs: Any 
     return Grid(out_crs, Affine(res, 0.0, x0, 0.0, -res, y1), width, height)
 
 
-def _histogram(v: np.ndarray, buckets: int = 32) -> dict:
+def histogram(v: np.ndarray, buckets: int = HISTOGRAM_BUCKETS) -> dict:
+    """Earth Engine's ``histogram`` reducer output for values ``v`` (``buckets`` equal buckets from
+    the minimum to the maximum; one bucket of width 1 when all values are equal)."""
     lo, hi = float(v.min()), float(v.max())
     width = (hi - lo) / buckets if hi > lo else 1.0
     counts, edges = np.histogram(v, bins=buckets, range=(lo, lo + width * buckets))
@@ -66,7 +71,8 @@ def _histogram(v: np.ndarray, buckets: int = 32) -> dict:
             "bucketMeans": ((edges[:-1] + edges[1:]) / 2).tolist()}
 
 
-def _reduce(name: str, v: np.ndarray, percentiles: tuple[float, ...]) -> Any:
+def reduce_values(name: str, v: np.ndarray) -> Any:
+    """One reducer (not ``percentile``/``minMax``) over the valid values ``v`` (float64); None if empty."""
     if v.size == 0:
         return None
     if name == "count":
@@ -75,11 +81,24 @@ def _reduce(name: str, v: np.ndarray, percentiles: tuple[float, ...]) -> Any:
         values, counts = np.unique(v, return_counts=True)
         return {f"{x:g}": int(c) for x, c in zip(values.tolist(), counts.tolist())}
     if name == "histogram":
-        return _histogram(v)
+        return histogram(v)
     if name == "stdDev":
         return float(v.std())  # population standard deviation, as Earth Engine's stdDev
     fn = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max, "sum": np.sum}[name]
     return float(fn(v))
+
+
+def region_raster(image: Any, geometry: Any, scale: float | None = None, crs: Any = None,
+                  max_pixels: float = MAX_PIXELS):
+    """(grid, raster): the image clipped to ``geometry`` evaluated on :func:`region_grid`."""
+    grid = region_grid(image, geometry, scale, crs, max_pixels)
+    return grid, evaluate(image.clip(geometry).node, grid)
+
+
+def valid_values(band: Any) -> np.ndarray:
+    """The values of one evaluated band where its mask is > 0, as float64."""
+    valid = np.ones(band.values.shape, bool) if band.mask is None else band.mask > 0
+    return band.values[valid].astype(np.float64)
 
 
 def reduce_region(image: Any, reducer: Reducer, geometry: Any, scale: float | None = None, crs: Any = None,
@@ -89,18 +108,16 @@ def reduce_region(image: Any, reducer: Reducer, geometry: Any, scale: float | No
         shown = reducer.name if isinstance(reducer, Reducer) else type(reducer).__name__
         raise InvalidArgument(f"reducer {shown!r} is not allowed in reduceRegion; allowed: {list(REGION_REDUCERS)}",
                               value=shown, allowed=list(REGION_REDUCERS))
-    grid = region_grid(image, geometry, scale, crs, maxPixels)
-    raster = evaluate(image.clip(geometry).node, grid)
+    _, raster = region_raster(image, geometry, scale, crs, maxPixels)
     out: dict[str, Any] = {}
     for band, info in zip(raster, image.bands):
-        valid = np.ones(grid.shape, bool) if band.mask is None else band.mask > 0
-        v = band.values[valid].astype(np.float64)
+        v = valid_values(band)
         name = info.name
         if reducer.name == "percentile":
             for p in reducer.percentiles:
                 out[f"{name}_p{p:g}"] = float(np.percentile(v, p)) if v.size else None
         elif reducer.name == "minMax":
-            out[f"{name}_min"], out[f"{name}_max"] = _reduce("min", v, ()), _reduce("max", v, ())
+            out[f"{name}_min"], out[f"{name}_max"] = reduce_values("min", v), reduce_values("max", v)
         else:
-            out[name] = _reduce(reducer.name, v, reducer.percentiles)
+            out[name] = reduce_values(reducer.name, v)
     return out

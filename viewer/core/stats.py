@@ -17,8 +17,9 @@ from .errors import InvalidArgument
 from .evaluate import evaluate
 from .grid import Grid
 from .image import Image
+from .regions import histogram
 
-__all__ = ["band_stats", "stretch_range", "stats_grid", "PRESETS", "MAX_SIDE", "DEFAULT_PERCENTILES"]
+__all__ = ["band_stats", "band_histograms", "stretch_range", "stats_grid", "PRESETS", "MAX_SIDE", "DEFAULT_PERCENTILES"]
 
 MAX_SIDE = 512
 DEFAULT_PERCENTILES = (1, 2, 5, 95, 98, 99)
@@ -113,4 +114,27 @@ def stretch_range(image: Image, grid: Grid, preset: str) -> list[tuple[float, fl
         if hi <= lo:
             hi = lo + 1.0
         out.append((float(lo), float(hi)))
+    return out
+
+
+def band_histograms(image: Image, grid: Grid, buckets: int = 64) -> list[dict]:
+    """Per band the histogram of the valid pixels of ``grid`` (subsampled as :func:`band_stats`),
+    in the ``histogram`` reducer's form: ``{"band", "count", "grid", "histogram"}`` where
+    ``histogram`` is ``{"bucketMin", "bucketWidth", "histogram", "bucketMeans"}`` (None without
+    valid pixels). Masked pixels and NaN are left out."""
+    if not isinstance(image, Image):
+        raise InvalidArgument(f"band_histograms needs a viewer.Image, got {type(image).__name__}",
+                              value=type(image).__name__, allowed="Image")
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 1024:
+        raise InvalidArgument(f"buckets {buckets!r} must be an integer in 1..1024", value=buckets, allowed="1..1024")
+    g = stats_grid(grid)
+    out = []
+    for info, layer in zip(image.bands, evaluate(image.node, g)):
+        v = layer.values
+        valid = np.ones(v.shape, bool) if layer.mask is None else layer.mask > 0
+        if v.dtype.kind == "f":
+            valid &= ~np.isnan(v)
+        x = v[valid].astype(np.float64)
+        out.append({"band": info.name, "count": int(x.size), "grid": {"width": g.width, "height": g.height},
+                    "histogram": histogram(x, buckets) if x.size else None})
     return out

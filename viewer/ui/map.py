@@ -28,6 +28,9 @@ from ..core.collection import ImageCollection
 from .collection_layer import make_collection_layer
 from .compare import compare_view
 from .split import SplitMap
+from ..core.geometry import Geometry
+from .region_panel import map_region_stats
+from .region_tool import set_region, user_roi
 
 __all__ = ["Map"]
 
@@ -270,6 +273,21 @@ class Map(pn.viewable.Viewer):
         ``reducer`` ('mosaic', 'median', ...) over windows of ``window_days`` from each date."""
         return self._add(make_collection_layer(collection, vis_params, name or self._default_name(), shown,
                                                opacity, reducer, window_days))
+
+    # regions (issue 11) ----------------------------------------------------------------------
+    # Thin delegates to viewer/ui/region_tool.py and region_panel.py (kept by their owner).
+    def add_region(self, geometry: Any) -> Geometry:
+        """Make a lon/lat ``Geometry`` (or GeoJSON) polygon the map's region (as if drawn on the map)."""
+        return set_region(self.state, geometry)
+
+    @property
+    def user_roi(self) -> Geometry | None:
+        """The last region drawn on the map or added (geemap's ``Map.user_roi``); None when there is none."""
+        return user_roi(self.state)
+
+    def region_stats(self, scale: float | None = None) -> dict:
+        """The region panel's figures for the region (``Image.reduceRegion``'s numbers; ``scale`` in metres)."""
+        return map_region_stats(self.state, scale)
 
 
 def _in_ipython() -> bool:
