@@ -22,7 +22,11 @@ from ..core.errors import InvalidArgument
 from ..core.image import Image
 from ..core.segmentation import ImageMask, overlays
 from .basemaps import BASEMAPS, OFFLINE
+from .html_export import MAX_TILES, export_html
+from .notebook import load_extension
 from .state import LayerState, MapState, make_layer
+from .tileserver import ensure_tile_server, wants_local_server
+from .user_legends import UserLegends, colorbar_entry, legend_entry
 from ..core.class_stats import Comparison
 from ..core.collection import ImageCollection
 from .collection_layer import make_collection_layer
@@ -59,6 +63,7 @@ class Map(pn.viewable.Viewer):
     """
 
     height = param.Integer(default=600, bounds=(200, None))
+    user_legends = param.List(default=[], doc="Colour bars and legends from add_colorbar/add_legend (dicts).")
 
     def __init__(self, center: tuple[float, float] | None = None, zoom: float | None = None,
                  basemap: str = OFFLINE, **params: Any) -> None:
@@ -215,6 +220,53 @@ class Map(pn.viewable.Viewer):
     def add_layer_control(self, *args: Any, **kwargs: Any) -> None:
         """geemap's layer control: the map always shows its layer panel, so this does nothing."""
 
+    # legends the user adds (geemap) ---------------------------------------------------------
+    def add_colorbar(self, vis_params: dict | None = None, cmap: str = "gray", discrete: bool = False,
+                     label: str | None = None, orientation: str = "horizontal", layer_name: str | None = None,
+                     **kwargs: Any) -> dict:
+        """geemap's colour bar: ``vis_params`` ``min``, ``max`` and ``palette`` (colours or a palette
+        name; without it ``cmap``), with a ``label``. It goes to the legend panel and ``to_html``;
+        geemap's layout keywords (``position``, ``font_size``, ...) are accepted. Returns the entry."""
+        entry = colorbar_entry(vis_params, cmap, discrete, label, orientation, layer_name, **kwargs)
+        self.user_legends = [*self.user_legends, entry]
+        return entry
+
+    def add_legend(self, title: str = "Legend", legend_dict: dict | None = None, keys: list | None = None,
+                   colors: list | None = None, position: str = "bottomright", builtin_legend: str | None = None,
+                   layer_name: str | None = None, *, labels: list | None = None, legend_title: str | None = None,
+                   legend_keys: list | None = None, legend_colors: list | None = None, **kwargs: Any) -> dict:
+        """geemap's legend: ``legend_dict`` (label -> colour), ``keys``/``labels`` + ``colors``, or a
+        ``builtin_legend`` (``'NLCD'``, ``'ESA_WorldCover'``, ``'Dynamic_World'``). Older geemap names
+        (``legend_title``, ``legend_keys``, ``legend_colors``) work too. Returns the entry."""
+        if keys is not None and labels is not None:
+            raise InvalidArgument("give keys or labels, not both", value=("keys", "labels"), allowed="one of them")
+        entry = legend_entry(legend_title if legend_title is not None else title, legend_dict,
+                             next((k for k in (keys, labels, legend_keys) if k is not None), None),
+                             colors if colors is not None else legend_colors, builtin_legend, layer_name,
+                             position=position, **kwargs)
+        self.user_legends = [*self.user_legends, entry]
+        return entry
+
+    def user_legend_panel(self) -> UserLegends:
+        """The colour bars and legends added with :meth:`add_colorbar`/:meth:`add_legend` (a Panel viewer)."""
+        return UserLegends(self)
+
+    # a file you can send --------------------------------------------------------------------
+    def to_html(self, filename: str, title: str | None = None, width: int | None = None, height: int | None = None,
+                max_tiles: int = MAX_TILES, **kwargs: Any) -> str:
+        """Write the map as one self-contained HTML file that opens offline: the visible layers' tiles
+        for the current view and zoom levels around it (at most ``max_tiles`` tiles), legends and a
+        layer switch; pan and zoom within the embedded levels. ``width``/``height``: the map's size
+        in pixels (default: the current view's). Returns the path written."""
+        unknown = sorted(set(kwargs) - {"add_layer_control"})
+        if unknown:
+            raise InvalidArgument(f"to_html got unexpected keyword(s) {unknown}", value=unknown,
+                                  allowed=["title", "width", "height", "max_tiles"])
+        size = None
+        if width is not None or height is not None:
+            size = (int(width or self.state.viewport[0]), int(height or self.state.viewport[1]))
+        return str(export_html(self.state, filename, self.user_legends, title, size, max_tiles))
+
     # Earth Engine Code Editor / geemap aliases
     addLayer = add_layer
     setCenter = set_center
@@ -228,6 +280,8 @@ class Map(pn.viewable.Viewer):
         if self._view is None:
             from .app import MapView
 
+            if not _served() and wants_local_server():
+                ensure_tile_server()  # before the view asks for the tile URL (VIEWER_TILE_PORT/URL)
             self._view = MapView(self)
         return self._view
 
@@ -240,11 +294,10 @@ class Map(pn.viewable.Viewer):
         return self.view.layout()
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        """Jupyter display; loads Panel's notebook extension on first use (as geemap needs no setup)."""
-        from panel.config import panel_extension
-
-        if not panel_extension._loaded and _in_ipython():
-            pn.extension(notifications=True)
+        """Jupyter display; loads Panel's notebook extension on first use (as geemap needs no setup),
+        with its JavaScript inline so that a notebook without internet shows the map
+        (:mod:`viewer.ui.notebook`)."""
+        load_extension()
         return super()._repr_mimebundle_(include, exclude)
 
     def __repr__(self) -> str:
@@ -290,9 +343,7 @@ class Map(pn.viewable.Viewer):
         return map_region_stats(self.state, scale)
 
 
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
+def _served() -> bool:
+    """Whether this runs in a Panel server session (which serves the tile routes itself)."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
