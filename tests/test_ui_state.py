@@ -50,7 +50,7 @@ def test_seed_mask_page_runs_with_viewer():
     assert [l.name for l in m.layers] == ["Sentinel-2 image", "Multi-band mask image", "Single-band mask image"]
     assert [l.kind for l in m.layers] == ["image", "mask", "mask"]
     s2, multi, single = m.layers
-    assert s2.bands == ["B4", "B3", "B2"] and s2.vmin == [0, 0, 0] and s2.vmax == [2700] * 3 and s2.gamma == 1.3
+    assert s2.bands == ["B4", "B3", "B2"] and s2.vmin == [0, 0, 0] and s2.vmax == [2700] * 3 and s2.gamma == [1.3] * 3
     assert multi.bands == list(img.bandNames()) and single.bands == ["B1"]
     tokens = [l.token for l in m.layers]
     assert all(TOKEN.match(t) for t in tokens) and len(set(tokens)) == 3
@@ -303,21 +303,30 @@ def test_export_png_geotiff_and_request_json(landsat_map):
 
 
 def test_url_state_round_trip(landsat_map):
-    from viewer.ui.urlstate import UrlState, _snapshot, apply_url
+    """The link names layers by uid (not position): settings land on the right layer after a reorder."""
+    from viewer.ui.urlstate import apply_query, decode_query, encode_state, query_string
 
     m = landsat_map
     m.layer("tc").stretch = "98%"
-    snap = _snapshot(m.state)
-    assert snap["layers"] == "0,1" and snap["opacity"] == "1,0.5" and snap["stretch"] == "98%;-"
+    tc, rules = m.layers
+    query = encode_state(m.state)
+    assert query["layers"] == f"{tc.uid},{rules.uid}"
+    assert "vis:1;op:1;mode:rgb;bands:B4,B3,B2;" in query[tc.uid] and "stretch:98%" in query[tc.uid]
+    assert query[rules.uid] == "vis:1;op:0.5;hide:"
     other = viewer.Map()
     other.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4", "B3", "B2"], "min": 0, "max": 1}, "tc")
     other.add_overlay(viewer.Image("VIEWER/SAMPLE_CLASSES/LC08_RULES"), "rules")
-    url = UrlState(lon=-87.3, lat=30.75, zoom=13.5, layers="1", opacity="1,0.3", stretch="5000~9000|1~2|3~4;-")
-    apply_url(url, other.state)
-    tc, rules = other.layers
+    otc, orules = other.layers
+    assert (otc.uid, orules.uid) == (tc.uid, rules.uid)  # the same map built the same way: the same ids
+    link = (f"?lon=-87.3&lat=30.75&zoom=13.5&layers={rules.uid},{tc.uid}&{rules.uid}=vis:1;op:0.3;hide:2"
+            f"&{tc.uid}=vis:0;op:1;mode:rgb;bands:B5,B4,B3;min:5000,1,3;max:9000,2,4;gamma:1.5,1,0.8")
+    apply_query(decode_query(link), other.state)
     assert other.state.center == (-87.3, 30.75) and other.state.zoom == 13.5
-    assert not tc.visible and rules.visible and rules.opacity == 0.3
-    assert tc.vmin == [5000, 1, 3] and tc.vmax == [9000, 2, 4]
+    assert other.layers == [orules, otc]  # the link's order
+    assert not otc.visible and orules.visible and orules.opacity == 0.3 and orules.hidden_classes == [2]
+    assert otc.bands == ["B5", "B4", "B3"] and otc.vmin == [5000, 1, 3] and otc.vmax == [9000, 2, 4]
+    assert otc.gamma == [1.5, 1.0, 0.8]
+    assert decode_query(query_string(encode_state(other.state))) == encode_state(other.state)
 
 
 def test_bad_input_raises_viewer_errors():

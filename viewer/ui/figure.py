@@ -2,11 +2,18 @@
 
 ``MapFigure`` owns a Bokeh ``figure`` and keeps its renderers in step with a
 :class:`~viewer.ui.state.MapState`: one ``TileRenderer`` per layer that is or has been
-shown (a layer never shown has none, so it asks for no tiles), whose ``WMTSTileSource``
-points at ``tiles/<token>/{Z}/{X}/{Y}.png`` (relative to the server root, so it works
-behind a path-prefix proxy); a new token swaps in a new tile source.
-Range changes reach Python through a small CustomJS that debounces them (250 ms) and
-writes the view and the frame size into a ColumnDataSource.
+shown (a layer never shown has none, so it asks for no tiles), keyed by the layer's
+``uid``, whose ``WMTSTileSource`` points at ``tiles/<token>/{Z}/{X}/{Y}.png`` (relative to
+the server root, so it works behind a path-prefix proxy; wrapping around the antimeridian
+for georeferenced layers); a new token swaps in a new tile source. The figure subscribes to
+what it shows: the layer list, basemap, view, and each layer's token, visibility, opacity
+and name.
+
+A figure that starts from a centre and zoom (a shared link, ``set_center``) sizes its
+ranges from them at the real frame size on its first paint (:data:`_TARGET_JS`), so a link
+shows the same centre and zoom in any window (no drift on reload). Range changes reach
+Python through a small CustomJS that debounces them (250 ms) and writes the view and the
+frame size into a ColumnDataSource.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import math
 from typing import Callable
 
 from bokeh.events import Tap
-from bokeh.models import ColumnDataSource, CustomJS, Range1d, TileRenderer, WMTSTileSource
+from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Range1d, TileRenderer, WMTSTileSource
 from bokeh.plotting import figure
 
 from ..core.errors import InvalidArgument
@@ -27,6 +34,20 @@ __all__ = ["MapFigure", "DEBOUNCE_MS", "FIT_PADDING"]
 DEBOUNCE_MS = 250
 #: Margin around a fitted layer, as a share of its extent on each side.
 FIT_PADDING = 0.03
+
+#: Once, when the frame has its size (the first tile renderer's first paint sets the ranges, or
+#: the first range report): centre ``target = [x, y, resolution]`` with the frame's own size.
+_TARGET_JS = """
+const plot = plot_ref;
+if (plot._viewer_target_done || target == null || target.length != 3) { return; }
+const w = plot.inner_width || 0, h = plot.inner_height || 0;
+if (!(w > 0 && h > 0)) { return; }
+plot._viewer_target_done = true;
+const [cx, cy, res] = target;
+const x0 = cx - res * w / 2, x1 = cx + res * w / 2, y0 = cy - res * h / 2, y1 = cy + res * h / 2;
+plot.x_range.setv({start: x0, end: x1, reset_start: x0, reset_end: x1});
+plot.y_range.setv({start: y0, end: y1, reset_start: y0, reset_end: y1});
+"""
 
 _VIEW_JS = """
 const plot = plot_ref;
@@ -53,17 +74,18 @@ class MapFigure:
         state.debounce = 0.05  # the browser already debounces range changes (DEBOUNCE_MS)
         self.base_url = base_url
         self._in_doc = in_doc or (lambda fn: fn())
-        self._renderers: dict[int, TileRenderer] = {}
-        self._tokens: dict[int, str] = {}
+        self._renderers: dict[str, TileRenderer] = {}
+        self._tokens: dict[str, str] = {}
         self._echo = False
         self._seen_view = False
         self.on_tap: Callable[[float, float], None] | None = None
         # A layer to fit: start from its extent. BokehJS fits that extent to the real frame on the
         # first paint (the tile source keeps the extent and widens one axis to the frame's aspect),
-        # so the tiles asked for first are the ones that stay; no second fit once the size is known.
+        # so the tiles asked for first are the ones that stay. Else start from the centre and zoom:
+        # _TARGET_JS sizes the ranges from them at the real frame size before the first tiles.
         extent = self._fit_extent()
-        self._refit = extent is None
-        x0, y0, x1, y1 = extent or state.view or state.view_for(*state.center, state.zoom)
+        target = None if extent is not None else list(state.view_target())
+        x0, y0, x1, y1 = extent or state.view_for(*state.center, state.zoom)
         pixel = state.pixel_mode
         kwargs = {} if pixel else {"x_axis_type": "mercator", "y_axis_type": "mercator"}
         fig = figure(x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), match_aspect=True,
@@ -77,8 +99,6 @@ class MapFigure:
         fig.xaxis.axis_label = "column" if pixel else "longitude"
         fig.yaxis.axis_label = "row (down)" if pixel else "latitude"
         if pixel:
-            from bokeh.models import CustomJSTickFormatter
-
             fig.yaxis.formatter = CustomJSTickFormatter(code="return (-tick).toString()")
         self.fig = fig
         self.grat_source = ColumnDataSource({"xs": [], "ys": [], "lx": [], "ly": [], "text": []})
@@ -92,15 +112,19 @@ class MapFigure:
                                        fill_alpha=0.0, line_color="#e6007e", line_width=2)
         self._basemap_renderer: TileRenderer | None = None
         self.view_source = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": [], "w": [], "h": []})
+        self.target_callback = CustomJS(args={"plot_ref": fig, "target": target}, code=_TARGET_JS)
+        fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
         cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS}, code=_VIEW_JS)
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
             r.js_on_change("end", cb)
-        fig.js_on_event("rangesupdate", cb)
+        fig.js_on_event("rangesupdate", self.target_callback, cb)
         self.view_source.on_change("data", self._on_view_data)
         fig.on_event(Tap, self._on_tap_event)
+        self._layer_watch = state.watch_layers(lambda *e: self._in_doc(lambda: self._on_layers(*e)),
+                                               ["token", "visible", "opacity", "name"])
         self._watchers = [
-            state.param.watch(lambda *_: self._in_doc(self.sync), ["revision", "basemap"]),
+            state.param.watch(lambda *_: self._in_doc(self.sync), ["basemap"]),
             state.param.watch(lambda *_: self._in_doc(self._push_view), ["view"]),
         ]
         self.sync()
@@ -125,6 +149,7 @@ class MapFigure:
         for w in self._watchers:
             self.state.param.unwatch(w)
         self._watchers = []
+        self._layer_watch.unwatch()
 
     # browser -> state -------------------------------------------------------------------
     def _on_view_data(self, attr, old, new) -> None:
@@ -136,25 +161,15 @@ class MapFigure:
             return
         first = not self._seen_view and bool(w and h)
         self._seen_view = self._seen_view or bool(w and h)
-        target = self.state.fit_target if first else None
-        refit = bool(target) and self._refit
         self._echo = True
         try:
             if w and h:
-                self.state.viewport = (int(w), int(h))
-            if not refit:
-                self.state.set_view(x0, y0, x1, y1)
-                if target:
-                    self.state.fit_target = None  # BokehJS fitted the extent the figure started with
+                self.state.param.update(viewport=(int(w), int(h)), live=True)
+            self.state.set_view(x0, y0, x1, y1)
+            if first and self.state.fit_target:
+                self.state.fit_target = None  # BokehJS fitted the extent the figure started with
         finally:
             self._echo = False
-        if refit:  # the figure started from a centre and zoom: fit the layer again, now at the real size
-            try:
-                self.state.fit_layer(target)
-            except Exception:  # noqa: BLE001 - the layer was removed meanwhile
-                self.state.set_view(x0, y0, x1, y1)
-            self.state.fit_target = None
-            return
         self.update_graticule(x0, y0, x1, y1)
 
     def _on_tap_event(self, event) -> None:
@@ -181,11 +196,12 @@ class MapFigure:
             self.grat_source.data = data
 
     def tile_source(self, layer: LayerState) -> WMTSTileSource:
+        """The tile source of a layer's current token (wrapping around the antimeridian on a map)."""
         url = self.base_url + layer.tile_path()
         if self.state.pixel_mode:
             g = layer.image.native_grid()
             return WMTSTileSource(url=url, **pixel_tile_source_options(g.width, g.height))
-        return WMTSTileSource(url=url, wrap_around=False, max_zoom=24)
+        return WMTSTileSource(url=url, wrap_around=True, max_zoom=24)
 
     def _basemap(self) -> TileRenderer | None:
         bm = BASEMAPS[self.state.basemap]
@@ -198,6 +214,31 @@ class MapFigure:
             self._basemap_renderer = r
         return r
 
+    def _on_layers(self, *events) -> None:
+        """A layer's token, visibility, opacity or name changed: update its renderer; the list
+        changed (added, removed, reordered): sync all."""
+        if any(e.obj is self.state for e in events):
+            self.sync()
+            return
+        for layer in {id(e.obj): e.obj for e in events}.values():
+            r = self._renderers.get(layer.uid)
+            if r is None:
+                if layer.visible:
+                    self.sync()  # first shown: it gets its renderer
+                continue
+            self._update_renderer(layer, r)
+
+    def _update_renderer(self, layer: LayerState, r: TileRenderer) -> None:
+        if self._tokens[layer.uid] != layer.token:
+            r.tile_source = self.tile_source(layer)
+            self._tokens[layer.uid] = layer.token
+        if r.alpha != layer.opacity:
+            r.alpha = layer.opacity
+        if r.visible != layer.visible:
+            r.visible = layer.visible
+        if r.name != layer.name:
+            r.name = layer.name
+
     def sync(self) -> None:
         """Bring the figure's renderers in line with the state's layers (order, token, alpha)."""
         wanted = [self._grat_lines, self._grat_text]
@@ -206,7 +247,7 @@ class MapFigure:
             wanted.append(basemap)
         alive = set()
         for layer in self.state.layers:
-            key = id(layer)
+            key = layer.uid
             alive.add(key)
             r = self._renderers.get(key)
             if r is None and not layer.visible:
@@ -220,15 +261,7 @@ class MapFigure:
                 self._renderers[key] = r
                 self._tokens[key] = layer.token
             else:
-                if self._tokens[key] != layer.token:
-                    r.tile_source = self.tile_source(layer)
-                    self._tokens[key] = layer.token
-                if r.alpha != layer.opacity:
-                    r.alpha = layer.opacity
-                if r.visible != layer.visible:
-                    r.visible = layer.visible
-                if r.name != layer.name:
-                    r.name = layer.name
+                self._update_renderer(layer, r)
             wanted.append(r)
         for key in list(self._renderers):
             if key not in alive:
@@ -240,9 +273,13 @@ class MapFigure:
         if self.state.view:
             self.update_graticule(*self.state.view)
 
+    def renderer(self, layer: LayerState) -> TileRenderer | None:
+        """The tile renderer of a layer (None while it was never shown)."""
+        return self._renderers.get(layer.uid)
+
     def layer_renderers(self) -> list[TileRenderer]:
         """The layers' tile renderers, bottom to top."""
-        return [self._renderers[id(l)] for l in self.state.layers if id(l) in self._renderers]
+        return [self._renderers[l.uid] for l in self.state.layers if l.uid in self._renderers]
 
 
 def world_view() -> tuple[float, float, float, float]:

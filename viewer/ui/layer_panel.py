@@ -1,8 +1,9 @@
 """The layer panel: visibility, opacity, order, removal and visualization editing.
 
-Widgets are made with ``Widget.from_param`` where a parameter maps one to one, and
-kept in step with the layer state by small watchers otherwise (bands, min/max lists).
-Every edit that changes pixels re-registers the layer (new token, new tile URL).
+Widgets are made with ``Widget.from_param`` on the layer's parameters and on each of its
+band channels (:class:`~viewer.ui.state.Channel`: band, min, max, gamma), so a widget and
+the state cannot disagree and nothing needs echo guards. Every edit that changes pixels
+makes a new layer spec (new token, new tile URL). Cards are keyed by the layer's ``uid``.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import panel as pn
 
 from ..core.image import Image
+from ..core.palettes import palette_names
 from .notify import guarded
-from .state import PALETTES, LayerState, MapState
+from .state import CUSTOM_PALETTE, LayerState, MapState
 
 __all__ = ["LayerPanel", "LayerCard", "CompareCard"]
 
@@ -38,12 +40,16 @@ def lazy_card(card: pn.Card, build) -> None:
 
 
 class LayerCard(pn.viewable.Viewer):
-    """Controls of one layer; the widgets are made when the card is first expanded."""
+    """Controls of one layer; the widgets are made when the card is first expanded.
+
+    Every widget is bound to a parameter of the layer or of one of its channels with
+    ``from_param`` (both directions, no echo guards); the card itself only shows or hides
+    rows and relabels them when the layer's mode changes.
+    """
 
     def __init__(self, layer: LayerState, state: MapState, **params: Any) -> None:
         super().__init__(**params)
         self.layer, self.state = layer, state
-        self._busy = False
         self._watchers: list = []
         self.built = False
         # a Card title is HTML: the name is escaped so that it shows as typed
@@ -84,99 +90,39 @@ class LayerCard(pn.viewable.Viewer):
     # image layers -----------------------------------------------------------------------
     def _image_controls(self) -> list:
         L = self.layer
-        names = list(L.image.bandNames())
-        rgb = len(L.bands) == 3
-        self.mode = pn.widgets.RadioButtonGroup(options=["RGB", "1 band"], value="RGB" if rgb else "1 band",
-                                                disabled=len(names) < 1, color="light")
-        self.channels = [pn.widgets.Select(label=ch, options=names, width=80) for ch in ("R", "G", "B")]
-        self.band = pn.widgets.Select(label="band", options=names, width=100)
-        self.palette = pn.widgets.Select(label="palette", options=[_NO_PALETTE] + list(PALETTES), width=130)
-        self.mins = [pn.widgets.FloatInput(label=f"{ch} min", width=95) for ch in ("R", "G", "B")]
-        self.maxs = [pn.widgets.FloatInput(label=f"{ch} max", width=95) for ch in ("R", "G", "B")]
-        self.gamma = pn.widgets.FloatSlider.from_param(L.param.gamma, label="gamma", sizing_mode="stretch_width")
+        self.mode = pn.widgets.RadioButtonGroup.from_param(L.param.mode, color="light")
+        self.channels = [pn.widgets.Select.from_param(ch.param.band, label=ch.name, width=80)
+                         for ch in L.channels]
+        self.band = self.channels[0]
+        self.palette = pn.widgets.Select.from_param(L.param.palette_name, label="palette", options=_palette_options(L),
+                                                    width=130)
+        self.mins = [pn.widgets.FloatInput.from_param(ch.param.min, width=95) for ch in L.channels]
+        self.maxs = [pn.widgets.FloatInput.from_param(ch.param.max, width=95) for ch in L.channels]
+        self.gammas = [pn.widgets.FloatInput.from_param(ch.param.gamma, width=70, step=0.05) for ch in L.channels]
+        self.gamma = self.gammas[0]
         self.stretch = pn.widgets.Select.from_param(L.param.stretch, label="stretch (current view)", width=150)
         self.freeze = pn.widgets.Checkbox.from_param(L.param.freeze, label="freeze stretch")
-        self._pull()
-        for w in self.channels + [self.band, self.palette, self.mode]:
-            w.param.watch(guarded("bands")(lambda e: self._push_bands()), "value")
-        for w in self.mins + self.maxs:
-            w.param.watch(guarded("range")(lambda e: self._push_range()), "value")
-        self._watchers.append(L.param.watch(lambda *e: self._pull(), ["bands", "vmin", "vmax", "palette"]))
-        self._watchers.append(L.param.watch(guarded("stretch")(self._on_stretch), "stretch"))
-        self.rgb_box = pn.Row(*self.channels)
-        self.one_box = pn.Row(self.band, self.palette)
-        self.range_box = pn.Column(*[pn.Row(a, b) for a, b in zip(self.mins, self.maxs)], margin=0)
+        self.band_row = pn.Row(self.channels[0], self.palette)
+        self.rgb_row = pn.Row(*self.channels[1:])
+        self.range_rows = [pn.Row(lo, hi, g) for lo, hi, g in zip(self.mins, self.maxs, self.gammas)]
+        self._watchers.append(L.param.watch(lambda e: self._show_mode(), "mode"))
         self._show_mode()
-        out = [self.mode, self.rgb_box, self.one_box, self.range_box, self.gamma,
+        out = [self.mode, self.band_row, self.rgb_row, pn.Column(*self.range_rows, margin=0),
                pn.Row(self.stretch, self.freeze)]
         out += self._mask_controls()
         return out
 
     def _show_mode(self) -> None:
-        rgb = self.mode.value == "RGB"
-        self.rgb_box.visible = rgb
-        self.one_box.visible = not rgb
-        for i, row in enumerate(self.range_box.objects):
+        """RGB: three band pickers and ranges labelled R/G/B; one band: band, palette, "min"/"max"."""
+        rgb = self.layer.mode == "RGB"
+        self.rgb_row.visible = rgb
+        self.palette.visible = not rgb
+        for i, (row, lo, hi, g, band) in enumerate(zip(self.range_rows, self.mins, self.maxs, self.gammas,
+                                                      self.channels)):
             row.visible = rgb or i == 0
-
-    def _pull(self) -> None:
-        """State -> widgets (without echoing back)."""
-        L = self.layer
-        self._busy = True
-        try:
-            if len(L.bands) == 3:
-                self.mode.value = "RGB"
-                for w, b in zip(self.channels, L.bands):
-                    w.value = b
-            elif L.bands:
-                self.mode.value = "1 band"
-                self.band.value = L.bands[0]
-            pal = L.palette
-            match = next((k for k, v in PALETTES.items() if pal and [c.lower() for c in v] == [c.lower() for c in pal]),
-                         None)
-            if pal and match is None:
-                PALETTES_CUSTOM = "(custom)"
-                if PALETTES_CUSTOM not in self.palette.options:
-                    self.palette.options = self.palette.options + [PALETTES_CUSTOM]
-                match = PALETTES_CUSTOM
-            self.palette.value = match or _NO_PALETTE
-            n = len(L.bands) or 1
-            for i in range(3):
-                self.mins[i].value = float(L.vmin[i if len(L.vmin) == n else 0]) if i < n else self.mins[i].value
-                self.maxs[i].value = float(L.vmax[i if len(L.vmax) == n else 0]) if i < n else self.maxs[i].value
-            if hasattr(self, "rgb_box"):
-                self._show_mode()
-        finally:
-            self._busy = False
-
-    def _push_bands(self) -> None:
-        if self._busy:
-            return
-        L = self.layer
-        if self.mode.value == "RGB":
-            bands = [w.value for w in self.channels]
-            pal = None
-            n = 3
-        else:
-            bands = [self.band.value]
-            pal = PALETTES.get(self.palette.value) if self.palette.value != "(custom)" else L.palette
-            n = 1
-        lo = [float(self.mins[i if n == 3 else 0].value or 0) for i in range(n)]
-        hi = [float(self.maxs[i if n == 3 else 0].value or 1) for i in range(n)]
-        L.param.update(bands=bands, palette=pal, vmin=lo, vmax=hi)
-        self._show_mode()
-
-    def _push_range(self) -> None:
-        if self._busy:
-            return
-        n = len(self.layer.bands) or 1
-        lo = [float(self.mins[i].value or 0) for i in range(n)]
-        hi = [float(self.maxs[i].value or 0) for i in range(n)]
-        self.layer.param.update(vmin=lo, vmax=hi, stretch="custom")
-
-    def _on_stretch(self, event) -> None:
-        if event.new != "custom":
-            self.layer.apply_stretch(self.state.current_grid(), event.new)
+            prefix = f"{'RGB'[i]} " if rgb else ""
+            lo.name, hi.name, g.name = f"{prefix}min", f"{prefix}max", f"{prefix}gamma"
+            band.name = "RGB"[i] if rgb else "band"
 
     def _mask_sources(self) -> dict[str, Image]:
         L = self.layer
@@ -238,6 +184,15 @@ class LayerCard(pn.viewable.Viewer):
         return self.card
 
 
+def _palette_options(layer: LayerState) -> dict[str, str]:
+    """The palette menu: none, the core's named palettes, and "(custom)" for a layer given colours."""
+    options = {_NO_PALETTE: ""}
+    options.update({name: name for name in palette_names()})
+    if layer.palette_name == CUSTOM_PALETTE:
+        options["(custom)"] = CUSTOM_PALETTE
+    return options
+
+
 class CompareCard(pn.viewable.Viewer):
     """Prediction vs truth: adds the difference of two overlays as a layer (widgets made on first expand)."""
 
@@ -297,7 +252,7 @@ class LayerPanel(pn.viewable.Viewer):
         self.state: MapState = map_obj.state
         self.basemap = pn.widgets.Select.from_param(self.state.param.basemap, label="basemap",
                                                     sizing_mode="stretch_width")
-        self.cards: dict[int, LayerCard] = {}
+        self.cards: dict[tuple, LayerCard] = {}
         self.column = pn.Column(sizing_mode="stretch_width")
         self.state.param.watch(lambda *_: self.rebuild(), ["layers"])
         self.rebuild()
@@ -307,7 +262,7 @@ class LayerPanel(pn.viewable.Viewer):
         alive = {}
         masks = tuple(l.name for l in self.state.layers if l.kind == "mask")
         for layer in reversed(self.state.layers):
-            key = (id(layer), masks if layer.kind == "image" else ())
+            key = (layer.uid, masks if layer.kind == "image" else ())
             card = self.cards.get(key)
             if card is None:
                 card = LayerCard(layer, self.state)
@@ -323,7 +278,7 @@ class LayerPanel(pn.viewable.Viewer):
     def card(self, name: str) -> LayerCard:
         """The card of layer ``name``, with its widgets made (the card opens)."""
         layer = self.state.layer(name)
-        return next(c for (k, _), c in self.cards.items() if k == id(layer)).build()
+        return next(c for (k, _), c in self.cards.items() if k == layer.uid).build()
 
     def __panel__(self):
         return pn.Column(self.basemap, self.column, sizing_mode="stretch_width")

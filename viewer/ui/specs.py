@@ -1,25 +1,26 @@
-"""From UI layer state to the core's content-addressed layer specs (one place).
+"""From UI layer settings to the core's content-addressed layer specs (one place).
 
 The tiles, the legends and the exports all read the same :class:`LayerSpec`, so what a
-legend says is what the tiles show.
+legend says is what the tiles show. This module knows nothing of the state classes: it
+takes plain values (images, band lists, ranges), so ``state`` imports it and not the
+other way round.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
 from ..core.image import Image
 from ..core.layers import LayerSpec, class_layer, image_layer, mask_layer
 from ..core.ops import COMPARISONS, VIS_KEYS
+from ..core.stats import band_stats, stretch_range
 from ..core.visualize import to_hex
 
-if TYPE_CHECKING:
-    from .state import LayerState
-
-__all__ = ["default_vis", "layer_spec", "stretch_for_view", "percentile_range",
+__all__ = ["default_vis", "image_spec", "mask_spec", "class_spec", "stretch_for_view", "percentile_range",
            "DEFAULT_PERCENTILES"]
 
 #: Percentiles used when an image with a wide integer type (e.g. uint16 DNs) is added without a range.
@@ -42,16 +43,12 @@ def _needs_stretch(dtype: str) -> bool:
 
 def stretch_for_view(image: Image, grid: Grid, preset: str) -> tuple[list[float], list[float]]:
     """Per-band (min, max) lists of a stretch preset over ``grid`` (1σ/2σ/3σ, 90/98/100 %)."""
-    from ..core.stats import stretch_range
-
     pairs = stretch_range(image, grid, preset)
     return [float(lo) for lo, _ in pairs], [float(hi) for _, hi in pairs]
 
 
 def percentile_range(image: Image, grid: Grid, low: float = 2, high: float = 98) -> tuple[list[float], list[float]]:
     """Per-band (``low``, ``high``) percentiles over ``grid`` (the default stretch of wide integer types)."""
-    from ..core.stats import band_stats
-
     lo, hi = [], []
     for s in band_stats(image, grid, (low, high)):
         if not s["count"]:
@@ -72,12 +69,13 @@ def _bands_for(image: Image, bands: Any) -> list[str]:
 
 
 def default_vis(image: Image, vis_params: dict | None, kind: str | None = None) -> dict:
-    """LayerState settings for ``image``: Earth Engine defaults where ``vis_params`` is silent.
+    """Layer settings for ``image``: Earth Engine defaults where ``vis_params`` is silent.
 
     Images: ``bands`` default to the first band, or the first three as RGB; without a range,
     8-bit types use 0..255, floats and masks 0..1, and wider integer types (uint16 DNs) the
     2nd-98th percentiles over the image's native extent (computed by ``stats.band_stats``
-    on the native grid subsampled to at most 512 pixels per side).
+    on the native grid subsampled to at most 512 pixels per side). ``gamma`` is a list, one
+    value per shown band.
     """
     if vis_params is not None and not isinstance(vis_params, dict):
         raise InvalidArgument(f"vis_params {vis_params!r} must be a dict or None", value=vis_params)
@@ -105,30 +103,35 @@ def default_vis(image: Image, vis_params: dict | None, kind: str | None = None) 
         params["min"], params["max"] = percentile_range(src, src.native_grid(), *DEFAULT_PERCENTILES)
     spec = image_layer(src, params)
     vis = spec.style["vis"]
-    out = {"kind": "image", "bands": bands, "vmin": vis["min"], "vmax": vis["max"], "gamma": float(vis["gamma"][0]),
+    out = {"kind": "image", "bands": bands, "vmin": vis["min"], "vmax": vis["max"],
+           "gamma": [float(g) for g in vis["gamma"]],
            "palette": [to_hex(c) for c in vis["palette"]] if vis["palette"] else None}
     out.update(extra)
     return out
 
 
-def layer_spec(layer: "LayerState") -> LayerSpec:
-    """The :class:`LayerSpec` the layer's tiles, legend and export use."""
-    img = layer.display_image()
-    if layer.kind == "classes":
-        classes = layer.effective_classes()
-        return class_layer(img.select([0]), classes if classes is not None else None, layer.hidden_classes, 1.0)
-    if layer.kind == "mask":
-        src = img.select(list(layer.bands)) if layer.bands else img
-        return mask_layer(src, [layer.mask_color] if layer.mask_color else None, 1.0)
-    n = len(layer.bands) or 1
-    vis: dict[str, Any] = {"bands": list(layer.bands), "min": _per(layer.vmin, n), "max": _per(layer.vmax, n),
-                           "gamma": layer.gamma}
-    if layer.palette and n == 1:
-        vis["palette"] = list(layer.palette)
-    return image_layer(img, vis)
-
-
-def _per(values: list, n: int) -> list[float]:
+def _per(values: Sequence[float], n: int) -> list[float]:
     vals = [float(v) for v in values] or [0.0]
     return vals if len(vals) == n else [vals[0]] * n
 
+
+def image_spec(image: Image, bands: Sequence[str], vmin: Sequence[float], vmax: Sequence[float],
+               gamma: Sequence[float], palette: Sequence[str] | None) -> LayerSpec:
+    """The spec of an image layer: ``bands`` (1 or 3) of ``image`` with their ranges, gammas and palette."""
+    n = len(bands) or 1
+    vis: dict[str, Any] = {"bands": list(bands), "min": _per(vmin, n), "max": _per(vmax, n),
+                           "gamma": _per(gamma or [1.0], n)}
+    if palette and n == 1:
+        vis["palette"] = list(palette)
+    return image_layer(image, vis)
+
+
+def mask_spec(image: Image, bands: Sequence[str], color: str | None) -> LayerSpec:
+    """The spec of a mask layer: ``bands`` of ``image`` (all when empty) in ``color`` (else grey)."""
+    src = image.select(list(bands)) if bands else image
+    return mask_layer(src, [color] if color else None, 1.0)
+
+
+def class_spec(image: Image, classes: Classes | None, hidden: Sequence[int]) -> LayerSpec:
+    """The spec of a class overlay: the first band of ``image`` coloured by ``classes``, ``hidden`` ids transparent."""
+    return class_layer(image.select([0]), classes, list(hidden), 1.0)

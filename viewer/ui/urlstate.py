@@ -1,129 +1,230 @@
-"""The view state in the URL, so a link reproduces the view (``pn.state.location.sync``).
+"""The map's state in the page URL, so a shared link reproduces the view exactly.
 
-Query parameters: ``lon``, ``lat``, ``zoom``, ``basemap``, ``layers`` (indices of the
-visible layers, bottom first, e.g. ``0,2``), ``opacity`` (one value per layer) and
-``stretch`` (one entry per layer: a preset such as ``98%``, or ``min~max`` ranges with
-``|`` between bands, e.g. ``6300~12500|7000~12500|7900~13000``; ``-`` for overlays).
+Query parameters (bottom layer first; every layer by its stable ``uid``, never by position)::
+
+    ?lon=-87.3512345&lat=30.7612345&zoom=12.5&basemap=Offline (graticule)
+    &layers=3f9c2a,b71e04,...                     # drawing order; a layer not listed was removed
+    &3f9c2a=vis:1;op:0.6;mode:rgb;bands:B4,B3,B2;min:6000,6800,7700;max:10500,10500,11000;gamma:1.3
+    &b71e04=vis:0;op:0.45;hide:2,3
+    &c0ffee=vis:1;op:1;mode:1;bands:B5;min:0;max:0.5;gamma:1;pal:viridis;stretch:98%;freeze:1;mask:1
+
+Per-layer fields: ``vis`` (0/1), ``op`` (opacity), ``mode`` (``rgb`` or ``1``), ``bands``,
+``min``, ``max``, ``gamma`` (one value, or one per band), ``pal`` (a named palette, or up to
+:data:`MAX_COLOURS` ``rrggbb`` colours), ``stretch`` (a preset), ``freeze`` (0/1),
+``hide`` (hidden class ids), ``mask`` (the image layer's mask switch, 0/1). Numbers are
+written in Python's shortest round-trip form, so the reloaded layers make the same specs,
+the same tokens and byte-identical tile URLs. Values that do not fit (unknown ids, bands,
+names, out-of-range numbers, oversized text) are ignored; nothing from the URL reaches the
+page as HTML.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+import re
+import urllib.parse
+from typing import Any, Mapping
 
-import param
+from ..core.errors import ViewerError
+from ..core.palettes import named_palette
+from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState
 
-from .state import STRETCHES, LayerState, MapState
+__all__ = ["encode_state", "decode_query", "apply_query", "query_string", "link_url", "MAX_COLOURS",
+           "MAX_VALUE_CHARS"]
 
-__all__ = ["UrlState", "link_url", "encode_stretch", "decode_stretch"]
-
-
-def encode_stretch(layer: LayerState) -> str:
-    if layer.kind != "image":
-        return "-"
-    if layer.stretch != "custom":
-        return layer.stretch + ("!" if layer.freeze else "")
-    return "|".join(f"{lo:g}~{hi:g}" for lo, hi in zip(layer.vmin, layer.vmax))
-
-
-def decode_stretch(text: str, layer: LayerState) -> dict:
-    """LayerState updates for one ``stretch`` entry (empty when it does not apply)."""
-    text = text.strip()
-    if layer.kind != "image" or text in ("", "-"):
-        return {}
-    freeze = text.endswith("!")
-    preset = text.rstrip("!")
-    if preset in STRETCHES and preset != "custom":
-        return {"stretch": preset, "freeze": freeze}
-    parts = [p.split("~") for p in text.split("|")]
-    if not all(len(p) == 2 for p in parts) or len(parts) not in (1, len(layer.bands) or 1):
-        return {}
-    lo, hi = [float(p[0]) for p in parts], [float(p[1]) for p in parts]
-    return {"vmin": lo, "vmax": hi, "stretch": "custom"}
+#: Most colours a custom palette may carry in a link (a longer one is left out of the link).
+MAX_COLOURS = 32
+#: Longest query value read; longer ones are ignored.
+MAX_VALUE_CHARS = 2000
+_SAFE = ",:;!~*'()%"
+_UID = re.compile(r"[0-9a-f]{6}\Z")
+_HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
+_BAND = re.compile(r"[^,;:&=#%]{1,64}\Z")
 
 
-class UrlState(param.Parameterized):
-    """The URL-facing copy of the view (plain values, untyped so query strings always parse)."""
-
-    lon = param.Number(default=None, allow_None=True)
-    lat = param.Number(default=None, allow_None=True)
-    zoom = param.Number(default=None, allow_None=True)
-    basemap = param.String(default=None, allow_None=True)
-    layers = param.Parameter(default=None)
-    opacity = param.Parameter(default=None)
-    stretch = param.Parameter(default=None)
+def _num(v: float) -> str:
+    """Shortest text that reads back as the same float (``6000``, ``0.45``, ``6843.285714285714``)."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
 
 
-def _snapshot(state: MapState) -> dict[str, Any]:
+def _nums(values: list[float]) -> str:
+    return ",".join(_num(v) for v in values)
+
+
+def encode_layer(layer: LayerState) -> str:
+    """One layer's settings as ``key:value`` fields joined by ``;``."""
+    fields = [("vis", "1" if layer.visible else "0"), ("op", _num(layer.opacity))]
+    if layer.kind == "image":
+        bands = layer.bands
+        if all(_BAND.match(b) for b in bands):
+            fields.append(("mode", "rgb" if layer.mode == "RGB" else "1"))
+            fields.append(("bands", ",".join(bands)))
+        fields += [("min", _nums(layer.vmin)), ("max", _nums(layer.vmax))]
+        gamma = layer.gamma
+        fields.append(("gamma", _nums(gamma[:1] if len(set(gamma)) == 1 else gamma)))
+        if layer.mode != "RGB" and layer.palette_name:
+            if layer.palette_name != CUSTOM_PALETTE:
+                fields.append(("pal", layer.palette_name))
+            elif len(layer.custom_palette) <= MAX_COLOURS and all(_HEX.match(c) for c in layer.custom_palette):
+                fields.append(("pal", ",".join(_HEX.match(c).group(1).lower() for c in layer.custom_palette)))
+        if layer.stretch != "custom":
+            fields.append(("stretch", layer.stretch))
+        if layer.freeze:
+            fields.append(("freeze", "1"))
+        if layer.mask_image is not None:
+            fields.append(("mask", "1" if layer.mask_applied else "0"))
+    elif layer.kind == "classes":
+        fields.append(("hide", ",".join(str(int(c)) for c in layer.hidden_classes)))
+    return ";".join(f"{k}:{v}" for k, v in fields)
+
+
+def encode_state(state: MapState) -> dict[str, str]:
+    """The query parameters of the map's whole state (ordered: view, basemap, layer order, layers)."""
     lon, lat = state.center
-    return {
-        "lon": round(lon, 5), "lat": round(lat, 5), "zoom": round(state.zoom, 2), "basemap": state.basemap,
-        "layers": ",".join(str(i) for i, l in enumerate(state.layers) if l.visible),
-        "opacity": ",".join(f"{l.opacity:g}" for l in state.layers),
-        "stretch": ";".join(encode_stretch(l) for l in state.layers),
-    }
+    query = {"lon": _num(round(lon, 7)), "lat": _num(round(lat, 7)), "zoom": _num(round(state.zoom, 4)),
+             "basemap": state.basemap, "layers": ",".join(l.uid for l in state.layers)}
+    for layer in state.layers:
+        query[layer.uid] = encode_layer(layer)
+    return query
 
 
-def apply_url(url: UrlState, state: MapState) -> None:
-    """Apply URL values to the map (values that do not fit are ignored)."""
-    if url.lon is not None and url.lat is not None:
+def query_string(query: Mapping[str, str]) -> str:
+    """``?k=v&...`` with the separators of the layer fields left readable."""
+    return "?" + "&".join(f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(str(v), safe=_SAFE)}"
+                          for k, v in query.items())
+
+
+# decoding ---------------------------------------------------------------------------------------
+def _float(text: str, lo: float = -math.inf, hi: float = math.inf) -> float | None:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and lo <= v <= hi else None
+
+
+def _floats(text: str, n: int | None = None, lo: float = -math.inf, hi: float = math.inf) -> list[float] | None:
+    parts = text.split(",")
+    vals = [_float(p, lo, hi) for p in parts]
+    if not vals or any(v is None for v in vals) or (n is not None and len(vals) not in (1, n)):
+        return None
+    return vals
+
+
+def _flag(text: str) -> bool | None:
+    return {"1": True, "0": False}.get(text)
+
+
+def _palette(text: str) -> str | list[str] | None:
+    """A named palette (as the menu writes it) or a list of ``rrggbb`` colours; None if neither."""
+    if text and text == text.lower() and not text.endswith("_r") and named_palette(text) is not None:
+        return text
+    colours = text.split(",")
+    if 1 <= len(colours) <= MAX_COLOURS and all(_HEX.match(c) for c in colours):
+        return ["#" + c.lower() for c in colours]
+    return None
+
+
+def decode_layer(text: str, layer: LayerState) -> dict[str, Any]:
+    """The settings a layer's query value asks for, checked against the layer (unknown or
+    unfitting fields are left out)."""
+    out: dict[str, Any] = {}
+    if not isinstance(text, str) or len(text) > MAX_VALUE_CHARS:
+        return out
+    fields = dict(f.split(":", 1) for f in text.split(";") if ":" in f)
+    if (v := _flag(fields.get("vis", ""))) is not None:
+        out["visible"] = v
+    if (v := _float(fields.get("op", ""), 0.0, 1.0)) is not None:
+        out["opacity"] = v
+    if layer.kind == "classes" and "hide" in fields:
+        ids = [p for p in fields["hide"].split(",") if p]
+        if all(re.fullmatch(r"-?\d{1,9}", p) for p in ids):
+            out["hidden_classes"] = sorted({int(p) for p in ids})
+    if layer.kind != "image":
+        return out
+    names = set(layer.image.bandNames())
+    bands = fields.get("bands", "").split(",")
+    mode = {"rgb": "RGB", "1": "1 band"}.get(fields.get("mode", ""))
+    if mode is not None and len(bands) == (3 if mode == "RGB" else 1) and all(b in names for b in bands):
+        out["bands"] = bands
+    n = len(out.get("bands", layer.bands)) or 1
+    for key, attr in (("min", "vmin"), ("max", "vmax")):
+        if (v := _floats(fields.get(key, ""), n)) is not None:
+            out[attr] = v
+    if (v := _floats(fields.get("gamma", ""), n, 0.05, 10.0)) is not None:
+        out["gamma"] = v
+    palette = _palette(fields.get("pal", "")) if n == 1 else None
+    if palette is not None:
+        out["palette"] = palette
+    elif "bands" in out:  # the link names the bands and no palette: none
+        out["palette"] = None
+    out["stretch"] = fields["stretch"] if fields.get("stretch") in STRETCHES else "custom"
+    out["freeze"] = bool(_flag(fields.get("freeze", "0")))
+    if layer.mask_image is not None and (v := _flag(fields.get("mask", ""))) is not None:
+        out["mask_applied"] = v
+    return out
+
+
+def _apply_layer(layer: LayerState, settings: dict[str, Any], view_key: tuple) -> None:
+    plain = {k: settings[k] for k in ("visible", "opacity", "hidden_classes", "mask_applied") if k in settings}
+    before = {k: getattr(layer, k) for k in ("bands", "vmin", "vmax", "gamma", "palette", "stretch", "freeze")}
+    before.update({k: getattr(layer, k) for k in plain})
+    try:
+        with layer.restoring():
+            for key in ("bands", "vmin", "vmax", "gamma", "palette"):
+                if key in settings:
+                    setattr(layer, key, settings[key])
+            layer.param.update(**plain, **{k: settings[k] for k in ("stretch", "freeze") if k in settings})
+            layer.stretch_view = view_key
+    except (ViewerError, ValueError, TypeError):  # a combination the core refuses: keep the layer as it was
+        with layer.restoring():
+            for key in ("bands", "vmin", "vmax", "gamma", "palette"):
+                setattr(layer, key, before[key])
+            layer.param.update(**{k: before[k] for k in before if k not in ("bands", "vmin", "vmax", "gamma",
+                                                                               "palette")})
+
+
+def decode_query(search: str) -> dict[str, str]:
+    """``?a=1&b=2`` -> ``{"a": "1", "b": "2"}`` (plain strings; oversized values dropped)."""
+    text = search[1:] if search.startswith("?") else search
+    return {k: v for k, v in urllib.parse.parse_qsl(text[:64 * MAX_VALUE_CHARS]) if len(v) <= MAX_VALUE_CHARS}
+
+
+def apply_query(query: Mapping[str, str], state: MapState) -> None:
+    """Apply a link's parameters to the map: layer order and removals, each layer's settings,
+    basemap, centre and zoom. What does not fit is ignored."""
+    order = [u for u in str(query.get("layers", "")).split(",") if _UID.match(u)]
+    known = {l.uid: l for l in state.layers}
+    if any(u in known for u in order):
+        kept = [known[u] for u in dict.fromkeys(order) if u in known]
+        if kept != list(state.layers):
+            if state.selected not in {l.name for l in kept}:
+                state.selected = kept[-1].name if kept else None
+            state.layers = kept
+    basemap = query.get("basemap")
+    if basemap in state.param.basemap.objects:
+        state.basemap = basemap
+    lon, lat, zoom = (_float(str(query.get(k, ""))) for k in ("lon", "lat", "zoom"))
+    if lon is not None and lat is not None:
         try:
-            state.set_center(float(url.lon), float(url.lat), float(url.zoom) if url.zoom is not None else None)
-        except (ValueError, TypeError):
+            state.set_center(lon, lat, zoom)
+        except ViewerError:
             pass
-    if url.basemap in state.param.basemap.objects:
-        state.basemap = url.basemap
-    layers = state.layers
-    if url.layers is not None:
-        text = str(url.layers)
-        visible = {int(t) for t in text.split(",") if t.strip().lstrip("-").isdigit()}
-        for i, l in enumerate(layers):
-            l.visible = i in visible
-    if url.opacity is not None:
-        for l, t in zip(layers, str(url.opacity).split(",")):
-            try:
-                l.opacity = min(1.0, max(0.0, float(t)))
-            except ValueError:
-                pass
-    if url.stretch is not None:
-        for l, t in zip(layers, str(url.stretch).split(";")):
-            try:
-                update = decode_stretch(t, l)
-                if update:
-                    l.param.update(**update)
-            except (ValueError, TypeError):
-                pass
+    for layer in state.layers:  # after the view: a live stretch keeps the link's range for this view
+        if layer.uid in query:
+            _apply_layer(layer, decode_layer(str(query[layer.uid]), layer), state.view_key())
 
 
-def link_url(state: MapState, location: Any) -> UrlState:
-    """Keep ``state`` and the page URL in step (both directions) through ``location.sync``."""
-    url = UrlState(**_snapshot(state))
-    busy = {"flag": False}
+def link_url(state: MapState, location: Any) -> None:
+    """Apply the page URL to ``state`` once, then keep the URL in step with the state
+    (``location`` is Panel's ``pn.state.location``; its whole query is rewritten)."""
+    apply_query(decode_query(location.search or ""), state)
 
     def to_url(*_):
-        if busy["flag"]:
-            return
-        busy["flag"] = True
-        try:
-            snap = _snapshot(state)
-            url.param.update(**snap)
-            # write every key (not only the changed ones), so any copied link is complete
-            location.update_query(**{k: str(v) for k, v in snap.items() if v is not None})
-        finally:
-            busy["flag"] = False
+        search = query_string(encode_state(state))
+        if location.search != search:
+            location.search = search
 
-    def from_url(*_):
-        if busy["flag"]:
-            return
-        busy["flag"] = True
-        try:
-            apply_url(url, state)
-        finally:
-            busy["flag"] = False
-        to_url()
-
-    state.param.watch(to_url, ["center", "zoom", "basemap", "revision"])
-    for l in state.layers:
-        l.param.watch(to_url, ["vmin", "vmax", "stretch", "freeze"])
-    url.param.watch(from_url, ["lon", "lat", "zoom", "basemap", "layers", "opacity", "stretch"])
-    location.sync(url, {"lon": "lon", "lat": "lat", "zoom": "zoom", "basemap": "basemap", "layers": "layers",
-                        "opacity": "opacity", "stretch": "stretch"})
-    return url
+    state.param.watch(to_url, ["center", "zoom", "basemap"])
+    state.watch_layers(to_url, ["token", "visible", "opacity", "stretch", "freeze"])
+    to_url()
