@@ -107,7 +107,7 @@ class MapView(pn.viewable.Viewer):
         # The alert holds an HTML pane only while there is something to say: Panel loads MathJax
         # (1.8 MB of JavaScript) into any page whose first document has an HTML pane.
         self.alert = pn.Column(sizing_mode="stretch_width", margin=0, visible=False)
-        state.param.watch(lambda e: self._show_layer_errors(), "revision")
+        state.watch_layers(lambda *_: self._show_layer_errors(), ["error"])
         self._show_layer_errors()
         self._parts: dict[str, Any] = {}
 

@@ -144,7 +144,8 @@ class ViewHistogram(pn.viewable.Viewer):
         self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", height=170)
         self.result: dict | None = None
         self._generation = 0
-        state.param.watch(self.schedule, ["view", "viewport", "selected", "revision"])
+        state.param.watch(self.schedule, ["view", "viewport", "selected"])
+        state.watch_layers(self.schedule, ["token", "visible"])  # was MapState "revision" (removed)
         self.schedule()
 
     def _layer(self) -> LayerState | None:

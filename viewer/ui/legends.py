@@ -160,7 +160,7 @@ class Legends(pn.viewable.Viewer):
         self._class_legends: dict[int, _ClassLegend] = {}
         self._empty = pn.pane.HTML("<p class='viewer-hint'>No visible layer.</p>", sizing_mode="stretch_width")
         self.column = pn.Column(sizing_mode="stretch_width", loading=state.param.stats_loading)
-        state.param.watch(lambda *_: self.sync(), ["revision"])
+        state.watch_layers(lambda *_: self.sync(), ["token", "visible", "name", "stretch", "freeze"])  # was "revision"
         state.param.watch(lambda *_: self.update_counts(), ["class_stats"])
         self.sync()
 

@@ -255,7 +255,7 @@ class RegionPanel(pn.viewable.Viewer):
         self.result: dict | None = None
         self._generation = 0
         self.region.param.watch(lambda e: self.schedule(), ["geometry", "scale"])
-        self.state.param.watch(self._on_layers, ["revision"])
+        self.state.watch_layers(self._on_layers, ["token", "visible", "name"])  # was MapState "revision"
         self._visible_key = self._key()
         self._export_options()
         self.schedule()
