@@ -285,6 +285,7 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
         fig.multi_line(g["xs"], g["ys"], line_color="#8f9ba8", line_alpha=0.55, line_width=1, level="image")
 
     empty = empty_tile()
+    embedded = 0
     renderers = []
     for li, (layer, spec) in enumerate(zip(layers, specs)):
         for level, tiles in plan:
@@ -296,6 +297,7 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
                 if png == empty:
                     continue
                 left, bottom, right, top = scheme.tile_box(level.z, x, y)
+                embedded += 1
                 data["url"].append(_data_url(png))
                 data["x"].append(left)
                 data["y"].append(top)
@@ -320,7 +322,7 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
 
     zs = sorted(l.z for l in levels)
     note = (f"<div class='viewer-small'>Offline copy: zoom levels {zs[0]}–{zs[-1]} embedded "
-            f"({sum(len(t) for _, t in plan)} tiles checked, cap {max_tiles}); pan and zoom stay within them.</div>")
+            f"({embedded} tiles, at most {max_tiles}); pan and zoom stay within them.</div>")
     legend = Div(text="<div class='viewer-legend-title'>Layers</div>", stylesheets=[InlineStyleSheet(css=CSS)],
                  width=260)
     legends = Div(text=legends_html(layers, user_legends) + note, stylesheets=[InlineStyleSheet(css=CSS)],
