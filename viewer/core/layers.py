@@ -36,6 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -69,12 +70,17 @@ class UnknownLayer(ViewerError, KeyError):
 
 @dataclass(frozen=True, eq=False)
 class LayerSpec:
-    """An immutable layer: ``kind``, the image graph ``node`` and a canonical JSON ``style_json``."""
+    """An immutable layer: ``kind``, the image graph ``node`` and a canonical JSON ``style_json``.
+
+    Derived once, so that rendering a tile only reads attributes: ``token`` and ``pixel_space``
+    (the image has no CRS) at construction, ``display_node`` (:meth:`display`) on first use.
+    """
 
     kind: str
     node: Node
     style_json: str
     token: str = field(init=False)
+    pixel_space: bool = field(init=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -83,6 +89,8 @@ class LayerSpec:
         text = json.dumps([_TOKEN_VERSION, self.kind, self.node.key, json.loads(self.style_json)],
                           sort_keys=True, separators=(",", ":"))
         object.__setattr__(self, "token", hashlib.sha256(text.encode()).hexdigest())
+        grids = [b.grid for b in self.node.bands if b.grid is not None]
+        object.__setattr__(self, "pixel_space", bool(grids) and all(g.crs is None for g in grids))
 
     @property
     def style(self) -> dict:
@@ -98,18 +106,17 @@ class LayerSpec:
     def band_names(self) -> list[str]:
         return [b.name for b in self.node.bands]
 
-    @property
-    def pixel_space(self) -> bool:
-        """True when the layer's image has no CRS (plain pixel coordinates)."""
-        grids = [b.grid for b in self.node.bands if b.grid is not None]
-        return bool(grids) and all(g.crs is None for g in grids)
-
     def classes(self) -> Classes | None:
         """The class table of a ``classes`` layer."""
         if self.kind != "classes":
             return None
         s = self.style
         return Classes(s["classes"], background=s["background"])
+
+    @cached_property
+    def display_node(self) -> Node:
+        """:meth:`display`, built on first use and kept on the spec."""
+        return _display_node(self)
 
     def display(self) -> Node:
         """The layer as the map shows it: a display node (three uint8 ``vis-*`` bands, alpha as mask)
@@ -118,11 +125,10 @@ class LayerSpec:
         * ``image``: ``visualize(vis)`` (under ``resample(mode)`` unless nearest);
         * ``mask``: ``maskRamp(palette, opacity)``: the bands' minimum on a ramp, 0 transparent;
         * ``classes``: ``classColors(table, background, hidden, opacity)``.
+
+        Built once per spec (:attr:`display_node`).
         """
-        node = self.__dict__.get("_display")
-        if node is None:
-            node = self.__dict__["_display"] = _display_node(self)
-        return node
+        return self.display_node
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LayerSpec) and other.token == self.token

@@ -105,8 +105,24 @@ def pixel_tile_source_options(image_width: int, image_height: int, size: int = T
 
 
 # footprint ---------------------------------------------------------------------------------
-@lru_cache(maxsize=1024)
-def _layer_bounds(spec: LayerSpec) -> tuple[float, float, float, float] | None:
+_BoundsT = tuple[float, float, float, float] | None
+#: Layer bounds by token (a string key: a lookup runs no Python code); cleared when it outgrows 4096.
+_bounds: dict[str, _BoundsT] = {}
+
+
+def _layer_bounds(spec: LayerSpec) -> _BoundsT:
+    """:func:`_native_bounds` of a layer, computed once per token."""
+    try:
+        return _bounds[spec.token]
+    except KeyError:
+        pass
+    if len(_bounds) >= 4096:
+        _bounds.clear()
+    b = _bounds[spec.token] = _native_bounds(spec)
+    return b
+
+
+def _native_bounds(spec: LayerSpec) -> _BoundsT:
     """The layer's native bounds in EPSG:3857 (or pixel coordinates); ``None`` = unbounded.
 
     Map bounds come from :func:`viewer.core.grid.mercator_bounds`: continuous across the
@@ -162,7 +178,7 @@ def _check_grid(spec: LayerSpec, grid: Grid) -> None:
 def render_rgba(spec: LayerSpec, grid: Grid) -> np.ndarray:
     """The layer on ``grid`` as H x W x 4 uint8 RGBA (what a tile or an exported view shows)."""
     _check_grid(spec, grid)
-    return rgba(evaluate(spec.display(), grid))
+    return rgba(evaluate(spec.display_node, grid))
 
 
 def empty_tile(size: int = TILE_SIZE) -> bytes:
@@ -193,7 +209,7 @@ def render_tile(spec: LayerSpec, z: int, x: int, y: int, fmt: str = "png", size:
     grid = layer_grid(spec, z, x, y, size)
     if not tile_in_footprint(spec, grid):
         return empty_tile(grid.width)
-    planes, alpha = rgba_planes(evaluate(spec.display(), grid))
+    planes, alpha = rgba_planes(evaluate(spec.display_node, grid))
     if alpha is not None and alpha.max() == 0:
         return empty_tile(grid.width)
     return encode_planes(planes, alpha, fmt)
