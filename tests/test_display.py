@@ -294,3 +294,18 @@ def test_grid_carries_through_reprojection():
     grid = Grid(parse_crs("EPSG:32616"), Affine(60, 0, 452000, 0, -60, 3408600), 50, 40)
     r = evaluate(layers()["classes"].display(), grid)
     assert r.grid is grid and all(b.values.shape == (40, 50) and b.values.dtype == np.uint8 for b in r)
+
+
+def _imports_in_functions(path: Path) -> list[str]:
+    """Every import statement (absolute or relative) inside a function of one module."""
+    tree = ast.parse(path.read_text())
+    return [f"{path.name}:{f.name}:{', '.join(a.name for a in n.names) if isinstance(n, ast.Import) else n.module}"
+            for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+
+def test_server_and_cli_import_at_the_top():
+    server = CORE.parent / "server"
+    assert [i for p in sorted(server.glob("*.py")) for i in _imports_in_functions(p)] == []
+    # the one exception: ``viewer serve`` loads Panel and the UI; ``viewer catalog``/``--help`` do not need them
+    assert _imports_in_functions(CORE.parent / "cli.py") == ["cli.py:serve:panel", "cli.py:serve:ui.app"]
