@@ -252,10 +252,6 @@ class Grid:
         return (min(xs), min(ys), max(xs), max(ys))
 
     @property
-    def is_rectilinear(self) -> bool:
-        return self.transform.b == 0 and self.transform.d == 0
-
-    @property
     def gdal_crs(self) -> CRS:
         return self.crs if self.crs is not None else PIXEL_CRS
 

@@ -132,9 +132,6 @@ class Band:
     def with_values(self, values: np.ndarray) -> "Band":
         return Band(values, self.mask, self.footprint)
 
-    def with_mask(self, mask: np.ndarray | None) -> "Band":
-        return Band(self.values, mask, self.footprint)
-
     def narrowed(self, mask: np.ndarray | None) -> "Band":
         """Earth Engine's ``updateMask``: the mask times ``mask`` (it only narrows)."""
         return Band(self.values, _mul(self.mask, mask), self.footprint)

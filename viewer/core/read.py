@@ -103,6 +103,7 @@ class _Meta:
     def __init__(self, ds) -> None:
         self.dtypes = tuple(ds.dtypes)
         self.flags = tuple(tuple(f) for f in ds.mask_flag_enums)
+        #: 1-based index of the alpha band, 0 if there is none
         self.alpha = next((i for i, ci in enumerate(ds.colorinterp, start=1) if ci == ColorInterp.alpha), 0)
         self.transform, self.crs = ds.transform, (ds.crs if ds.crs else None)
         self.levels: dict = {}  # (band, grid) -> overview level
@@ -171,11 +172,6 @@ def _exact_window(ds, grid: Grid):
     if col < 0 or row < 0 or col + grid.width > ds.width or row + grid.height > ds.height:
         return None
     return rasterio.windows.Window(col, row, grid.width, grid.height)
-
-
-def _alpha_band(ds) -> int:
-    """1-based index of the dataset's alpha band, 0 if it has none."""
-    return _meta(ds).alpha
 
 
 def _work_dtype(dtype: np.dtype) -> np.dtype:
@@ -276,7 +272,7 @@ def read_bands(
         dst_transform=grid.transform,
         dst_crs=grid.gdal_crs,
         resampling=method,
-        src_alpha=_alpha_band(ds),
+        src_alpha=_meta(ds).alpha,
         dst_alpha=n + 1 if need_alpha else 0,
         init_dest_nodata=False,
         num_threads=1,
