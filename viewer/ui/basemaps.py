@@ -1,15 +1,16 @@
 """Basemaps: online XYZ tile services with attribution, and an offline graticule.
 
 The offline default needs no network (demos behind firewalls): a plain background
-with a longitude/latitude graticule drawn as Bokeh glyphs, recomputed for the view.
+with a longitude/latitude graticule drawn as Bokeh glyphs, recomputed for the view at
+the axes' tick positions (the axes label it).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-__all__ = ["Basemap", "BASEMAPS", "OFFLINE", "graticule", "lonlat_to_mercator", "mercator_to_lonlat",
-           "EARTH_RADIUS", "HALF_WORLD"]
+__all__ = ["Basemap", "BASEMAPS", "OFFLINE", "graticule", "graticule_step", "BASEMAP_PROBE_JS",
+           "lonlat_to_mercator", "mercator_to_lonlat", "EARTH_RADIUS", "HALF_WORLD"]
 
 EARTH_RADIUS = 6378137.0
 HALF_WORLD = math.pi * EARTH_RADIUS  # 20037508.34 m: the Web Mercator world is [-HALF_WORLD, HALF_WORLD]^2
@@ -57,55 +58,75 @@ def mercator_to_lonlat(x: float, y: float) -> tuple[float, float]:
     return lon, lat
 
 
-_STEPS = (30, 20, 10, 5, 2, 1, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.0025, 0.001)
+#: Mantissas and the number of ticks Bokeh's axis ticker aims for (``AdaptiveTicker``: mantissas
+#: 1, 2, 5 extended by 0.5 and 10; ``desired_num_ticks`` 6): the graticule uses the same steps.
+_MANTISSAS = (0.5, 1.0, 2.0, 5.0, 10.0)
+DESIRED_LINES = 6
 
 
-def _step(span_deg: float, target: int = 6) -> float:
-    for s in _STEPS:
-        if span_deg / s >= target:
-            return s
-    return _STEPS[-1]
+def graticule_step(span_deg: float, desired: int = DESIRED_LINES) -> float:
+    """The spacing (degrees) of the lines over a span of ``span_deg`` degrees: the interval Bokeh's
+    mercator axis ticks use for the same span, so every line meets a labelled axis tick."""
+    if not span_deg > 0 or not math.isfinite(span_deg):
+        return 1.0
+    ideal = span_deg / desired
+    magnitude = 10.0 ** math.floor(math.log10(ideal))
+    best = min(_MANTISSAS, key=lambda m: abs(desired - span_deg / (m * magnitude)))
+    return best * magnitude
 
 
-def _fmt(value: float, step: float, pos: str, neg: str) -> str:
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    hemi = pos if value > 0 else neg if value < 0 else ""
-    return f"{abs(value):.{decimals}f}\u00b0{hemi}"
+def _lines(lo: float, hi: float, step: float) -> list[float]:
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(i * step, 10) for i in range(first, last + 1)]
 
 
 def graticule(x0: float, y0: float, x1: float, y1: float, samples: int = 32) -> dict[str, list]:
-    """Meridians and parallels covering a Web Mercator box, with labels.
+    """Meridians and parallels covering a Web Mercator box, at the axes' tick positions.
 
-    Returns ``{"xs", "ys"}`` (line vertices for ``multi_line``) and ``{"lx", "ly", "text"}``
-    (label anchors at the left/bottom edge of the box).
+    Returns ``{"xs", "ys"}`` (line vertices for ``multi_line``) and ``{"lx", "ly", "text"}`` with
+    empty texts (the columns of one Bokeh source have one length): the map's axes label the lines (in-map labels repeated the axis labels and ran together when
+    zoomed in). Meridians are spaced by the longitude span and parallels by the latitude span,
+    each with about :data:`DESIRED_LINES` lines whatever the view's size, as the axis ticks are.
     """
     x0, x1 = max(min(x0, x1), -HALF_WORLD), min(max(x0, x1), HALF_WORLD)
     y0, y1 = max(min(y0, y1), -HALF_WORLD), min(max(y0, y1), HALF_WORLD)
     lon0, lat0 = mercator_to_lonlat(x0, y0)
     lon1, lat1 = mercator_to_lonlat(x1, y1)
-    step = _step(max(lon1 - lon0, lat1 - lat0, 1e-6))
     xs: list[list[float]] = []
     ys: list[list[float]] = []
-    lx: list[float] = []
-    ly: list[float] = []
-    text: list[str] = []
-    lon = math.floor(lon0 / step) * step
-    while lon <= lon1 + 1e-12:
+    for lon in _lines(lon0, lon1, graticule_step(lon1 - lon0)):
         x, _ = lonlat_to_mercator(lon, 0)
         xs.append([x, x])
         ys.append([y0, y1])
-        lx.append(x)
-        ly.append(y0)
-        text.append(_fmt(round(lon, 6), step, "E", "W"))
-        lon += step
-    lat = math.floor(lat0 / step) * step
-    while lat <= lat1 + 1e-12:
+    for lat in _lines(lat0, lat1, graticule_step(lat1 - lat0)):
         if -MAX_LAT <= lat <= MAX_LAT:
             _, y = lonlat_to_mercator(0, lat)
             xs.append([x0, x1])
             ys.append([y, y])
-            lx.append(x0)
-            ly.append(y)
-            text.append(_fmt(round(lat, 6), step, "N", "S"))
-        lat += step
-    return {"xs": xs, "ys": ys, "lx": lx, "ly": ly, "text": text}
+    return {"xs": xs, "ys": ys, "lx": [x[0] for x in xs], "ly": [y[0] for y in ys], "text": [""] * len(xs)}
+
+
+#: Browser-side check that the online basemap answers (a ``CustomJS`` on the map figure, args
+#: ``plot``, ``notice`` (a Bokeh Div) and ``online`` (URL template -> basemap name)). BokehJS
+#: reports no tile errors, so the page loads the basemap's zoom-0 tile as an image once per
+#: basemap, and again on a later pan if it failed; a failure shows the notice.
+BASEMAP_PROBE_JS = """
+const r = plot.renderers.find((r) => r.tile_source != null && online[r.tile_source.url] !== undefined);
+if (r == null) { plot._viewer_probe = null; notice.visible = false; return; }
+const url = r.tile_source.url;
+const now = Date.now();
+if (plot._viewer_probe === url && !(plot._viewer_probe_failed && now - plot._viewer_probe_failed > 5000)) { return; }
+plot._viewer_probe = url;
+plot._viewer_probe_failed = 0;
+const img = new Image();
+img.onload = () => { if (plot._viewer_probe === url) { notice.visible = false; } };
+img.onerror = () => {
+  if (plot._viewer_probe !== url) { return; }
+  plot._viewer_probe_failed = Date.now();
+  notice.text = "The basemap \u201c" + online[url] + "\u201d did not load (no network, or the tile service " +
+    "is unreachable). Choose \u201cOffline (graticule)\u201d in the layer panel's basemap menu.";
+  notice.visible = true;
+};
+img.src = url.replace("{X}", "0").replace("{Y}", "0").replace("{Z}", "0");
+"""

@@ -1,14 +1,19 @@
 """Legends, computed from the same :class:`LayerSpec` as the tiles (so they cannot drift).
 
-* Band legend per visible image or mask layer: band -> channel and the range in use; a
-  colour bar with min, max and units for palettes.
-* Class legend per visible overlay: swatch, name, pixel count and area in the current
-  view (updated after every pan/zoom by the debounced view statistics); clicking a class
-  toggles it.
+Only layers that are shown *and* overlap the current view get a legend.
+
+* Band legend per image or mask layer: band -> channel and the range in use; a colour bar
+  with min, max and units for palettes. A one-band layer is titled by its band (a layer
+  named "... true colour" showing one band is not called true colour).
+* Class legend per overlay: swatch, name, pixel count and area in the current view
+  (updated after every pan/zoom by the debounced view statistics); classes with no pixel
+  in view are left out; the count says which pixels it counts (native or screen pixels);
+  clicking a class toggles it.
 """
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import panel as pn
@@ -16,9 +21,13 @@ import panel as pn
 from ..core.layers import LayerSpec
 from ..core.visualize import to_hex
 from .notify import guarded
+from ..core.palettes import PALETTES
 from .state import LayerState, MapState
 
-__all__ = ["Legends", "band_legend_html", "format_area", "class_label"]
+__all__ = ["Legends", "band_legend_html", "format_area", "class_label", "legend_title", "in_view", "pixel_unit"]
+
+#: Words in a layer name that describe a three-band composite.
+_COMPOSITE_WORDS = re.compile(r"\s*\b(?:true|false|natural)[ -]colou?r\b|\s*\bRGB\b", re.IGNORECASE)
 
 _CHANNELS = (("R", "#e0301e"), ("G", "#2e9e44"), ("B", "#2a6fdb"))
 
@@ -47,13 +56,52 @@ def format_area(m2: float | None) -> str:
     return f"{m2 / 1e6:,.2f} km²"
 
 
+def pixel_unit(entry: dict) -> str:
+    """"native px" or "screen px": which pixels a class count entry counts ("px" when unknown)."""
+    kind = entry.get("pixels")
+    if kind in ("native", "screen"):
+        return f"{kind} px"
+    return "px"
+
+
 def class_label(entry: dict) -> str:
-    """``name — 12,345 px · 1.2 km²`` for one class count entry."""
-    parts = [f"{entry['count']:,} px"]
+    """``name — 12,345 native px · 1.2 km²`` for one class count entry."""
+    parts = [f"{entry['count']:,} {pixel_unit(entry)}"]
     area = format_area(entry.get("area_m2"))
     if area:
         parts.append(area)
     return f"{entry['name']} — {' · '.join(parts)}"
+
+
+def legend_title(layer: LayerState, spec: LayerSpec) -> str:
+    """The legend's title (text): the layer name, and for a one-band image layer its band, with
+    words naming a composite ("true colour", "RGB") dropped from the name."""
+    bands = spec.node.bands
+    if spec.kind != "image" or len(bands) != 1:
+        return layer.name
+    base = _COMPOSITE_WORDS.sub("", layer.name).strip(" -·:") or layer.name
+    return f"{base} · {bands[0].name}"
+
+
+def _palette_name(colors: list[str]) -> str:
+    lowered = [c.lower() for c in colors]
+    return next((k for k, v in PALETTES.items() if [c.lower() for c in v] == lowered), "")
+
+
+def in_view(state: MapState, layer: LayerState) -> bool:
+    """Whether the layer's extent overlaps the current view (True when either is unknown)."""
+    view = state.view
+    if not view:
+        return True
+    try:
+        extent = state.layer_extent(layer.name)
+    except Exception:  # noqa: BLE001 - no extent (e.g. a constant image, a removed layer): keep it
+        return True
+    if extent is None:
+        return True
+    x0, y0, x1, y1 = extent
+    v0, w0, v1, w1 = min(view[0], view[2]), min(view[1], view[3]), max(view[0], view[2]), max(view[1], view[3])
+    return min(x0, x1) < v1 and max(x0, x1) > v0 and min(y0, y1) < w1 and max(y0, y1) > w0
 
 
 def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
@@ -61,7 +109,7 @@ def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
     e = html.escape
     style = spec.style
     bands = spec.node.bands
-    title = f"<div class='viewer-legend-title'>{e(layer.name)}</div>"
+    title = f"<div class='viewer-legend-title'>{e(legend_title(layer, spec))}</div>"
     if spec.kind == "mask":
         pal = [to_hex(c) for c in style["palette"]]
         if len(pal) == 1 or len(set(pal)) == 1:
@@ -74,8 +122,10 @@ def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
     if vis["palette"]:
         b = bands[0]
         units = f" {e(b.units)}" if b.units else ""
-        return title + _colorbar([to_hex(c) for c in vis["palette"]], vis["min"][0], vis["max"][0],
-                                 f"{e(b.name)}{units}", vis["gamma"][0])
+        colors = [to_hex(c) for c in vis["palette"]]
+        name = _palette_name(colors)
+        label = f"{e(b.name)}{units}" + (f" · {e(name)}" if name else "")
+        return title + _colorbar(colors, vis["min"][0], vis["max"][0], label, vis["gamma"][0])
     rows = []
     if len(bands) == 3:
         for (ch, color), b, lo, hi in zip(_CHANNELS, bands, vis["min"], vis["max"]):
@@ -111,6 +161,8 @@ class _ClassLegend:
         self.title = pn.pane.HTML(sizing_mode="stretch_width", margin=(4, 5, 0, 5))
         self.buttons: dict[int, pn.widgets.Button] = {}
         self.names: dict[int, str] = {}
+        self.none = pn.pane.HTML("<span class='viewer-hint'>no pixel of this layer in view</span>", visible=False,
+                                 margin=(0, 5))
         self.column = pn.Column(self.title, sizing_mode="stretch_width", margin=0)
         self._signature = None
         self.sync()
@@ -131,7 +183,7 @@ class _ClassLegend:
                                         styles={"--swatch": c["color"]})
                 btn.on_click(guarded("class toggle")(lambda event, cid=c["id"]: self.toggle(cid)))
                 self.buttons[c["id"]] = btn
-            self.column.objects = [self.title] + list(self.buttons.values())
+            self.column.objects = [self.title] + list(self.buttons.values()) + [self.none]
         for cid, btn in self.buttons.items():
             hidden = cid in self.layer.hidden_classes
             btn.css_classes = ["viewer-class-hidden"] if hidden else []
@@ -144,10 +196,14 @@ class _ClassLegend:
         self.layer.hidden_classes = sorted(hidden)
 
     def set_counts(self, counts: list[dict] | None) -> None:
+        """Label each class with its count in view; a class with no pixel in view is left out
+        (all are listed, without counts, until the first counts arrive)."""
         by_id = {c["id"]: c for c in counts or []}
         for cid, btn in self.buttons.items():
             entry = by_id.get(cid)
             btn.label = class_label(entry) if entry else self.names[cid]
+            btn.visible = counts is None or (entry is not None and entry["count"] > 0)
+        self.none.visible = counts is not None and not any(b.visible for b in self.buttons.values())
 
 
 class Legends(pn.viewable.Viewer):
@@ -158,9 +214,11 @@ class Legends(pn.viewable.Viewer):
         self.state = state
         self._band_panes: dict[int, pn.pane.HTML] = {}
         self._class_legends: dict[int, _ClassLegend] = {}
-        self._empty = pn.pane.HTML("<p class='viewer-hint'>No visible layer.</p>", sizing_mode="stretch_width")
-        self.column = pn.Column(sizing_mode="stretch_width", loading=state.param.stats_loading)
+        self._empty = pn.pane.HTML("<p class='viewer-hint'>No shown layer in view.</p>", sizing_mode="stretch_width")
+        self.column = pn.Column(sizing_mode="stretch_width")
+        state.param.watch(lambda *_: self.sync(), ["view"])
         state.watch_layers(lambda *_: self.sync(), ["token", "visible", "name", "stretch", "freeze"])  # was "revision"
+        state.param.watch(lambda *_: self.sync(), ["view"])  # layers out of view have no legend
         state.param.watch(lambda *_: self.update_counts(), ["class_stats"])
         self.sync()
 
@@ -168,7 +226,7 @@ class Legends(pn.viewable.Viewer):
         objects = []
         alive = set()
         for layer in reversed(self.state.layers):
-            if not layer.visible:
+            if not layer.visible or not in_view(self.state, layer):
                 continue
             key = id(layer)
             alive.add(key)
@@ -200,7 +258,7 @@ class Legends(pn.viewable.Viewer):
         for layer in self.state.layers:
             legend = self._class_legends.get(id(layer))
             if legend is not None:
-                legend.set_counts(stats.get(layer.name))
+                legend.set_counts(stats.get(layer.name) if stats else None)
 
     def class_legend(self, name: str) -> _ClassLegend:
         return self._class_legends[id(self.state.layer(name))]

@@ -23,6 +23,7 @@ from ..core.image import Image
 from ..core.segmentation import ImageMask, overlays
 from .basemaps import BASEMAPS, OFFLINE
 from .html_export import MAX_TILES, export_html
+from .mapview import MapView
 from .notebook import load_extension
 from .state import LayerState, MapState, make_layer
 from .tileserver import ensure_tile_server, wants_local_server
@@ -276,10 +277,8 @@ class Map(pn.viewable.Viewer):
     # display ----------------------------------------------------------------------------
     @property
     def view(self):
-        """The :class:`~viewer.ui.app.MapView` (figure, layer panel, legends, inspector)."""
+        """The :class:`~viewer.ui.mapview.MapView` (figure, layer panel, legends, inspector)."""
         if self._view is None:
-            from .app import MapView
-
             if not _served() and wants_local_server():
                 ensure_tile_server()  # before the view asks for the tile URL (VIEWER_TILE_PORT/URL)
             self._view = MapView(self)

@@ -1,0 +1,59 @@
+"""A side panel of the page that collapses to a thin bar (and opens again).
+
+Plain Panel widgets (Bokeh buttons and a column), no template: open, the panel shows a title
+row with a "hide" button above its contents; collapsed, only a narrow bar with a "show"
+button is left, and the map takes the room.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+
+__all__ = ["SidePanel", "BAR_WIDTH"]
+
+#: Width (px) of a collapsed panel's bar.
+BAR_WIDTH = 30
+
+_BAR_BUTTON_CSS = """
+.bk-btn { writing-mode: vertical-rl; padding: 10px 2px; font-size: 13px; letter-spacing: 0.5px; }
+"""
+_TITLE_STYLE = {"font-weight": "600", "font-size": "14px", "color": "#1f6f8b"}
+
+
+class SidePanel(pn.viewable.Viewer):
+    """``contents`` in a column of ``width`` px on the ``side`` ("left" or "right") of the map."""
+
+    collapsed = param.Boolean(default=False, doc="Only the thin bar is shown.")
+
+    def __init__(self, contents: pn.viewable.Viewable, title: str, side: str = "left", width: int = 300,
+                 **params: Any) -> None:
+        super().__init__(**params)
+        self.side = side
+        inward, outward = ("◀", "▶") if side == "left" else ("▶", "◀")
+        self.hide_button = pn.widgets.Button(label=f"{inward} hide", width=62, height=28, margin=(4, 4),
+                                             color="light", css_classes=["viewer-panel-hide"])
+        self.show_button = pn.widgets.Button(label=f"{outward} {title}", width=BAR_WIDTH - 4, height=150,
+                                             margin=(6, 2), color="light", stylesheets=[_BAR_BUTTON_CSS],
+                                             css_classes=["viewer-panel-show"])
+        self.hide_button.on_click(lambda e: setattr(self, "collapsed", True))
+        self.show_button.on_click(lambda e: setattr(self, "collapsed", False))
+        title_text = pn.widgets.StaticText(value=title, margin=(8, 10, 4, 10), styles=_TITLE_STYLE)
+        head = pn.Row(title_text, pn.layout.HSpacer(), self.hide_button, sizing_mode="stretch_width", margin=0)
+        border = "border-right" if side == "left" else "border-left"
+        self.panel = pn.Column(head, contents, width=width, sizing_mode="stretch_height", scroll=True, margin=0,
+                               styles={border: "1px solid #dee2e6"}, css_classes=[f"viewer-panel-{side}"])
+        self.bar = pn.Column(self.show_button, width=BAR_WIDTH, sizing_mode="stretch_height", margin=0,
+                             visible=False, styles={border: "1px solid #dee2e6", "background": "#f6f8fa"},
+                             css_classes=[f"viewer-bar-{side}"])
+        self._sync()
+
+    @param.depends("collapsed", watch=True)
+    def _sync(self) -> None:
+        self.panel.visible = not self.collapsed
+        self.bar.visible = self.collapsed
+
+    def __panel__(self):
+        parts = (self.panel, self.bar) if self.side == "left" else (self.bar, self.panel)
+        return pn.Row(*parts, sizing_mode="stretch_height", margin=0)
