@@ -96,30 +96,27 @@ class LayerCard(pn.viewable.Viewer):
         self.band = self.channels[0]
         self.palette = pn.widgets.Select.from_param(L.param.palette_name, label="palette", options=_palette_options(L),
                                                     width=130)
-        self.mins = [pn.widgets.FloatInput.from_param(ch.param.min, width=95) for ch in L.channels]
-        self.maxs = [pn.widgets.FloatInput.from_param(ch.param.max, width=95) for ch in L.channels]
-        self.gammas = [pn.widgets.FloatInput.from_param(ch.param.gamma, width=70, step=0.05) for ch in L.channels]
+        self.mins = [pn.widgets.FloatInput.from_param(ch.param.min, width=88) for ch in L.channels]
+        self.maxs = [pn.widgets.FloatInput.from_param(ch.param.max, width=88) for ch in L.channels]
+        self.gammas = [pn.widgets.FloatInput.from_param(ch.param.gamma, width=72, step=0.05) for ch in L.channels]
         self.gamma = self.gammas[0]
         self.stretch = pn.widgets.Select.from_param(L.param.stretch, label="stretch (current view)", width=150)
         self.freeze = pn.widgets.Checkbox.from_param(L.param.freeze, label="freeze stretch")
-        self.band_row = pn.Row(self.channels[0], self.palette)
-        self.rgb_row = pn.Row(*self.channels[1:])
+        self.band_row = pn.Row(*self.channels, self.palette)
         self.range_rows = [pn.Row(lo, hi, g) for lo, hi, g in zip(self.mins, self.maxs, self.gammas)]
         self._watchers.append(L.param.watch(lambda e: self._show_mode(), "mode"))
         self._show_mode()
-        out = [self.mode, self.band_row, self.rgb_row, pn.Column(*self.range_rows, margin=0),
-               pn.Row(self.stretch, self.freeze)]
+        out = [self.mode, self.band_row, pn.Column(*self.range_rows, margin=0), pn.Row(self.stretch, self.freeze)]
         out += self._mask_controls()
         return out
 
     def _show_mode(self) -> None:
         """RGB: three band pickers and ranges labelled R/G/B; one band: band, palette, "min"/"max"."""
         rgb = self.layer.mode == "RGB"
-        self.rgb_row.visible = rgb
         self.palette.visible = not rgb
         for i, (row, lo, hi, g, band) in enumerate(zip(self.range_rows, self.mins, self.maxs, self.gammas,
                                                       self.channels)):
-            row.visible = rgb or i == 0
+            row.visible = band.visible = rgb or i == 0
             prefix = f"{'RGB'[i]} " if rgb else ""
             lo.name, hi.name, g.name = f"{prefix}min", f"{prefix}max", f"{prefix}gamma"
             band.name = "RGB"[i] if rgb else "band"

@@ -75,9 +75,10 @@ def palette_name(colours: Iterable[str] | None) -> str:
 class Channel(param.Parameterized):
     """One shown band of an image layer: which band, its range and its gamma."""
 
-    band = param.Selector(default=None, objects=[], allow_None=True, doc="Band name of the image.")
-    min = param.Number(default=0.0, doc="Value drawn as 0.")
-    max = param.Number(default=1.0, doc="Value drawn as 255.")
+    # (no docs: Panel would put a tooltip icon next to every widget made from them)
+    band = param.Selector(default=None, objects=[], allow_None=True)  # a band name of the image
+    min = param.Number(default=0.0)  # the value drawn as 0
+    max = param.Number(default=1.0)  # the value drawn as 255
     gamma = param.Number(default=1.0, bounds=(0.05, 10.0), step=0.05)
 
 

@@ -9,9 +9,8 @@ import param
 from affine import Affine
 
 from ..core.errors import InvalidArgument
-from ..core.grid import Grid, parse_crs
+from ..core.grid import HALF_WORLD, Grid, parse_crs
 from ..core.image import Image
-from .basemaps import HALF_WORLD
 
 __all__ = ["EXECUTOR", "MERCATOR", "WORLD_RES", "MAX_VIEW_SIDE", "spawn", "zoom_for", "view_grid", "count_grid"]
 
@@ -49,13 +48,18 @@ def view_grid(view: tuple[float, float, float, float], size: tuple[int, int], pi
     """The pixel grid of a viewport: ``view`` = (x0, y0, x1, y1) in map coordinates,
     ``size`` = (width, height) in screen pixels, capped at ``cap`` pixels per side.
 
-    Map coordinates are EPSG:3857 metres, or in pixel mode image pixels with y = -row.
+    Map coordinates are EPSG:3857 metres, or in pixel mode image pixels with y = -row. A view
+    across the antimeridian keeps its x range (x beyond ``HALF_WORLD`` is the next turn of
+    the world, which the core reads continuously); one wider than the world is cut to one
+    world around its centre; y stops at the map's edge.
     """
     x0, y0, x1, y1 = view
     x0, x1 = min(x0, x1), max(x0, x1)
     y0, y1 = min(y0, y1), max(y0, y1)
     if not pixel_mode:
-        x0, x1 = max(x0, -HALF_WORLD), min(x1, HALF_WORLD)
+        if x1 - x0 > 2 * HALF_WORLD:
+            cx = (x0 + x1) / 2
+            x0, x1 = cx - HALF_WORLD, cx + HALF_WORLD
         y0, y1 = max(y0, -HALF_WORLD), min(y1, HALF_WORLD)
     if x1 <= x0 or y1 <= y0:
         raise InvalidArgument(f"view {view!r} is empty", value=view)
@@ -90,5 +94,3 @@ def count_grid(grid: Grid, image: Image) -> Grid:
     if fx <= 1.0 and fy <= 1.0:
         return grid
     return grid.scaled(max(1, round(grid.width / fx)), max(1, round(grid.height / fy)))
-
-

@@ -1,0 +1,227 @@
+"""The shared link (issue 10): every layer's full state by uid, encode/decode round trips, bad
+values ignored; and the map anywhere on Earth at the state level (a source across 180 degrees).
+
+No browser here; ``tests/test_shared_link.py`` reloads the page in Chromium.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import viewer
+from viewer.core.grid import HALF_WORLD
+from viewer.core.tiles import render_rgba
+from viewer.ui.state import layer_uid
+from viewer.ui.urlstate import apply_query, decode_query, encode_state, query_string
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIEWER_TILE_URL", "")
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path / "state"))
+
+
+def demo() -> viewer.Map:
+    """A small map with every kind of layer and a mask switch."""
+    m = viewer.Map()
+    img = viewer.Image("LANDSAT/LC08/SAMPLE")
+    cloud = img.select("BQA").rightShift(14).bitwiseAnd(3).eq(3).rename("cloud")
+    tc = m.add_layer(img, {"bands": ["B4", "B3", "B2"], "min": [6000, 6800, 7700], "max": 11000, "gamma": 1.3},
+                     "true colour")
+    tc.param.update(mask_image=cloud, mask_label="cloud mask")
+    m.add_layer(img, {"bands": ["B5"], "min": 5000, "max": 20000}, "nir")
+    m.add_overlay(viewer.Image("VIEWER/SAMPLE_CLASSES/LC08_RULES"), "rules", opacity=0.45)
+    m.add_mask_layer(cloud, "clouds", opacity=0.7)
+    return m
+
+
+def reload(m: viewer.Map) -> viewer.Map:
+    """A fresh copy of the same map with ``m``'s link applied (as a page reload does)."""
+    other = demo()
+    apply_query(decode_query(query_string(encode_state(m.state))), other.state)
+    return other
+
+
+def test_uids_are_short_stable_and_unique():
+    a, b = demo(), demo()
+    uids = [l.uid for l in a.layers]
+    assert uids == [l.uid for l in b.layers] and len(set(uids)) == 4
+    assert all(len(u) == 6 and u.isalnum() for u in uids)
+    assert uids[0] == layer_uid(0, "true colour")
+    a.remove_layer("nir")
+    again = a.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 0, "max": 1}, "nir")
+    assert again.uid not in uids  # a layer added later never takes a removed layer's id
+
+
+def test_every_setting_round_trips_to_the_same_tokens():
+    m = demo()
+    tc, nir, rules, clouds = m.layers
+    tc.param.update(mode="1 band")
+    tc.channels[0].band = "B6"
+    tc.palette = "viridis"
+    tc.set_range([6843.285714285714], [21000.5])
+    tc.gamma = [0.7]
+    tc.mask_applied = True
+    nir.gamma = [1.7]
+    nir.palette = ["#000000", "#ff8800", "#ffffff"]  # custom colours
+    nir.param.update(stretch="98%", freeze=True)
+    rules.hidden_classes = [2, 3]
+    clouds.param.update(visible=False, opacity=0.25)
+    m.state.move("rules", -2)  # reorder: rules first
+    m.remove_layer("nir")
+    m.set_center(-87.41234567, 30.7654321, 12.3456)
+    query = encode_state(m.state)
+    assert query["layers"] == f"{rules.uid},{tc.uid},{clouds.uid}"
+    assert nir.uid not in query
+    text = query[tc.uid]
+    assert "mode:1;bands:B6;min:6843.285714285714;max:21000.5;gamma:0.7;pal:viridis;mask:1" in text
+
+    other = reload(m)
+    assert [l.name for l in other.layers] == ["rules", "true colour", "clouds"]  # order kept, removal kept
+    assert [l.token for l in other.layers] == [l.token for l in m.layers]  # byte-identical tile URLs
+    assert [l.uid for l in other.layers] == [l.uid for l in m.layers]
+    o_rules, o_tc, o_clouds = other.layers
+    assert o_tc.bands == ["B6"] and o_tc.palette_name == "viridis" and o_tc.gamma == [0.7] and o_tc.mask_applied
+    assert o_rules.hidden_classes == [2, 3] and not o_clouds.visible and o_clouds.opacity == 0.25
+    assert other.state.center == (-87.4123457, 30.7654321) and other.state.zoom == 12.3456
+
+
+def test_custom_palette_stretch_and_freeze_round_trip():
+    m = demo()
+    nir = m.layer("nir")
+    nir.palette = ["#000000", "#ff8800", "#ffffff"]
+    nir.param.update(stretch="98%", freeze=True)
+    lo, hi = nir.vmin, nir.vmax
+    assert nir.stretch == "98%" and lo != [5000.0]  # the preset applied at once
+    query = encode_state(m.state)
+    assert "pal:000000,ff8800,ffffff;stretch:98%;freeze:1" in query[nir.uid]
+    o_nir = reload(m).layer("nir")
+    assert (o_nir.stretch, o_nir.freeze, o_nir.vmin, o_nir.vmax) == ("98%", True, lo, hi)
+    assert o_nir.palette == ["#000000", "#ff8800", "#ffffff"] and o_nir.token == nir.token
+
+
+def test_a_live_stretch_keeps_the_links_range_for_the_links_view():
+    m = demo()
+    nir = m.layer("nir")
+    nir.stretch = "90%"
+    other = reload(m)
+    o_nir = other.layer("nir")
+    assert o_nir.vmin == nir.vmin and o_nir.token == nir.token
+    other.state.refresh_stats()  # the same view: the link's range stays
+    assert o_nir.token == nir.token
+    x0, y0, x1, y1 = other.state.view
+    other.state.set_view(x0, y0, (x0 + x1) / 2, (y0 + y1) / 2)  # another view: recomputed
+    other.state.refresh_stats()
+    assert o_nir.vmin != nir.vmin and o_nir.stretch == "90%"
+
+
+def test_unticking_freeze_recomputes_at_once():
+    m = demo()
+    nir = m.layer("nir")
+    nir.param.update(stretch="100%", freeze=True)
+    full = nir.vmax
+    x0, y0, x1, y1 = m.state.view
+    m.state.set_view(x0, y0, (x0 + x1) / 2, (y0 + y1) / 2)
+    m.state.refresh_stats()
+    assert nir.vmax == full  # frozen
+    nir.freeze = False  # recomputed now, not at the next pan
+    assert nir.vmax != full
+
+
+BAD = [
+    "?layers=<script>alert(1)</script>&lon=abc&lat=1e999&zoom=-3",
+    "?lon=200&lat=95&zoom=99&basemap=<b>x</b>",
+    "?layers=ffffff,000000",
+    "?{tc}=vis:2;op:7;mode:rgb;bands:B4,B3;min:1,2,3,4;max:x;gamma:0,99;pal:nope;stretch:50%;freeze:9;mask:x",
+    "?{tc}=mode:1;bands:<img src=x>;pal:" + ",".join(["ff0000"] * 40),
+    "?{tc}=min:7000;max:7000",  # min == max: the core refuses the range, the layer stays as it was
+    "?{rules}=hide:1,x,3&{clouds}=" + "vis:1;" * 1000,
+    "?{tc}=min:nan;max:inf;op:-0.5",
+    "?layers=" + "a" * 5000,
+]
+
+
+@pytest.mark.parametrize("link", BAD)
+def test_values_that_do_not_fit_are_ignored(link):
+    m = demo()
+    uids = {l.name.split()[0]: l.uid for l in m.layers}
+    before = {l.uid: (l.token, l.visible, l.opacity, l.hidden_classes) for l in m.layers}
+    center, zoom, basemap = m.state.center, m.state.zoom, m.state.basemap
+    apply_query(decode_query(link.format(tc=uids["true"], rules=uids["rules"], clouds=uids["clouds"])), m.state)
+    assert {l.uid: (l.token, l.visible, l.opacity, l.hidden_classes) for l in m.layers} == before
+    assert (m.state.center, m.state.zoom, m.state.basemap) == (center, zoom, basemap)
+
+
+def test_the_link_is_readable_and_bounded():
+    m = demo()
+    text = query_string(encode_state(m.state))
+    assert text.startswith("?lon=") and "&layers=" in text and "bands:B4,B3,B2;" in text
+    assert len(text) < 1000 and "<" not in text and "#" not in text
+
+
+# anywhere on Earth --------------------------------------------------------------------------
+@pytest.fixture
+def across_180(tmp_path) -> str:
+    """EPSG:4326 stored at 170..190 E, 10 S..10 N (0.1 degree pixels): 1 west of 180, 2 east."""
+    v = np.ones((200, 200), np.uint8)
+    v[:, 100:] = 2
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=Affine(0.1, 0, 170, 0, -0.1, 10), nodata=0) as ds:
+        ds.write(v, 1)
+    return str(path)
+
+
+def test_a_source_across_the_antimeridian_is_fitted_whole_and_drawn_on_both_sides(across_180):
+    m = viewer.Map()
+    layer = m.add_layer(viewer.Image.open(across_180), {"min": 0, "max": 2}, "across")
+    x0, _, x1, _ = m.state.layer_extent("across")
+    assert x0 == pytest.approx(HALF_WORLD * 170 / 180) and x1 == pytest.approx(HALF_WORLD * 190 / 180)
+    lon, lat = m.state.center
+    assert abs(abs(lon) - 180) < 1e-6 and abs(lat) < 1e-6 and 3 <= m.state.zoom <= 6
+    assert m.figure.renderers[-2].tile_source.wrap_around  # tiles repeat across the line
+    vx0, _, vx1, _ = m.state.view
+    assert vx0 % (2 * HALF_WORLD) < HALF_WORLD * 171 / 180 and (vx1 - vx0) > HALF_WORLD * 20 / 180  # all of it
+    grid = m.state.current_grid()  # the view's grid spans the line (not clipped at 180 degrees)
+    rgba = render_rgba(layer.spec(), grid)
+    drawn = rgba[..., 3] > 0
+    cols = np.nonzero(drawn.any(axis=0))[0]
+    west, east = rgba[:, cols[0] + 1, 0], rgba[:, cols[-1] - 1, 0]
+    assert set(west[drawn[:, cols[0] + 1]]) == {128} and set(east[drawn[:, cols[-1] - 1]]) == {255}
+    width_deg = (cols[-1] - cols[0] + 1) * grid.transform.a / HALF_WORLD * 180
+    assert width_deg == pytest.approx(20, abs=0.5)  # the whole source, both halves
+
+
+def test_class_counts_across_the_antimeridian_are_native_pixels(across_180):
+    m = viewer.Map()
+    img = viewer.Image.open(across_180)
+    m.add_overlay(img, "halves", classes={1: "west", 2: "east"})
+    counts = m.state.refresh_stats()["counts"]["halves"]
+    by_name = {c["name"]: c for c in counts}
+    assert by_name["west"]["count"] == by_name["east"]["count"] == 200 * 100  # exact, both sides
+    assert {c["pixels"] for c in counts} == {"native"}
+
+
+def test_wandb_counts_are_exact_native_pixels():
+    predicted = np.zeros((100, 100), np.uint8)
+    predicted[50:, :50], predicted[:50, 50:], predicted[50:, 50:] = 1, 2, 3
+    m = viewer.Map()
+    m.add_layer(viewer.Image(np.zeros((100, 100, 3), np.uint8), masks={
+        "predictions": {"mask_data": predicted, "class_labels": {0: "person", 1: "tree", 2: "car", 3: "road"}}}),
+        None, "image")
+    counts = m.state.refresh_stats()["counts"]["predictions"]
+    assert [c["count"] for c in counts] == [2500] * 4 and {c["pixels"] for c in counts} == {"native"}
+
+
+def test_view_grid_keeps_a_view_across_180_and_caps_one_wider_than_the_world():
+    from viewer.ui.viewport import view_grid
+
+    g = view_grid((HALF_WORLD - 1000, -500, HALF_WORLD + 1000, 500), (200, 100))
+    assert g.bounds == pytest.approx((HALF_WORLD - 1000, -500, HALF_WORLD + 1000, 500))
+    wide = view_grid((-3 * HALF_WORLD, -HALF_WORLD, 3 * HALF_WORLD, HALF_WORLD), (600, 200))
+    assert wide.bounds[2] - wide.bounds[0] == pytest.approx(2 * HALF_WORLD)
+    assert math.isclose((wide.bounds[0] + wide.bounds[2]) / 2, 0.0, abs_tol=1e-6)
