@@ -155,8 +155,16 @@ def test_split_map_two_stacks_one_view(compare_map):
     split.right_state.set_view(1000.0, 2000.0, 3000.0, 4000.0)  # a pan on the right figure
     assert split.left_state.view == (1000.0, 2000.0, 3000.0, 4000.0)
     assert [l.name for l in state.layers] == ["unrelated", "truth", "prediction"]  # the main map is untouched
+    # swipe: the left stack on top, drawn (and clickable) left of the divider only; the slider moves it
+    cells = [(c[0], c[1], c[2]) for c in split.layout.children]
+    assert cells[:2] == [(right.fig, 0, 0), (left.fig, 0, 0)]
+    assert left.fig.styles["clip-path"] == "inset(0 50% 0 0)"
+    split.value = 30
+    assert split.slider.value == 30 and left.fig.styles["clip-path"] == "inset(0 70% 0 0)"
+    assert split.divider.styles["margin-left"] == "calc(30% - 2px)"
     split.mode = "side by side"
-    assert split.body.objects[0].objects == [split.left_pane, split.right_pane]
+    assert [(c[0], c[1], c[2]) for c in split.layout.children][:2] == [(left.fig, 0, 0), (right.fig, 0, 1)]
+    assert "clip-path" not in left.fig.styles
     with pytest.raises(InvalidArgument, match="no layer named 'nope'"):
         SplitMap(compare_map, "nope", "truth")
 
@@ -228,12 +236,19 @@ def test_point_series_equals_the_files(utm_y):
     assert sum(v is not None for v in series["bands"]["B4"]) >= 1
 
 
+def click(panel: TimeSeriesPanel, x: float, y: float) -> None:
+    """What a click does, synchronously (``on_click`` without an event loop; under Playwright's sync API,
+    run by the browser tests of the same session, a loop is running and it would schedule a task)."""
+    panel.point = (x, y)
+    panel.show(panel.compute(x, y))
+
+
 def test_time_series_panel_charts_the_clicked_collection():
     m = Map()
     m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "time")
     panel = TimeSeriesPanel(m.state)
     x, y = Transformer.from_crs("EPSG:32621", "EPSG:3857", always_xy=True).transform(737512.3, -2800000.5)
-    panel.on_click(x, y)
+    click(panel, x, y)
     assert set(panel.series["bands"]) == {"B2", "B3", "B4"}
     lines = [r for r in panel.fig.renderers if type(r.glyph).__name__ == "Line"]
     assert len(lines) == 3
@@ -241,5 +256,5 @@ def test_time_series_panel_charts_the_clicked_collection():
     assert list(b4.data_source.data["value"]) == panel.series["bands"]["B4"]
     assert "time at lon/lat" in panel.note.value and "2 images" in panel.note.value
     m.layer("time").visible = False
-    panel.on_click(x, y)
+    click(panel, x, y)
     assert panel.series is None and "No visible collection layer" in panel.note.value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import html
+import json
 from typing import Any
 
 import panel as pn
@@ -105,7 +106,8 @@ def render_comparison(cmp: Comparison, prediction: str, truth: str) -> str:
     """The comparison as escaped HTML: summary, per-class scores, confusion matrix."""
     e = html.escape
     g = cmp.grid
-    parts = [f"<div class='viewer-small'>{e(prediction)} (prediction) vs {e(truth)} (truth), "
+    parts = [f"<div class='viewer-small viewer-cmp-summary' data-grid='{e(json.dumps(g.to_dict()))}'>"
+             f"{e(prediction)} (prediction) vs {e(truth)} (truth), "
              f"in view: <span class='viewer-cmp-pixels'>{cmp.pixel_count:,}</span> px compared on a "
              f"{g.width}&times;{g.height} grid"
              + (f", {cmp.excluded_count:,} px with ids outside the table" if cmp.excluded_count else "")

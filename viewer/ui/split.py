@@ -4,19 +4,22 @@
 layers themselves are the main map's :class:`LayerState` objects, so an edit in the layer
 panel shows on both) and two :class:`~viewer.ui.figure.MapFigure`\\ s that share one pair
 of Bokeh ``Range1d`` objects, so a pan or zoom on either moves both in the browser without
-a round trip. Two modes:
+a round trip. Its :attr:`~SplitMap.layout` is one Bokeh model, so it can also take the main
+map's place in the page (``MapView.pane``). Two modes:
 
-- ``"swipe"``: the figures lie on top of each other in Panel's :class:`~panel.layout.Swipe`;
-  a draggable divider clips the left figure to the left of it and the right figure to the
-  right (CSS ``clip-path``, which also clips pointer events, so each side pans its own figure).
+- ``"swipe"``: both figures in one CSS grid cell, the left one on top, clipped to the part left
+  of the divider (``clip-path``, which also clips pointer events, so each side pans its own
+  figure); a slider across the map moves the divider (its handle is the divider's grip).
 - ``"side by side"``: a linked second map beside the first, same view.
 """
 from __future__ import annotations
 
+import html
 from typing import Any, Callable, Iterable
 
 import panel as pn
 import param
+from bokeh.models import CustomJS, Div, GridBox, Slider
 
 from ..core.errors import InvalidArgument
 from ..core.image import Image
@@ -24,12 +27,31 @@ from .figure import MapFigure
 from .notify import doc_runner
 from .state import LayerState, MapState, make_layer
 
-__all__ = ["SplitMap", "MODES", "stack_layers"]
+__all__ = ["SplitMap", "MODES", "stack_layers", "clip_style", "divider_style"]
 
 MODES = ("swipe", "side by side")
 
-_LABEL_CSS = {"background": "rgba(255,255,255,0.85)", "padding": "2px 8px", "border-radius": "3px",
-              "font-size": "13px", "font-weight": "600"}
+_SWIPE_JS = """
+const v = slider.value;
+left.styles = Object.assign({}, left.styles, {"clip-path": `inset(0 ${100 - v}% 0 0)`});
+line.styles = Object.assign({}, line.styles, {"margin-left": `calc(${v}% - 2px)`});
+"""
+
+
+_TAG_CSS = {"background": "rgba(255,255,255,0.88)", "padding": "2px 8px", "border-radius": "3px",
+            "font-size": "13px", "font-weight": "600", "pointer-events": "none", "z-index": "3"}
+
+
+def clip_style(value: float) -> dict[str, str]:
+    """The left figure's style in swipe mode: only the part left of ``value`` % is drawn (and clickable)."""
+    return {"clip-path": f"inset(0 {100 - value:g}% 0 0)", "z-index": "1"}
+
+
+def divider_style(value: float) -> dict[str, str]:
+    """The divider line at ``value`` % of the width (it lets clicks through)."""
+    return {"margin-left": f"calc({value:g}% - 2px)", "width": "4px", "height": "100%", "background": "#ffffff",
+            "box-shadow": "0 0 4px rgba(0,0,0,0.7)", "pointer-events": "none", "z-index": "2"}
+
 
 
 def stack_layers(map_state: MapState, spec: Any, side: str) -> list[LayerState]:
@@ -84,23 +106,33 @@ class SplitMap(pn.viewable.Viewer):
         self.height = height
         self.left_figure = self._figure(self.left_state, base_url)
         self.right_figure = self._figure(self.right_state, base_url)
+        for fig in (self.left_figure.fig, self.right_figure.fig):
+            fig.min_border_top = 34  # room for the divider's slider above the map
         # one view: the right figure draws on the left figure's ranges
         self.right_figure.fig.x_range = self.left_figure.fig.x_range
         self.right_figure.fig.y_range = self.left_figure.fig.y_range
         self._syncing = False
         self.left_state.param.watch(lambda e: self._follow(self.right_state, e.new), "view")
         self.right_state.param.watch(lambda e: self._follow(self.left_state, e.new), "view")
-        self.left_pane = pn.pane.Bokeh(self.left_figure.fig, sizing_mode="stretch_width", height=height)
-        self.right_pane = pn.pane.Bokeh(self.right_figure.fig, sizing_mode="stretch_width", height=height)
-        self.swipe = pn.Swipe(self.left_pane, self.right_pane, value=self.value, slider_width=6,
-                              slider_color="#1f6f8b", sizing_mode="stretch_width", height=height)
-        self.swipe.link(self, value="value", bidirectional=True)
-        self.labels = pn.Row(pn.pane.Str(self.left_label, styles=_LABEL_CSS, margin=(2, 4)), pn.Spacer(),
-                             pn.pane.Str(self.right_label, styles=_LABEL_CSS, margin=(2, 4)),
-                             sizing_mode="stretch_width", margin=0)
+        self.slider = Slider(start=0, end=100, value=self.value, step=1, show_value=False, title=None,
+                             sizing_mode="stretch_width", height=24, margin=(6, 0, 0, 0), align="start",
+                             styles={"z-index": "3"}, css_classes=["viewer-swipe-slider"])
+        self.divider = Div(text="", styles=divider_style(self.value), sizing_mode="stretch_height", width=4,
+                           css_classes=["viewer-swipe-divider"], disable_math=True)
+        self.slider.js_on_change("value", CustomJS(args={"slider": self.slider, "left": self.left_figure.fig,
+                                                         "line": self.divider}, code=_SWIPE_JS))
+        self.slider.on_change("value_throttled", lambda attr, old, new: setattr(self, "value", int(new)))
+        self._runner = doc_runner(lambda: self.left_figure.fig.document)
+        self.param.watch(lambda e: self._runner(self._push_value), "value")
+        self.layout = GridBox(children=[], sizing_mode="stretch_both", min_height=300, height=height)
+        self.pane = pn.pane.Bokeh(self.layout, sizing_mode="stretch_width", height=height)
+        # the sides' names, over the top corners of the map (clicks go through to the map)
+        self.left_tag = Div(text=html.escape(self.left_label), align="start", margin=(36, 0, 0, 80),
+                            styles=_TAG_CSS, css_classes=["viewer-swipe-left"], disable_math=True)
+        self.right_tag = Div(text=html.escape(self.right_label), align=("end", "start"), margin=(36, 50, 0, 0),
+                             styles=_TAG_CSS, css_classes=["viewer-swipe-right"], disable_math=True)
         self.mode_select = pn.widgets.RadioButtonGroup.from_param(self.param.mode, color="light")
-        self.body = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.param.watch(lambda e: self._layout(), "mode")
+        self.param.watch(lambda e: self._runner(self._layout), "mode")
         self._layout()
 
     def _figure(self, state: MapState, base_url: str) -> MapFigure:
@@ -121,16 +153,35 @@ class SplitMap(pn.viewable.Viewer):
             self._syncing = False
 
     def _layout(self) -> None:
+        """Arrange the figures for :attr:`mode` (in place: the page keeps the same Bokeh model)."""
+        left, right = self.left_figure.fig, self.right_figure.fig
         if self.mode == "swipe":
-            self.body.objects = [self.swipe]
+            left.styles = clip_style(self.value)
+            children = [(right, 0, 0), (left, 0, 0), (self.divider, 0, 0), (self.slider, 0, 0),
+                        (self.left_tag, 0, 0), (self.right_tag, 0, 0)]
+            self.layout.cols = None
         else:
-            self.body.objects = [pn.Row(self.left_pane, self.right_pane, sizing_mode="stretch_width",
-                                        height=self.height)]
+            left.styles = {}
+            children = [(left, 0, 0), (right, 0, 1), (self.left_tag, 0, 0), (self.right_tag, 0, 1)]
+            self.layout.cols = ["1fr", "1fr"]
+        self.layout.children = children
+
+    def _push_value(self) -> None:
+        if self.slider.value != self.value:
+            self.slider.value = self.value
+        if self.mode == "swipe":
+            self.left_figure.fig.styles = clip_style(self.value)
+            self.divider.styles = divider_style(self.value)
 
     @property
     def figures(self) -> tuple[MapFigure, MapFigure]:
         return self.left_figure, self.right_figure
 
+    def dispose(self) -> None:
+        """Stop following the map's layers and views (the split view is closed)."""
+        for fig in self.figures:
+            fig.dispose()
+
     def __panel__(self):
-        return pn.Column(pn.Row(self.mode_select, sizing_mode="stretch_width"), self.labels, self.body,
+        return pn.Column(pn.Row(self.mode_select, sizing_mode="stretch_width"), self.pane,
                          sizing_mode="stretch_width")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool
 from bokeh.plotting import figure
 from pyproj import Transformer
 
@@ -26,9 +26,10 @@ from ..core.grid import Grid
 from ..core.image import Image
 from .basemaps import mercator_to_lonlat
 from .collection_layer import CollectionLayer, time_of
+from .notify import doc_runner
 from .state import EXECUTOR, MapState, spawn
 
-__all__ = ["point_series", "point_values", "TimeSeriesPanel", "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
+__all__ = ["point_series", "point_values", "series_table", "TimeSeriesPanel", "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
 
 COLORS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MAX_SERIES_BANDS = len(COLORS)
@@ -84,6 +85,28 @@ def point_series(collection: ImageCollection, x: float, y: float, crs: Any = "EP
     return out
 
 
+def _value(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
+
+
+def series_table(series: dict, point: tuple[float, float] | None = None) -> str:
+    """The series as an escaped HTML table: one row per image (date, image, band values)."""
+    e = html.escape
+    bands = list(series["bands"])
+    attrs = "" if point is None else f" data-x='{point[0]!r}' data-y='{point[1]!r}'"
+    head = "".join(f"<th class='viewer-num'>{e(b)}</th>" for b in bands)
+    rows = []
+    for i, image_id in enumerate(series["ids"]):
+        d = series["dates"][i]
+        cells = "".join(f"<td class='viewer-num'>{_value(series['bands'][b][i])}</td>" for b in bands)
+        rows.append(f"<tr><td>{e(d.strftime('%Y-%m-%d') if d else 'undated')}</td>"
+                    f"<td>{e(str(image_id or '').rsplit('/', 1)[-1])}</td>{cells}</tr>")
+    return (f"<table class='viewer-table viewer-series'{attrs}><tr><th>date</th><th>image</th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
 def collection_layers(state: MapState) -> list[CollectionLayer]:
     """The collection layers of a map, top first, visible ones only."""
     return [l.time for l in reversed(state.layers) if isinstance(getattr(l, "time", None), CollectionLayer)
@@ -101,6 +124,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         self._generation = 0
         self.fig = figure(height=220, sizing_mode="stretch_width", x_axis_type="datetime", tools="pan,wheel_zoom,reset",
                           toolbar_location=None)
+        self.fig.x_range.default_span = 30 * 86_400_000  # one date: a month around it (ms)
+        self.fig.xaxis.formatter = DatetimeTickFormatter(days="%Y-%m-%d", months="%Y-%m", hours="%Y-%m-%d %H:%M")
         self.fig.xaxis.axis_label = "acquisition date"
         self.fig.yaxis.axis_label = "band value"
         self.fig.add_tools(HoverTool(tooltips=[("band", "@band"), ("date", "@date_text"), ("value", "@value"),
@@ -108,6 +133,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         self.note = pn.widgets.StaticText(value="Click a collection layer on the map for its time series.",
                                           sizing_mode="stretch_width")
         self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width")
+        self._in_doc = doc_runner(lambda: self.fig.document)  # Bokeh models change under the document lock
+        self.table = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
 
     def on_click(self, x: float, y: float) -> None:
         """Chart the point (map coordinates) now in a script, or off the event loop in the app."""
@@ -119,7 +146,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
     async def _later(self, gen: int, x: float, y: float) -> None:
         result = await asyncio.get_running_loop().run_in_executor(EXECUTOR, self.compute, x, y)
         if gen == self._generation:
-            self.show(result)
+            self._in_doc(functools.partial(self.draw, result))  # Bokeh models: under the document lock
+            self.describe(result)  # Panel objects: Panel takes care of the lock
 
     def compute(self, x: float, y: float) -> tuple[str, dict] | None:
         layers = collection_layers(self.state)
@@ -130,13 +158,35 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         return time.layer.name, point_series(time.collection, x, -y if crs is None else y, crs)
 
     def show(self, result: tuple[str, dict] | None) -> None:
+        """Chart and describe a :meth:`compute` result."""
+        self.draw(result)
+        self.describe(result)
+
+    def describe(self, result: tuple[str, dict] | None) -> None:
+        """The text and the table of values."""
         if result is None:
             self.series = None
             self.note.value = "No visible collection layer: add one with Map.add_layer(collection, ...)."
-            self.fig.renderers = []
+            self.table.object = ""
             return
         name, series = result
         self.series = series
+        n = sum(v is not None for vals in series["bands"].values() for v in vals)
+        self.note.value = html.escape(f"{name} at {self._where()}: {len(series['ids'])} images, {n} valid values")
+        self.table.object = series_table(series, self.point)
+
+    def _where(self) -> str:
+        x, y = self.point if self.point else (0.0, 0.0)
+        if self.state.pixel_mode:
+            return f"column {x:.1f}, row {-y:.1f}"
+        return "lon/lat {:.5f}, {:.5f}".format(*mercator_to_lonlat(x, y))
+
+    def draw(self, result: tuple[str, dict] | None) -> None:
+        """The chart (Bokeh models)."""
+        if result is None:
+            self.fig.renderers = []
+            return
+        name, series = result
         renderers = []
         if self.fig.legend:
             self.fig.legend.items = []
@@ -153,12 +203,15 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         if self.fig.legend:
             self.fig.legend.location = "top_left"
             self.fig.legend.click_policy = "hide"
-        x, y = self.point if self.point else (0.0, 0.0)
-        where = f"column {x:.1f}, row {-y:.1f}" if self.state.pixel_mode else "lon/lat {:.5f}, {:.5f}".format(
-            *mercator_to_lonlat(x, y))
-        n = sum(v is not None for vals in series["bands"].values() for v in vals)
-        self.note.value = html.escape(f"{name} at {where}: {len(series['ids'])} images, {n} valid values")
-        self.fig.title.text = f"{name} at {where}"
+        self.fig.title.text = f"{name} at {self._where()}"
+
+    def follow(self, map_figure: Any) -> None:
+        """Chart every click on ``map_figure`` (a :class:`~viewer.ui.figure.MapFigure`: its tap marker)."""
+        def tapped(attr, old, new) -> None:
+            if new.get("x"):
+                self.on_click(float(new["x"][0]), float(new["y"][0]))
+
+        map_figure.tap_source.on_change("data", tapped)
 
     def __panel__(self):
-        return pn.Column(self.note, self.pane, sizing_mode="stretch_width")
+        return pn.Column(self.note, self.pane, self.table, sizing_mode="stretch_width")

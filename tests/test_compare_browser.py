@@ -1,0 +1,252 @@
+"""Compare in Chromium: the swipe map shows each layer on its side of the divider (and the divider moves),
+the compare panel's IoU text is compare_masks's on the view's grid (also after a pan), and the time
+slider changes the collection layer's tiles; a click charts the point's values (the files' values)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image as PILImage
+from pyproj import Transformer
+
+import viewer
+from viewer.core.class_stats import compare_masks
+from viewer.core.classes import Classes
+from viewer.core.grid import Grid, parse_crs
+
+from compare_app import COLLECTION, PREDICTION_COLORS, RULES, TRUE_COLOUR, prediction
+from conftest import _free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets" / "landsat8_224"
+SHOTS = Path(os.environ.get("VIEWER_SHOTS", "/tmp"))
+RULE_COLORS = {c["id"]: c["color"] for c in Classes.from_band(viewer.Image(RULES).bands[0]).to_list()}
+
+
+@pytest.fixture(scope="module")
+def compare_server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path_factory.mktemp("state")), PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(ROOT))
+    env.pop("VIEWER_TILE_URL", None)
+    log = tmp_path_factory.mktemp("server") / "compare_app.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "compare_app.py"), str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "split", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"the compare app did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.tiles = []
+    pg.on("response", lambda r: pg.tiles.append(r) if "/tiles/" in r.url else None)
+    yield pg
+    context.close()
+
+
+def settle(pg, quiet_ms: int = 800, timeout: float = 30.0) -> None:
+    """Wait until no tile response arrived for ``quiet_ms``."""
+    deadline, last = time.time() + timeout, -1
+    while time.time() < deadline:
+        n = len(pg.tiles)
+        pg.wait_for_timeout(quiet_ms)
+        if n == len(pg.tiles) == last:
+            return
+        last = len(pg.tiles)
+
+
+def wait_for(pg, predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pg.wait_for_timeout(100)
+
+
+def shot(pg, box: dict, name: str) -> np.ndarray:
+    pg.screenshot(path=str(SHOTS / name))
+    png = pg.screenshot(clip=box)
+    return np.asarray(PILImage.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def share(rgb: np.ndarray, color: str, tol: int = 6) -> float:
+    want = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
+    return float((np.abs(rgb - want).max(axis=-1) <= tol).mean())
+
+
+# swipe -------------------------------------------------------------------------------------
+def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_server):
+    page.goto(compare_server + "split")
+    slider = page.locator(".viewer-swipe-slider").first
+    slider.wait_for(timeout=60000)
+    settle(page)
+    grid_box = page.locator(".viewer-swipe-slider").first.bounding_box()
+    x0, width = grid_box["x"], grid_box["width"]
+    y = grid_box["y"] + 120  # inside the map's frame, below the labels
+
+    def strip(a: float, b: float, img_box: dict, img: np.ndarray) -> np.ndarray:
+        c0, c1 = int(width * a) - int(img_box["x"] - x0), int(width * b) - int(img_box["x"] - x0)
+        return img[:, c0:c1]
+
+    box = {"x": x0, "y": y, "width": width, "height": 400}
+    before = shot(page, box, "compare_swipe_50.png")
+    left, right = strip(0.30, 0.47, box, before), strip(0.53, 0.70, box, before)
+    veg_truth, veg_pred = RULE_COLORS[2], PREDICTION_COLORS[2]
+    assert share(left, veg_truth) > 0.2 and share(left, veg_pred) < 0.001  # the truth left of the divider
+    assert share(right, veg_pred) > 0.2 and share(right, veg_truth) < 0.001  # the prediction right of it
+    # drag the divider's grip from the middle to 80 %
+    handle_x, handle_y = x0 + width * 0.5, grid_box["y"] + grid_box["height"] / 2
+    page.mouse.move(handle_x, handle_y)
+    page.mouse.down()
+    page.mouse.move(x0 + width * 0.65, handle_y, steps=5)
+    page.mouse.move(x0 + width * 0.8, handle_y, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    after = shot(page, box, "compare_swipe_80.png")
+    moved = strip(0.53, 0.75, box, after)
+    assert share(moved, veg_truth) > 0.2 and share(moved, veg_pred) < 0.001  # now left of the divider
+    assert share(strip(0.85, 0.95, box, after), veg_truth) < 0.001
+    # a pan on the right side moves both sides (one view)
+    page.mouse.move(x0 + width * 0.9, y + 200)
+    page.mouse.down()
+    page.mouse.move(x0 + width * 0.9 - 150, y + 200, steps=8)
+    page.mouse.up()
+    settle(page)
+    panned = shot(page, box, "compare_swipe_panned.png")
+    assert float((np.abs(panned - after).max(axis=-1) > 30).mean()) > 0.05
+    left_now = strip(0.30, 0.75, box, panned)
+    assert share(left_now, veg_pred) < 0.001 and share(left_now, veg_truth) > 0.1
+    # side by side: both maps whole
+    page.get_by_role("button", name="side by side").click()
+    page.wait_for_timeout(800)
+    settle(page)
+    side = shot(page, {"x": x0, "y": y, "width": width, "height": 400}, "compare_side_by_side.png")
+    assert share(side[:, : int(width * 0.48)], veg_truth) > 0.05
+    assert share(side[:, int(width * 0.52):], veg_pred) > 0.05
+
+
+# compare panel -----------------------------------------------------------------------------
+def panel_figures(page) -> tuple[dict, dict[int, str]]:
+    summary = page.locator(".viewer-cmp-summary").first
+    grid = json.loads(summary.get_attribute("data-grid"))
+    rows = page.locator(".viewer-cmp-scores tr[data-class-id]")
+    ious = {int(rows.nth(i).get_attribute("data-class-id")): rows.nth(i).locator(".viewer-cmp-iou").inner_text()
+            for i in range(rows.count())}
+    return grid, ious
+
+
+def grid_of(d: dict) -> Grid:
+    t = d["affineTransform"]
+    return Grid(parse_crs(d["crsCode"]), Affine(t["scaleX"], t["shearX"], t["translateX"], t["shearY"],
+                                                t["scaleY"], t["translateY"]),
+                d["dimensions"]["width"], d["dimensions"]["height"])
+
+
+def expected_ious(grid: Grid) -> dict[int, str]:
+    truth = viewer.Image(RULES)
+    cmp = compare_masks(prediction(), truth, grid, Classes.from_band(truth.bands[0]))
+    return {c["id"]: "—" if c["iou"] is None else f"{c['iou']:.3f}" for c in cmp.per_class}
+
+
+def test_compare_panel_iou_is_compare_masks_on_the_view(page, compare_server):
+    page.goto(compare_server + "compare")
+    page.locator(".viewer-cmp-iou").first.wait_for(timeout=60000)
+    settle(page)
+    grid, ious = panel_figures(page)
+    assert ious == expected_ious(grid_of(grid))
+    assert set(ious) == {0, 1, 2, 3} and all(v != "—" for k, v in ious.items() if k in (2, 3))
+    page.screenshot(path=str(SHOTS / "compare_panel.png"))
+    # pan and zoom: the figures follow the view
+    box = page.locator("canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx, cy)
+    for _ in range(3):
+        page.mouse.wheel(0, -240)
+        page.wait_for_timeout(150)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 60, steps=6)
+    page.mouse.up()
+    wait_for(page, lambda: panel_figures(page)[0] != grid, "new figures after the pan")
+    settle(page)
+    page.wait_for_timeout(1000)
+    grid2, ious2 = panel_figures(page)
+    assert grid_of(grid2).bounds != grid_of(grid).bounds
+    assert ious2 == expected_ious(grid_of(grid2))
+    page.screenshot(path=str(SHOTS / "compare_panel_zoomed.png"))
+
+
+# time slider and time series ---------------------------------------------------------------
+def single_tokens() -> list[str]:
+    from viewer.ui.map import Map
+
+    m = Map()
+    ids = [f"{COLLECTION}/LC08_224077_20200518", f"{COLLECTION}/LC08_224078_20200518"]
+    return [m.add_layer(viewer.Image(i), TRUE_COLOUR, f"scene {k}").token for k, i in enumerate(ids)]
+
+
+def rasterio_value(path: Path, x: float, y: float) -> str:
+    with rasterio.open(path) as ds:
+        ux, uy = Transformer.from_crs("EPSG:3857", ds.crs, always_xy=True).transform(x, y)
+        row, col = ds.index(ux, uy)
+        if not (0 <= row < ds.height and 0 <= col < ds.width):
+            return "—"
+        v = ds.read(1, window=((row, row + 1), (col, col + 1)))[0, 0]
+        return "—" if v == ds.nodata else str(int(v))
+
+
+def test_time_slider_changes_the_tiles_and_a_click_charts_the_files_values(page, compare_server):
+    first, second = single_tokens()
+    page.goto(compare_server + "time")
+    page.locator("canvas").first.wait_for(timeout=60000)
+    settle(page)
+    assert page.tiles and all(f"/tiles/{first}/" in r.url for r in page.tiles)
+    box = page.locator("canvas").first.bounding_box()
+    before = shot(page, box, "compare_time_step1.png")
+    n = len(page.tiles)
+    handle = page.locator(".noUi-handle").first
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    wait_for(page, lambda: any(f"/tiles/{second}/" in r.url for r in page.tiles[n:]), "tiles of the second image")
+    settle(page)
+    assert all(r.status == 200 for r in page.tiles[n:])
+    after = shot(page, box, "compare_time_step2.png")
+    assert float((np.abs(after - before).max(axis=-1) > 30).mean()) > 0.02  # the north end is gone, the south drawn
+    # click the middle of the map: the series table shows the files' values
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    table = page.locator(".viewer-series").first
+    table.wait_for(timeout=30000)
+    x, y = float(table.get_attribute("data-x")), float(table.get_attribute("data-y"))
+    rows = table.locator("tr")
+    assert rows.count() == 3
+    for i, scene in enumerate(("224077", "224078")):
+        cells = rows.nth(i + 1).locator("td").all_inner_texts()
+        assert cells[:2] == ["2020-05-18", f"LC08_{scene}_20200518"]
+        assert cells[2:] == [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{b}.tif", x, y) for b in ("B2", "B3", "B4")]
+    page.screenshot(path=str(SHOTS / "compare_time_series.png"))
