@@ -9,7 +9,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_python_block_runs(code):
+def test_readme_python_block_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # files the examples write (m.to_html("map.html")) land here
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     if "png" in namespace:
