@@ -302,6 +302,7 @@ def bench_threshold(repeat: int) -> None:
     sampler building its index map (a grid's second request) and using it from the cache."""
     from viewer.core import read, sampling
 
+    sample = getattr(read, "sample_dataset", None) or sampling.sample_dataset  # in read since issue 8
     if not hasattr(read, "TILE_SAMPLER_PIXELS"):
         print("(threshold table: needs read.TILE_SAMPLER_PIXELS)")
         return
@@ -328,12 +329,12 @@ def bench_threshold(repeat: int) -> None:
         cold()
         if g.width * g.height <= read.TILE_SAMPLER_PIXELS:
             return read.read_bands(path, (1, 2, 3), g)
-        return sampling.sample_dataset(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
+        return sample(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
 
     def sampler_warm(g):
         if g.width * g.height <= read.TILE_SAMPLER_PIXELS:
             return read.read_bands(path, (1, 2, 3), g)
-        return sampling.sample_dataset(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
+        return sample(read.open_dataset(path), (1, 2, 3), g, True, exact_bits=(24, 24))
 
     print(f"  {'grid':>7s} {'GDAL warp':>10s} {'sampler, map built':>19s} {'sampler, map cached':>20s}  same")
     for n in (256, 362, 363, 512, 724, 1024, 1448):

@@ -5,8 +5,10 @@
 Renders one map tile of an image, a mask and a class layer with ``tiles.render_tile``, cold
 (first render in the process) and warm (the same tile again), under ``sys.setprofile``, and
 prints for each the modules of ``viewer/`` whose Python functions were called, with the
-functions. ``--values`` also counts calls into value types (``grid``, ``graph``, ``raster``);
-by default they are listed apart (see docs/ARCHITECTURE.md "The path of a tile" for the rule).
+functions. Value types and containers (``grid``, ``graph``, ``raster``, ``cache``) are listed
+apart: their methods are a value's own operations (a grid's bounds and key, a raster's mask
+algebra, a bounded dict's get), not a step of the path; ``--values`` counts them too (see
+docs/ARCHITECTURE.md "The path of a tile" for the rule).
 """
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("VIEWER_STATE_DIR", tempfile.mkdtemp())
 
-#: Value types: their methods are the carrier's own operations (properties, mask algebra, a grid's
-#: bounds), listed apart from the modules that do work on a tile's path.
-VALUE_MODULES = ("grid", "graph", "raster")
+#: Value types and containers: their methods are a value's own operations (properties, mask algebra,
+#: a grid's bounds, a bounded dict's get), listed apart from the modules that do a tile's work.
+VALUE_MODULES = ("grid", "graph", "raster", "cache")
 
 
 def trace(fn, root: str) -> dict[str, set[str]]:
@@ -47,7 +49,7 @@ def trace(fn, root: str) -> dict[str, set[str]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", help="import viewer from this checkout instead of this one")
-    p.add_argument("--values", action="store_true", help="count value types (grid, graph, raster) as modules")
+    p.add_argument("--values", action="store_true", help="count value types and containers as modules too")
     p.add_argument("--tile", help="z,x,y (default: the zoom-12 tile at the centre of the Landsat sample)")
     args = p.parse_args()
     checkout = Path(args.checkout or Path(__file__).resolve().parents[1]).resolve()
@@ -81,7 +83,7 @@ def main() -> None:
             values = {m: f for m, f in seen.items() if m not in work}
             worst = max(worst, len(work))
             print(f"\n{kind} {state}: {len(work)} modules: {', '.join(sorted(work))}"
-                  + (f"  (+ value types: {', '.join(sorted(values))})" if values else ""))
+                  + (f"  (+ values and containers: {', '.join(sorted(values))})" if values else ""))
             for m in sorted(seen):
                 print(f"  {m:22s} {', '.join(sorted(seen[m]))}")
     print(f"\nat most {worst} modules on one render")

@@ -203,7 +203,7 @@ def test_exact_sampler_above_the_tile_threshold_is_identical_to_bare_gdal(tmp_pa
     """Nearest grids between TILE_SAMPLER_PIXELS and SAMPLER_MAX_PIXELS take the exact sampler from
     their second request on: values and written pixels equal a bare reproject (GDAL's chunks and
     edge retries reproduced), as the GDAL warp of the first request does."""
-    from viewer.core import read, sampling
+    from viewer.core import read
 
     path = _scene(tmp_path, bands=3)
     n = 600
@@ -212,10 +212,10 @@ def test_exact_sampler_above_the_tile_threshold_is_identical_to_bare_gdal(tmp_pa
     ref = _bare(path, grid, Resampling.nearest, [1, 2, 3])
     img = viewer.Image.open(path)
     first = evaluate(img.node, grid)  # GDAL warp
-    key = ("gdal", 48, 48) + sampling._key(*_native(path), grid)
-    assert sampling._maps.get(key) is None
+    key = ("gdal", 48, 48) + read._map_key(*_native(path), grid)
+    assert read._maps.get(key) is None
     second = evaluate(img.node, grid)  # exact sampler
-    assert sampling._maps.get(key) is not None
+    assert read._maps.get(key) is not None
     for raster in (first, second):
         valid = raster[0].mask_or_ones() > 0
         np.testing.assert_array_equal(valid, ref[0] > 0)

@@ -12,6 +12,8 @@ the first open (:func:`viewer.core.read.open_raster`) and the first CRS resolved
   WebP. VRT (which can read any other file) only for paths a catalog entry opts in.
 * A source is a regular local file (no FIFO, device or directory) or a URL under one of
   the prefixes the catalog lists. Every other string is refused before GDAL sees it.
+* A remote source's identity is its HTTP ETag, asked with one HEAD at most once a minute
+  (:func:`remote_identity`; a local file's is one stat, :func:`viewer.core.read.source_identity`).
 
 Settings already in the environment win: they come from the operator, who is trusted.
 """
@@ -32,8 +34,8 @@ import rasterio
 from .config import settings
 from .errors import InvalidArgument, ReadError
 
-__all__ = ["GDAL_CONFIG", "RASTER_DRIVERS", "configure_gdal", "gdal_path", "source_identity", "raster_drivers",
-           "reset_gdal_errors", "is_remote", "remote_url"]
+__all__ = ["GDAL_CONFIG", "RASTER_DRIVERS", "REMOTE_PREFIXES", "configure_gdal", "gdal_path", "remote_identity",
+           "raster_drivers", "reset_gdal_errors", "is_remote", "remote_url"]
 
 log = logging.getLogger("viewer.core")
 
@@ -51,6 +53,8 @@ GDAL_CONFIG: dict[str, str] = {
 
 RASTER_DRIVERS = ("GTiff", "PNG", "JPEG", "JP2OpenJPEG", "WEBP")
 _REMOTE_SCHEMES = {"https://": "/vsicurl/", "http://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/"}
+#: Lower-case prefixes of remote sources (URLs and GDAL's virtual file systems).
+REMOTE_PREFIXES = tuple(_REMOTE_SCHEMES) + ("/vsi",)
 
 
 _configured = False
@@ -68,8 +72,7 @@ def configure_gdal() -> None:
 
 
 def is_remote(path: str) -> bool:
-    low = path.lower()
-    return low.startswith(tuple(_REMOTE_SCHEMES)) or low.startswith("/vsi")
+    return path.lower().startswith(REMOTE_PREFIXES)
 
 
 def remote_url(raw: str) -> str:
@@ -125,7 +128,7 @@ _remote_ids: dict[str, tuple[float, str]] = {}
 _remote_lock = threading.Lock()
 
 
-def _remote_identity(path: str) -> str:
+def remote_identity(path: str) -> str:
     """ETag (else Last-Modified and size) of an ``http(s)`` source from one HEAD request, cached
     for :data:`REMOTE_IDENTITY_TTL` s; "" when the server gives none or for ``s3://``/``gs://``."""
     if not path.startswith("/vsicurl/http"):
@@ -146,22 +149,6 @@ def _remote_identity(path: str) -> str:
     with _remote_lock:
         _remote_ids[path] = (now, identity)
     return identity
-
-
-def source_identity(path: str) -> str:
-    """What a source is now: size and modification time of a local file, the ETag of a
-    remote ``http(s)`` COG (checked at most once a minute).
-
-    It goes into every source node's content key, so a replaced file makes new layer
-    tokens and ETags, and the open-dataset cache reopens it.
-    """
-    if is_remote(path):
-        return _remote_identity(path)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{st.st_size}-{st.st_mtime_ns}"
 
 
 @lru_cache(maxsize=1)

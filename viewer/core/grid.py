@@ -35,7 +35,8 @@ from .access import configure_gdal
 from .errors import InvalidArgument, UnknownCRS
 
 __all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS", "WEB_MERCATOR", "WGS84", "EARTH_RADIUS", "HALF_WORLD",
-           "MAX_LATITUDE", "lonlat_bounds", "mercator_bounds", "center_long", "wrap_longitudes"]
+           "MAX_LATITUDE", "lonlat_bounds", "mercator_bounds", "center_long", "wrap_longitudes", "grid_key",
+           "crs_token"]
 
 #: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
 PIXEL_CRS = CRS.from_epsg(3857)
@@ -119,6 +120,27 @@ def crs_code(crs: CRS | None) -> str | None:
         return None
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+_crs_tokens: dict[int, tuple] = {}
+
+
+def crs_token(crs: CRS | None) -> str | None:
+    """A CRS as its WKT, computed once per CRS object (hashing a rasterio CRS exports its WKT each
+    time); the object is kept with it, so its id cannot be reused while cached."""
+    if crs is None:
+        return None
+    hit = _crs_tokens.get(id(crs))
+    if hit is None or hit[0] is not crs:
+        if len(_crs_tokens) > 1024:
+            _crs_tokens.clear()
+        hit = _crs_tokens[id(crs)] = (crs, crs.to_wkt())
+    return hit[1]
+
+
+def grid_key(grid: "Grid") -> tuple:
+    """A cheap hashable key of a grid (equal grids give equal keys)."""
+    return (tuple(grid.transform)[:6], crs_token(grid.crs), grid.width, grid.height)
 
 
 @lru_cache(maxsize=4096)

@@ -1,7 +1,23 @@
-"""Read one raster band onto a grid: window + overview selection, GDAL warp via rasterio."""
+"""Reading: source bands onto a grid, the one entry point :func:`read_bands`, top to bottom.
+
+1. What the file is now (:func:`source_identity`: size and mtime of a local file, one stat; the
+   ETag of a remote one through :func:`viewer.core.access.remote_identity`), checked against what
+   it was when the graph was built (else :class:`~viewer.core.errors.SourceChanged`);
+2. the open dataset from a per-thread cache keyed by that identity (opened through the access
+   rules of :mod:`viewer.core.access`), with its metadata read once (:class:`_Meta`);
+3. an exact window of the file's own grid is read as is; otherwise the overview level (GDAL's
+   AUTO rule, remembered per dataset and grid) and then
+4. the nearest sampler for tile-sized grids: an index map (:mod:`viewer.core.sampling` computes
+   it, the process-wide ``index maps`` cache here keeps it) applied to one window read per file;
+   or the exact sampler, or one GDAL warp (with GDAL's written pixels reproduced by
+   :mod:`viewer.core.approx` instead of an alpha band where possible).
+
+In-memory arrays take :func:`warp_array` (the sampler or one warp as well).
+"""
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 
@@ -14,16 +30,20 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.warp import reproject
 
-from .access import configure_gdal, gdal_path, is_remote, raster_drivers, source_identity
+from affine import Affine
+
+from .access import REMOTE_PREFIXES, configure_gdal, gdal_path, is_remote, raster_drivers, remote_identity
+from .approx import chunks_mask, warp_chunks
+from .cache import named_cache
 from .catalog import get_catalog
 from .errors import InvalidArgument, ReadError, SourceChanged
-from .grid import PIXEL_CRS, Grid
+from .grid import PIXEL_CRS, Grid, crs_token, grid_key
 from .raster import Written
-from .approx import chunks_mask, warp_chunks
-from .sampling import grid_key, sample_array, sample_dataset
+from .sampling import IndexMap, exact_map, tile_map
 
-__all__ = ["open_dataset", "open_raster", "read_bands", "warp_array", "RESAMPLING", "native_grid",
-           "TILE_SAMPLER_PIXELS", "SAMPLER_MAX_PIXELS"]
+__all__ = ["source_identity", "open_dataset", "open_raster", "read_bands", "warp_array", "sample_dataset",
+           "sample_array", "RESAMPLING", "native_grid", "TILE_SAMPLER_PIXELS", "SAMPLER_MAX_PIXELS",
+           "MAP_CACHE_ITEMS", "MAP_CACHE_BYTES"]
 
 RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -49,6 +69,22 @@ _local = threading.local()
 _MAX_OPEN = 64
 
 
+def source_identity(path: str) -> str:
+    """What a source is now: size and modification time of a local file, the ETag of a
+    remote ``http(s)`` COG (checked at most once a minute, :func:`viewer.core.access.remote_identity`).
+
+    It goes into every source node's content key, so a replaced file makes new layer
+    tokens and ETags, and the open-dataset cache reopens it.
+    """
+    if path.lower().startswith(REMOTE_PREFIXES):
+        return remote_identity(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
 def open_raster(path: str, overview_level: int | None = None):
     """Open one raster (uncached) through the access rules of :mod:`viewer.core.access`."""
     configure_gdal()
@@ -70,7 +106,7 @@ def open_dataset(path: str, overview_level: int | None = None, identity: str | N
     """A per-thread cached read handle (rasterio datasets are not thread-safe).
 
     A local file is reopened when its size or modification time changes; ``identity`` is the
-    file's current :func:`~viewer.core.access.source_identity` when the caller has it already.
+    file's current :func:`source_identity` when the caller has it already.
     """
     cache: OrderedDict = getattr(_local, "cache", None)
     if cache is None:
@@ -203,7 +239,7 @@ def read_bands(
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Values and masks of bands of one file on ``grid``; one GDAL warp where they share a mask.
 
-    ``identity`` (from :func:`viewer.core.access.source_identity`) is what the file was when
+    ``identity`` (from :func:`source_identity`) is what the file was when
     the graph was built; a file changed since raises :class:`SourceChanged`.
     """
     if resampling not in RESAMPLING:
@@ -283,6 +319,148 @@ def read_bands(
         if mask.min() >= 1:
             mask = None
     return [(dst[i], mask) for i in range(n)]
+
+
+# the nearest sampler: index maps (viewer.core.sampling) cached and applied -------------------
+#: Index maps kept (process-wide, LRU): the tiles of several views (a 1920 x 1080 view with its
+#: border ring asks for about 60 tiles per source grid; a 256 x 256 map takes 256 KiB), bounded in bytes.
+MAP_CACHE_ITEMS = 1024
+MAP_CACHE_BYTES = 128 * 1024 * 1024
+#: Grids larger than this many pixels are sampled in row strips (bounded memory, no caching).
+_STRIP_PIXELS = 1 << 20
+_maps = named_cache("index maps", MAP_CACHE_ITEMS, MAP_CACHE_BYTES, sizeof=lambda m: m.nbytes)
+#: Grids asked for once (the exact map is built when the same grid comes again).
+_asked = named_cache("index map requests", 4096)
+
+
+def _map_key(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid) -> tuple:
+    return (tuple(src_transform)[:6], crs_token(src_crs), src_width, src_height) + grid_key(grid)
+
+
+def _tile_map(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid,
+              cache: bool = True) -> IndexMap:
+    """:func:`viewer.core.sampling.tile_map`, kept in the ``index maps`` cache."""
+    if not cache:
+        return tile_map(src_transform, src_crs, src_width, src_height, grid)
+    key = ("tile",) + _map_key(src_transform, src_crs, src_width, src_height, grid)
+    m = _maps.get(key)
+    if m is None:
+        m = tile_map(src_transform, src_crs, src_width, src_height, grid)
+        _maps.put(key, m)
+    return m
+
+
+def _exact_map(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid, src_bits: int,
+               dst_bits: int, build: bool = True) -> IndexMap | None:
+    """:func:`viewer.core.sampling.exact_map`, cached. With ``build=False`` a map is only built for a
+    grid asked for before (``None`` the first time): building one costs a few GDAL warps of the
+    grid, using it a quarter of one."""
+    key = ("gdal", src_bits, dst_bits) + _map_key(src_transform, src_crs, src_width, src_height, grid)
+    m = _maps.get(key)
+    if m is None:
+        if not build and _asked.get(key) is None:
+            _asked.put(key, True)
+            return None
+        m = exact_map(src_transform, src_crs, src_width, src_height, grid, src_bits, dst_bits)
+        if m is None:
+            return None
+        _maps.put(key, m)
+    return m
+
+
+def _strips(grid: Grid) -> list[Grid] | None:
+    """Row strips of a large grid (rows are independent, so strips give identical results)."""
+    step = max(1, _STRIP_PIXELS // grid.width)
+    if grid.height <= step:
+        return None
+    return [grid.window(0, r, grid.width, min(step, grid.height - r)) for r in range(0, grid.height, step)]
+
+
+def _stack(parts: list[tuple[np.ndarray, np.ndarray | Written | None]]) -> tuple[np.ndarray, np.ndarray | None]:
+    parts = [(v, m() if isinstance(m, Written) else m) for v, m in parts]
+    values = np.concatenate([v for v, _ in parts])
+    if all(m is None for _, m in parts):
+        return values, None
+    return values, np.concatenate([np.ones(v.shape, np.float32) if m is None else m for v, m in parts])
+
+
+def sample_dataset(ds, bidxs: tuple[int, ...], grid: Grid, all_valid: bool,
+                   exact_bits: tuple[int, int] | None = None,
+                   build: bool = True) -> list[tuple[np.ndarray, np.ndarray | None]] | None:
+    """Bands of an open dataset (or overview) on ``grid``: values and float masks (None = valid).
+
+    With ``exact_bits`` (GDAL's source and destination bits per pixel, see
+    :func:`viewer.core.approx.warp_chunks`) the exact map is used, and ``None`` returned where it
+    does not reproduce GDAL's warp (or, with ``build=False``, where it is not worth building yet:
+    see :func:`_exact_map`).
+    """
+    src_crs = ds.crs if ds.crs else PIXEL_CRS
+    if exact_bits is not None:
+        m = _exact_map(ds.transform, src_crs, ds.width, ds.height, grid, *exact_bits, build=build)
+        return None if m is None else _gather_dataset(ds, bidxs, m, all_valid)
+    strips = _strips(grid)
+    if strips is not None:
+        per_strip = [_gather_dataset(ds, bidxs, _tile_map(ds.transform, src_crs, ds.width, ds.height, g, False),
+                                     all_valid) for g in strips]
+        return [_stack([p[i] for p in per_strip]) for i in range(len(bidxs))]
+    return _gather_dataset(ds, bidxs, _tile_map(ds.transform, src_crs, ds.width, ds.height, grid), all_valid)
+
+
+def _gather_dataset(ds, bidxs: tuple[int, ...], m: IndexMap,
+                    all_valid: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    if m.window is None:
+        return [(np.zeros(m.shape, ds.dtypes[b - 1]), np.zeros(m.shape, np.float32)) for b in bidxs]
+    if len(bidxs) == 1:
+        arrays = [ds.read(bidxs[0], window=m.window)]
+    elif all(ds.dtypes[b - 1] == ds.dtypes[bidxs[0] - 1] for b in bidxs):
+        block = ds.read(list(bidxs), window=m.window)
+        arrays = [block[i] for i in range(len(bidxs))]
+    else:
+        arrays = [ds.read(b, window=m.window) for b in bidxs]
+    outside = m.outside
+    out = []
+    for i, arr in enumerate(arrays):
+        values = arr.reshape(-1).take(m.flat)
+        mask = None
+        if outside is not None:
+            values.reshape(-1)[outside] = 0
+            mask = Written(m.mask)  # values are 0 where it is 0
+        if not all_valid:
+            mm = ds.read_masks(bidxs[i], window=m.window).reshape(-1).take(m.flat)
+            if outside is not None:
+                mm.reshape(-1)[outside] = 0
+            if mm.min() < 255:
+                mask = np.multiply(mm, np.float32(1 / 255.0), dtype=np.float32)
+        out.append((values, mask))
+    return out
+
+
+def sample_array(data: np.ndarray, mask: np.ndarray | None, src: Grid,
+                 grid: Grid) -> tuple[np.ndarray, np.ndarray | None]:
+    """An in-memory 2-D band (and its float mask) on ``grid``."""
+    strips = _strips(grid)
+    if strips is not None:
+        return _stack([_sample_array(data, mask, src, g, False) for g in strips])
+    return _sample_array(data, mask, src, grid, True)
+
+
+def _sample_array(data: np.ndarray, mask: np.ndarray | None, src: Grid, grid: Grid,
+                  cache: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    m = _tile_map(src.transform, src.gdal_crs, src.width, src.height, grid, cache)
+    if m.window is None:
+        return np.zeros(m.shape, data.dtype), np.zeros(m.shape, np.float32)
+    win = m.window
+    r0, c0 = int(win.row_off), int(win.col_off)
+    rows, cols = slice(r0, r0 + int(win.height)), slice(c0, c0 + int(win.width))
+    values = np.ascontiguousarray(data[rows, cols]).reshape(-1).take(m.flat)
+    out_mask = None
+    if m.inside is not None:
+        values.reshape(-1)[m.outside] = 0
+        out_mask = m.mask
+    if mask is not None:
+        mm = np.ascontiguousarray(mask[rows, cols]).reshape(-1).take(m.flat)
+        out_mask = mm if out_mask is None else mm * out_mask
+    return values, out_mask
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

@@ -11,13 +11,12 @@ import PIL.Image
 from affine import Affine
 from rasterio.enums import ColorInterp
 
-from .access import source_identity
 from .catalog import BandSource, get_catalog
 from .errors import InvalidArgument, ReadError
 from .graph import BandInfo, Node
 from .grid import Grid, parse_crs
 from .raster import Band, Raster
-from .read import native_grid, open_dataset
+from .read import native_grid, open_dataset, source_identity
 
 __all__ = ["asset_node", "file_node", "array_node", "picture_node", "constant_node", "get_array", "put_array"]
 
