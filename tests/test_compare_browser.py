@@ -157,9 +157,10 @@ def panel_figures(page) -> tuple[dict, dict[int, str]]:
     summary = page.locator(".viewer-cmp-summary").first
     grid = json.loads(summary.get_attribute("data-grid"))
     rows = page.locator(".viewer-cmp-scores tr[data-class-id]")
-    ious = {int(rows.nth(i).get_attribute("data-class-id")): rows.nth(i).locator(".viewer-cmp-iou").inner_text()
-            for i in range(rows.count())}
-    return grid, ious
+    scores = {int(rows.nth(i).get_attribute("data-class-id")):
+              tuple(rows.nth(i).locator(f".viewer-cmp-{k}").inner_text() for k in ("iou", "precision", "recall"))
+              for i in range(rows.count())}
+    return grid, scores
 
 
 def grid_of(d: dict) -> Grid:
@@ -169,10 +170,11 @@ def grid_of(d: dict) -> Grid:
                 d["dimensions"]["width"], d["dimensions"]["height"])
 
 
-def expected_ious(grid: Grid) -> dict[int, str]:
+def expected_ious(grid: Grid) -> dict[int, tuple[str, str, str]]:
     truth = viewer.Image(RULES)
     cmp = compare_masks(prediction(), truth, grid, Classes.from_band(truth.bands[0]))
-    return {c["id"]: "—" if c["iou"] is None else f"{c['iou']:.3f}" for c in cmp.per_class}
+    text = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    return {c["id"]: (text(c["iou"]), text(c["precision"]), text(c["recall"])) for c in cmp.per_class}
 
 
 def test_compare_panel_iou_is_compare_masks_on_the_view(page, compare_server):
@@ -181,7 +183,9 @@ def test_compare_panel_iou_is_compare_masks_on_the_view(page, compare_server):
     settle(page)
     grid, ious = panel_figures(page)
     assert ious == expected_ious(grid_of(grid))
-    assert set(ious) == {0, 1, 2, 3} and all(v != "—" for k, v in ious.items() if k in (2, 3))
+    assert set(ious) == {0, 1, 2, 3} and all(v[0] != "—" for k, v in ious.items() if k in (2, 3))
+    summary = page.locator(".viewer-cmp-summary").first.inner_text()
+    assert summary.startswith("prediction: k-means relabelled (prediction) vs truth: rule classes (truth)")
     page.screenshot(path=str(SHOTS / "compare_panel.png"))
     # pan and zoom: the figures follow the view
     box = page.locator("canvas").first.bounding_box()

@@ -77,8 +77,16 @@ def numpy_confusion(pred: viewer.Image, truth: viewer.Image, grid) -> np.ndarray
 
 
 # compare ------------------------------------------------------------------------------------
-def test_default_pair_is_the_pair_sharing_a_class_table(compare_map):
+def test_default_pair_is_the_pair_sharing_a_class_table(compare_map, pair):
     assert default_pair(compare_map.state) == ("prediction", "truth")
+    m = Map()
+    m.add_overlay(pair[0], "model: relabelled k-means")  # lower, but a prediction ("relabelled" is not "label")
+    m.add_overlay(pair[1], "Ground truth")
+    assert default_pair(m.state) == ("model: relabelled k-means", "Ground truth")
+    m = Map()
+    m.add_overlay(pair[1], "a")
+    m.add_overlay(pair[0], "b")
+    assert default_pair(m.state) == ("b", "a")  # no hint in the names: the upper layer is the prediction
     panel = ComparePanel(compare_map)
     assert (panel.prediction, panel.truth) == ("prediction", "truth")
     assert panel.pred_select.options == ["unrelated", "truth", "prediction"]
@@ -164,7 +172,7 @@ def test_split_map_two_stacks_one_view(compare_map):
     assert split.divider.styles["margin-left"] == "calc(30% - 2px)"
     split.mode = "side by side"
     assert [(c[0], c[1], c[2]) for c in split.layout.children][:2] == [(left.fig, 0, 0), (right.fig, 0, 1)]
-    assert "clip-path" not in left.fig.styles
+    assert left.fig.styles["clip-path"] == "none"
     with pytest.raises(InvalidArgument, match="no layer named 'nope'"):
         SplitMap(compare_map, "nope", "truth")
 

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import html
 import json
+import re
 from typing import Any
 
 import panel as pn
@@ -27,10 +28,16 @@ from .state import EXECUTOR, LayerState, MapState, spawn
 from .viewport import count_grid
 
 __all__ = ["ComparePanel", "comparison_grid", "compare_view", "default_pair", "class_layers",
-           "render_comparison", "DIFFERENCE_PREFIX"]
+           "render_comparison", "DIFFERENCE_PREFIX", "ALL_CLASSES"]
 
 #: Name prefix of the difference layers the panel adds (so they are not offered as inputs).
 DIFFERENCE_PREFIX = "difference: "
+
+
+_TRUTH_WORDS = re.compile(r"\b(truth|reference|labels?|ground|gt)\b", re.IGNORECASE)
+_PRED_WORDS = re.compile(r"\bpred", re.IGNORECASE)
+#: The class choice of the difference layer meaning "every class" (agree / disagree).
+ALL_CLASSES = -1
 
 
 def _table_key(classes: Classes | None) -> tuple:
@@ -47,8 +54,9 @@ def class_layers(state: MapState) -> list[LayerState]:
 def default_pair(state: MapState) -> tuple[str | None, str | None]:
     """(prediction, truth): two class layers sharing a class table, else the first two.
 
-    Within a pair, a layer whose name says "truth", "reference" or "label" is the truth and
-    one saying "pred" the prediction; otherwise the upper layer is the prediction.
+    Within a pair, a layer whose name has the word "truth", "reference", "label(s)" or "ground" is
+    the truth and one with a word starting "pred" the prediction; otherwise the upper layer is the
+    prediction.
     """
     layers = class_layers(state)
     pair = None
@@ -65,10 +73,7 @@ def default_pair(state: MapState) -> tuple[str | None, str | None]:
         pair = (layers[1], layers[0])
     pred, truth = pair
 
-    def says(layer: LayerState, words: tuple[str, ...]) -> bool:
-        return any(w in layer.name.lower() for w in words)
-
-    if says(pred, ("truth", "reference", "label")) or says(truth, ("pred",)):
+    if _TRUTH_WORDS.search(pred.name) or _PRED_WORDS.search(truth.name):
         pred, truth = truth, pred
     return pred.name, truth.name
 
@@ -152,7 +157,8 @@ class ComparePanel(pn.viewable.Viewer):
         self.html = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
         self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction", width=150)
         self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", width=150)
-        self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": None}, width=200)
+        self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": ALL_CLASSES},
+                                          value=ALL_CLASSES, width=200)
         self.button = pn.widgets.Button(label="Show difference", color="primary", width=140)
         self.button.on_click(guarded("difference")(lambda e: self.show_difference()))
         self._options()
@@ -193,7 +199,7 @@ class ComparePanel(pn.viewable.Viewer):
             self.schedule()
 
     def _changed(self) -> None:
-        opts: dict[str, Any] = {"all classes (disagree)": None}
+        opts: dict[str, Any] = {"all classes (disagree)": ALL_CLASSES}
         if self.truth:
             try:
                 classes = self.state.layer(self.truth).effective_classes()
@@ -265,7 +271,7 @@ class ComparePanel(pn.viewable.Viewer):
     def show_difference(self) -> LayerState:
         """Add the difference of the chosen pair as a layer (replacing the one added before)."""
         label = f"{DIFFERENCE_PREFIX}{self.prediction} vs {self.truth}"
-        cid = self.class_id.value
+        cid = None if self.class_id.value in (None, ALL_CLASSES) else self.class_id.value
         if cid is not None:
             label += f" (class {cid})"
         if self._difference is not None:

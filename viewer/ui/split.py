@@ -161,7 +161,7 @@ class SplitMap(pn.viewable.Viewer):
                         (self.left_tag, 0, 0), (self.right_tag, 0, 0)]
             self.layout.cols = None
         else:
-            left.styles = {}
+            left.styles = {"clip-path": "none"}  # BokehJS keeps a style left out of the dict: say none
             children = [(left, 0, 0), (right, 0, 1), (self.left_tag, 0, 0), (self.right_tag, 0, 1)]
             self.layout.cols = ["1fr", "1fr"]
         self.layout.children = children
