@@ -19,11 +19,11 @@ from affine import Affine
 from nbclient import NotebookClient
 from PIL import Image as PILImage
 
+from viewer import InvalidArgument
 from viewer.core.image import Image
 from viewer.core.layers import image_layer
 from viewer.core.tiles import render_rgba
-
-pytestmark = pytest.mark.browser
+from viewer.ui.tileserver import TileServerOptions, ensure_tile_server, tile_server_options, wants_local_server
 
 SETUP = """
 import numpy as np
@@ -71,6 +71,7 @@ def _expected_colours() -> set[tuple[int, int, int]]:
     return {tuple(int(v) for v in c) for c in np.unique(rgba[..., :3].reshape(-1, 3), axis=0)}
 
 
+@pytest.mark.browser
 def test_notebook_map_draws_offline(chromium, tmp_path, monkeypatch):
     port = _free_port()
     public = f"http://localhost:{port}/"  # another spelling of this machine: proves the public URL is used
@@ -118,3 +119,26 @@ def test_notebook_map_draws_offline(chromium, tmp_path, monkeypatch):
     pixels = {tuple(int(v) for v in c): n for c, n in zip(*np.unique(shot.reshape(-1, 3), axis=0, return_counts=True))}
     for colour in _expected_colours():
         assert pixels.get(colour, 0) > 2000, (colour, sorted(pixels.items(), key=lambda kv: -kv[1])[:6])
+
+
+def test_tile_server_options(monkeypatch):
+    for name in ("VIEWER_TILE_HOST", "VIEWER_TILE_PORT", "VIEWER_TILE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert tile_server_options() == TileServerOptions("127.0.0.1", 0, None) and wants_local_server()
+    assert TileServerOptions("127.0.0.1", 0, None).url_for(8123) == "http://127.0.0.1:8123/"
+    assert TileServerOptions("0.0.0.0", 0, None).url_for(8123) == "http://127.0.0.1:8123/"
+    assert TileServerOptions("::1", 0, None).url_for(8123) == "http://[::1]:8123/"
+    monkeypatch.setenv("VIEWER_TILE_URL", "https://hub.example.org/user/me/proxy/8765")
+    assert not wants_local_server()  # tiles from another server: the kernel starts none
+    monkeypatch.setenv("VIEWER_TILE_PORT", "8765")
+    monkeypatch.setenv("VIEWER_TILE_HOST", "0.0.0.0")
+    opts = tile_server_options()
+    assert opts == TileServerOptions("0.0.0.0", 8765, "https://hub.example.org/user/me/proxy/8765")
+    assert wants_local_server() and opts.url_for(8765) == "https://hub.example.org/user/me/proxy/8765/"
+    assert tile_server_options(host="127.0.0.1", port=9000, public_url="/p/") == TileServerOptions("127.0.0.1", 9000, "/p/")
+    monkeypatch.setenv("VIEWER_TILE_PORT", "eighty")
+    with pytest.raises(InvalidArgument, match="VIEWER_TILE_PORT"):
+        tile_server_options()
+    monkeypatch.delenv("VIEWER_TILE_PORT")
+    with pytest.raises(InvalidArgument, match="port 70000 is not allowed"):
+        ensure_tile_server(port=70000)

@@ -161,3 +161,36 @@ def test_opens_offline_and_zooms_within_the_embedded_levels(chromium, tmp_path):
         assert requests == [] and errors == []
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_layer_switch_hides_a_layer(chromium, tmp_path):
+    m = quads_map()
+    over = viewer.Image.from_array(np.full((64, 64), 1, np.uint8), crs="EPSG:3857",
+                                   transform=Affine(10, 0, 1_000_000, 0, -10, 6_000_000))
+    m.add_layer(over, {"min": 0, "max": 1, "palette": ["black", "white"]}, "white corner")
+    path = m.to_html(str(tmp_path / "map.html"))
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).scheme in ("file", "data") else r.abort())
+    try:
+        page.goto(f"file://{path}")
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+        page.wait_for_timeout(1500)
+        f = page.evaluate(_FRAME_JS)
+        box = page.locator("canvas").first.bounding_box()
+        mx, my = 1_000_000 + 320, 6_000_000 - 320  # inside the white square, in the red quadrant
+        sx = box["x"] + f["left"] + (mx - f["x0"]) / (f["x1"] - f["x0"]) * f["width"]
+        sy = box["y"] + f["top"] + (f["y1"] - my) / (f["y1"] - f["y0"]) * f["height"]
+
+        def pixel():
+            shot = np.asarray(PILImage.open(io.BytesIO(page.screenshot())).convert("RGB"))
+            return tuple(shot[int(sy), int(sx)].tolist())
+
+        assert pixel() == (255, 255, 255)
+        labels = page.locator("label")
+        assert labels.nth(0).inner_text().strip() == "white corner"  # top layer first
+        labels.nth(0).click()
+        page.wait_for_timeout(500)
+        assert pixel() == (255, 0, 0)
+    finally:
+        page.close()

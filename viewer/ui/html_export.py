@@ -78,7 +78,7 @@ let pick = order.find((i) => covers(boxes[i]));
 if (pick === undefined) { pick = order[0]; }
 const z = levels[pick];
 for (const r of renderers) {
-  const layer = r.tags[0], level = r.tags[1];
+  const layer = r.tags[0], level = r.tags[1];  // layer: its checkbox's index
   const on = checks.active.includes(layer) && level === z;
   if (r.visible !== on) { r.visible = on; }
 }
@@ -306,10 +306,10 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
             glyph = ImageURL(url="url", x="x", y="y", w="w", h="h", anchor="top_left", global_alpha=layer.opacity,
                              retry_attempts=0)
             r = fig.add_glyph(ColumnDataSource(data), glyph, visible=level.z == z_now, level="image",
-                              name=f"{layer.name} z{level.z}", tags=[li, level.z])
+                              name=f"{layer.name} z{level.z}", tags=[len(layers) - 1 - li, level.z])
             renderers.append(r)
 
-    names = [l.name for l in layers]
+    names = [l.name for l in reversed(layers)]  # top layer first, as in the legends
     checks = CheckboxGroup(labels=names, active=list(range(len(names))), name="viewer-layers")
     cb = CustomJS(args={"plot": fig, "renderers": renderers, "checks": checks, "width": width,
                         "res0": scheme.res0, "levels": [l.z for l in levels],
