@@ -309,3 +309,19 @@ def test_server_and_cli_import_at_the_top():
     assert [i for p in sorted(server.glob("*.py")) for i in _imports_in_functions(p)] == []
     # the one exception: ``viewer serve`` loads Panel and the UI; ``viewer catalog``/``--help`` do not need them
     assert _imports_in_functions(CORE.parent / "cli.py") == ["cli.py:serve:panel", "cli.py:serve:ui.app"]
+
+
+def test_core_modules_import_only_their_row_or_rows_below_as_the_architecture_draws():
+    doc = (CORE.parents[1] / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    picture = doc.split("inside the core, a module imports only", 1)[1].split("```", 1)[0]
+    rows = [line.split()[1:] for line in picture.splitlines()[2:] if line.strip()]
+    level = {m: len(rows) - i for i, row in enumerate(rows) for m in row}
+    assert {"tiles", "evaluate", "read", "visualize", "encode", "raster", "config"} <= set(level)
+    upward = []
+    for path in CORE.glob("*.py"):
+        if path.stem == "__init__" or path.stem not in level:  # a module not drawn yet is not checked
+            continue
+        for dep in _imports(path)[0]:
+            if level.get(dep, 0) > level[path.stem]:
+                upward.append(f"{path.stem} -> {dep}")
+    assert upward == []
