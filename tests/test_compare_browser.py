@@ -254,3 +254,24 @@ def test_time_slider_changes_the_tiles_and_a_click_charts_the_files_values(page,
         assert cells[:2] == ["2020-05-18", f"LC08_{scene}_20200518"]
         assert cells[2:] == [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{b}.tif", x, y) for b in ("B2", "B3", "B4")]
     page.screenshot(path=str(SHOTS / "compare_time_series.png"))
+
+
+def test_the_compare_card_opens_a_split_view_in_the_maps_place(page, compare_server):
+    page.goto(compare_server + "compare")
+    page.locator(".viewer-cmp-iou").first.wait_for(timeout=60000)
+    settle(page)
+    page.locator(".viewer-split-toggle button").first.click()
+    slider = page.locator(".viewer-swipe-slider").first
+    slider.wait_for(timeout=30000)
+    settle(page)
+    b = slider.bounding_box()
+    box = {"x": b["x"], "y": b["y"] + 120, "width": b["width"], "height": 400}
+    img = shot(page, box, "compare_split_in_page.png")
+    w = img.shape[1]
+    left, right = img[:, int(w * 0.2): int(w * 0.47)], img[:, int(w * 0.53): int(w * 0.8)]
+    assert share(left, RULE_COLORS[2]) > 0.2 and share(left, PREDICTION_COLORS[2]) < 0.001  # truth left
+    assert share(right, PREDICTION_COLORS[2]) > 0.2 and share(right, RULE_COLORS[2]) < 0.001  # prediction right
+    page.locator(".viewer-split-toggle button").first.click()
+    wait_for(page, lambda: page.locator(".viewer-swipe-slider").count() == 0, "the split view to close")
+    settle(page)
+    assert page.locator(".viewer-split-toggle button").first.inner_text() == "Open split view"

@@ -24,6 +24,7 @@ from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
 from .notify import guarded
+from .split import SplitControls
 from .state import EXECUTOR, LayerState, MapState, spawn
 from .viewport import count_grid
 
@@ -154,6 +155,7 @@ class ComparePanel(pn.viewable.Viewer):
         self.state: MapState = map_obj.state
         self._generation = 0
         self._difference: str | None = None
+        self._split: SplitControls | None = None
         self.html = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
         self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction", width=150)
         self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", width=150)
@@ -283,6 +285,15 @@ class ComparePanel(pn.viewable.Viewer):
         self._difference = layer.name
         return layer
 
+    @property
+    def split(self) -> SplitControls:
+        """The split-view controls (made on first use): truth left, prediction right by default."""
+        if self._split is None:
+            self._split = SplitControls(self.map, left=self.truth, right=self.prediction)
+        return self._split
+
     def __panel__(self):
         return pn.Column(pn.Row(self.pred_select, self.truth_select), pn.Row(self.class_id, self.button),
-                         self.html, sizing_mode="stretch_width")
+                         self.html, pn.pane.HTML("<b>Split view</b>: two layers either side of a divider",
+                                                 margin=(8, 4, 0, 4)),
+                         self.split, sizing_mode="stretch_width")

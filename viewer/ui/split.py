@@ -24,10 +24,10 @@ from bokeh.models import CustomJS, Div, GridBox, Slider
 from ..core.errors import InvalidArgument
 from ..core.image import Image
 from .figure import MapFigure
-from .notify import doc_runner
+from .notify import doc_runner, guarded
 from .state import LayerState, MapState, make_layer
 
-__all__ = ["SplitMap", "MODES", "stack_layers", "clip_style", "divider_style"]
+__all__ = ["SplitMap", "SplitControls", "MODES", "stack_layers", "clip_style", "divider_style"]
 
 MODES = ("swipe", "side by side")
 
@@ -185,3 +185,70 @@ class SplitMap(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(pn.Row(self.mode_select, sizing_mode="stretch_width"), self.pane,
                          sizing_mode="stretch_width")
+
+
+class SplitControls(pn.viewable.Viewer):
+    """Open a split view of two layers in the place of a map view's figure (and close it again)."""
+
+    def __init__(self, map_obj: Any, left: str | None = None, right: str | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.map = map_obj
+        self.state: MapState = map_obj.state
+        self.split: SplitMap | None = None
+        names = [l.name for l in reversed(self.state.layers)]
+        shown = [l.name for l in reversed(self.state.layers) if l.visible] or names
+        left = left if left in names else (shown[1] if len(shown) > 1 else (shown[0] if shown else None))
+        right = right if right in names else (shown[0] if shown else None)
+        self.left = pn.widgets.Select(label="left", options=names, value=left, width=150)
+        self.right = pn.widgets.Select(label="right", options=names, value=right, width=150)
+        self.mode = pn.widgets.RadioButtonGroup(options=list(MODES), value="swipe", color="light")
+        self.button = pn.widgets.Button(label="Open split view", color="primary", width=150,
+                                        css_classes=["viewer-split-toggle"])
+        self.button.on_click(guarded("split view")(lambda e: self.toggle()))
+        self.mode.param.watch(guarded("split view")(self._mode), "value")
+        self.state.param.watch(lambda e: self._names(), "layers")
+
+    def _names(self) -> None:
+        names = [l.name for l in reversed(self.state.layers)]
+        self.left.options, self.right.options = names, names
+
+    def _mode(self, event) -> None:
+        if self.split is not None:
+            self.split.mode = event.new
+
+    @property
+    def is_open(self) -> bool:
+        return self.split is not None
+
+    def toggle(self) -> SplitMap | None:
+        return self.close() if self.is_open else self.open()
+
+    def open(self) -> SplitMap:
+        """Show the chosen layers left and right of a divider where the map was (same view)."""
+        view = self.map.view
+        if self.left.value == self.right.value:
+            raise InvalidArgument(f"choose two different layers for the split view (both are {self.left.value!r})",
+                                  value=self.left.value, allowed=[l.name for l in self.state.layers])
+        self.split = SplitMap(self.map, self.left.value, self.right.value, mode=self.mode.value,
+                              base_url=view.map_figure.base_url, height=self.map.height)
+        # the map's view follows the split's, so legends, statistics and comparisons are of what is seen
+        self.split.left_state.param.watch(lambda e: e.new and self.state.set_view(*e.new), "view")
+        view.pane.object = self.split.layout
+        self.button.label = "Close split view"
+        return self.split
+
+    def close(self) -> None:
+        """Back to the map, at the split view's view."""
+        split, self.split = self.split, None
+        if split is None:
+            return
+        view = self.map.view
+        where = split.left_state.view
+        split.dispose()
+        view.pane.object = view.map_figure.fig
+        if where:
+            self.state.set_view(*where)
+        self.button.label = "Open split view"
+
+    def __panel__(self):
+        return pn.Column(pn.Row(self.left, self.right), pn.Row(self.mode, self.button), sizing_mode="stretch_width")
