@@ -194,3 +194,17 @@ def test_layer_switch_hides_a_layer(chromium, tmp_path):
         assert pixel() == (255, 0, 0)
     finally:
         page.close()
+
+
+def test_geemap_call_forms(tmp_path):
+    m = quads_map()
+    text = m.to_html()  # geemap: no filename -> the HTML
+    assert text.startswith("<!DOCTYPE html>") and embedded_tiles(text) > 0
+    assert "<title>a &lt;/title&gt;&lt;b&gt;</title>" in m.to_html(title="a </title><b>")
+    path = m.to_html(str(tmp_path / "m.html"), title="My Map", width="100%", height="500px")
+    page = open(path, encoding="utf-8").read()
+    assert "<title>My Map</title>" in page and '"frame_height":500' in page.replace(" ", "")
+    with pytest.raises(InvalidArgument, match="width 'wide' is not allowed"):
+        m.to_html(str(tmp_path / "m.html"), width="wide")
+    with pytest.raises(InvalidArgument, match=r"unexpected keyword\(s\) \['zoom'\]"):
+        m.to_html(str(tmp_path / "m.html"), zoom=3)

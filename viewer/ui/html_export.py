@@ -39,7 +39,7 @@ from .legends import band_legend_html
 from .state import LayerState, MapState
 from .user_legends import all_legends_html
 
-__all__ = ["MAX_TILES", "LEVEL_OFFSETS", "export_html", "map_html", "TileLevel"]
+__all__ = ["MAX_TILES", "LEVEL_OFFSETS", "export_html", "export_size", "map_html", "TileLevel"]
 
 #: Default cap on embedded tile images (all layers and levels together).
 MAX_TILES = 300
@@ -329,6 +329,30 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
                   width=260, name="viewer-legends")
     layout = row(fig, column(legend, checks, legends))
     return file_html(layout, _InlineOnly(mode="inline"), title=title)
+
+
+def _css_pixels(name: str, value: int | str | None) -> int | None:
+    """``880`` or ``"880px"`` -> 880; ``None`` or a percentage (geemap's ``"100%"``) -> None."""
+    if value is None or (isinstance(value, str) and value.strip().endswith("%")):
+        return None
+    text = value.strip()[:-2] if isinstance(value, str) and value.strip().endswith("px") else value
+    try:
+        number = int(text) if not isinstance(text, bool) else -1
+    except (TypeError, ValueError):
+        number = -1
+    if not 100 <= number <= 4096:
+        raise InvalidArgument(f"{name} {value!r} is not allowed; allowed: pixels 100..4096 (880 or '880px'), "
+                              f"or a percentage for the current view's", value=value, allowed="100..4096")
+    return number
+
+
+def export_size(width: int | str | None, height: int | str | None,
+                viewport: tuple[int, int]) -> tuple[int, int] | None:
+    """The map's size in the file: ``None`` (the current view's) unless ``width`` or ``height`` is given."""
+    w, h = _css_pixels("width", width), _css_pixels("height", height)
+    if w is None and h is None:
+        return None
+    return (w or int(viewport[0]), h or int(viewport[1]))
 
 
 def export_html(state: MapState, path: str | Path, user_legends: Sequence[dict] = (), title: str | None = None,

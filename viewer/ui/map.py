@@ -22,7 +22,7 @@ from ..core.errors import InvalidArgument
 from ..core.image import Image
 from ..core.segmentation import ImageMask, overlays
 from .basemaps import BASEMAPS, OFFLINE
-from .html_export import MAX_TILES, export_html
+from .html_export import MAX_TILES, export_html, export_size, map_html
 from .mapview import MapView
 from .notebook import load_extension
 from .state import LayerState, MapState, make_layer
@@ -253,19 +253,20 @@ class Map(pn.viewable.Viewer):
         return UserLegends(self)
 
     # a file you can send --------------------------------------------------------------------
-    def to_html(self, filename: str, title: str | None = None, width: int | None = None, height: int | None = None,
-                max_tiles: int = MAX_TILES, **kwargs: Any) -> str:
+    def to_html(self, filename: str | None = None, title: str | None = None, width: int | str | None = None,
+                height: int | str | None = None, max_tiles: int = MAX_TILES, **kwargs: Any) -> str:
         """Write the map as one self-contained HTML file that opens offline: the visible layers' tiles
         for the current view and zoom levels around it (at most ``max_tiles`` tiles), legends and a
         layer switch; pan and zoom within the embedded levels. ``width``/``height``: the map's size
-        in pixels (default: the current view's). Returns the path written."""
+        in pixels (``880``, ``"880px"``; geemap's ``"100%"`` means the current view's). Returns the
+        path written; without ``filename`` the HTML text (as geemap does)."""
         unknown = sorted(set(kwargs) - {"add_layer_control"})
         if unknown:
             raise InvalidArgument(f"to_html got unexpected keyword(s) {unknown}", value=unknown,
-                                  allowed=["title", "width", "height", "max_tiles"])
-        size = None
-        if width is not None or height is not None:
-            size = (int(width or self.state.viewport[0]), int(height or self.state.viewport[1]))
+                                  allowed=["filename", "title", "width", "height", "max_tiles"])
+        size = export_size(width, height, self.state.viewport)
+        if filename is None:
+            return map_html(self.state, self.user_legends, title or "viewer map", size, max_tiles)
         return str(export_html(self.state, filename, self.user_legends, title, size, max_tiles))
 
     # Earth Engine Code Editor / geemap aliases
