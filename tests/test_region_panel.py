@@ -245,3 +245,14 @@ def test_histogram_columns():
     cols = histogram_columns([("a", hist), ("b", None)])
     assert cols["left"] == [0.0, 2.0, 4.0] and cols["right"] == [2.0, 4.0, 6.0] and cols["top"] == [1, 0, 3]
     assert cols["band"] == ["a"] * 3
+
+
+def test_mask_layer_is_reduced_as_values_not_classes():
+    m = demo()
+    mask = m.layer("cloud mask")
+    mask.visible = True
+    entry = next(e for e in compute_region(m.state, RECT.getInfo(), 30)["layers"] if e["name"] == "cloud mask")
+    assert entry["summary"]["classes"] is None
+    expected = mask.display_image().reduceRegion(viewer.Reducer.mean(), RECT, 30)
+    assert {b["band"]: b["mean"] for b in entry["summary"]["bands"]} == expected
+    assert 0 < list(expected.values())[0] < 1  # the cloudy share of the region

@@ -45,8 +45,9 @@ def _image(image: Any, what: str = "image") -> Image:
 
 
 def _class_table(image: Image, classes: Any) -> Classes | None:
-    """The class table of a one-band class image (``classes`` if given), else None."""
-    if len(image.bands) != 1:
+    """The class table of a one-band class image (``classes`` if given), else None (also for
+    ``classes=False``)."""
+    if len(image.bands) != 1 or classes is False:
         return None
     if classes is not None:
         return Classes.coerce(classes)
@@ -58,8 +59,8 @@ def region_summary(image: Image, geometry: Any, scale: float | None = None, crs:
                    max_pixels: float = MAX_PIXELS, classes: Any = None) -> dict:
     """Per band the region's valid-pixel ``count``, ``mean``, ``min``, ``max``, ``stdDev`` and
     ``histogram`` (each equal to ``image.reduceRegion`` with that reducer; None without valid
-    pixels), and for a one-band class image (or with ``classes``) its class ``count``,
-    ``area_m2`` and ``percent`` per class. ``grid`` is the grid the region was evaluated on."""
+    pixels), and for a one-band class image (or with ``classes``; not with ``classes=False``)
+    its class ``count``, ``area_m2`` and ``percent`` per class. ``grid`` is the grid the region was evaluated on."""
     image = _image(image)
     grid, raster = region_raster(image, geometry, scale, crs, max_pixels)
     bands = []

@@ -25,9 +25,11 @@ from .state import LayerState, MapState
 from .viewport import EXECUTOR, spawn
 
 __all__ = ["histogram_figure", "histogram_columns", "mark_columns", "band_colors", "layer_image", "layer_marks",
-           "view_histogram", "ViewHistogram", "VIEW_BUCKETS"]
+           "view_histogram", "ViewHistogram", "VIEW_BUCKETS", "VIEW_CHART"]
 
 VIEW_BUCKETS = 64
+#: Name of the view histogram's figure (its sources: ``-bars``, ``-marks``).
+VIEW_CHART = "viewer-view-histogram"
 _RGB = ("#d62728", "#2ca02c", "#1f77b4")
 _ONE = "#4a6fa5"
 _EMPTY_BARS = {"left": [], "right": [], "top": [], "color": [], "band": []}
@@ -68,13 +70,15 @@ def mark_columns(marks: Sequence[tuple[str, float, float]], top: float, n_bands:
     return cols
 
 
-def histogram_figure(title: str = "", height: int = 150) -> tuple[Any, ColumnDataSource, ColumnDataSource]:
-    """(figure, bar source, mark source): an empty histogram chart (titles are drawn as text)."""
+def histogram_figure(title: str = "", height: int = 150, name: str | None = None
+                     ) -> tuple[Any, ColumnDataSource, ColumnDataSource]:
+    """(figure, bar source, mark source): an empty histogram chart (titles are drawn as text).
+    With ``name`` the sources are named ``<name>-bars`` and ``<name>-marks`` (for page scripts)."""
     fig = figure(height=height, sizing_mode="stretch_width", tools="pan,wheel_zoom,reset,save",
-                 toolbar_location=None, title=title, output_backend="canvas")
+                 toolbar_location=None, title=title, output_backend="canvas", name=name)
     fig.toolbar.logo = None
-    bars = ColumnDataSource(dict(_EMPTY_BARS))
-    marks = ColumnDataSource(dict(_EMPTY_MARKS))
+    bars = ColumnDataSource(dict(_EMPTY_BARS), name=f"{name}-bars" if name else None)
+    marks = ColumnDataSource(dict(_EMPTY_MARKS), name=f"{name}-marks" if name else None)
     quads = fig.quad(left="left", right="right", top="top", bottom=0, source=bars, fill_color="color",
                      line_color="color", fill_alpha=0.45, line_alpha=0.8)
     fig.segment(x0="x", y0="y0", x1="x", y1="y1", source=marks, line_color="color", line_width=2,
@@ -99,15 +103,16 @@ def fill_histogram(bars: ColumnDataSource, marks: ColumnDataSource, series: Sequ
 
 
 def layer_image(layer: LayerState) -> tuple[Image, Any]:
-    """(image, class table or None): what statistics of a layer are taken of.
+    """(image, class table, None or False): what statistics of a layer are taken of.
 
     Image layers: the visualized bands with the layer's mask switch applied; class layers: the
-    class band with the layer's class table; mask layers: the mask image."""
+    class band with the layer's class table; mask layers: the mask image (not as classes:
+    ``False``, its mean is the share of the mask)."""
     if layer.kind == "classes":
         return layer.display_image().select([0]), layer.effective_classes()
     if layer.kind == "image":
         return layer.vis_image(), None
-    return layer.display_image(), None
+    return layer.display_image(), False
 
 
 def layer_marks(layer: LayerState, image: Image) -> list[tuple[str, float, float]]:
@@ -137,7 +142,7 @@ class ViewHistogram(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         self.debounce = debounce
-        self.fig, self.bars, self.marks = histogram_figure("", height=170)
+        self.fig, self.bars, self.marks = histogram_figure("", height=170, name=VIEW_CHART)
         self._in_doc = in_doc or doc_runner(lambda: self.fig.document)
         self.caption = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(0, 6),
                                              styles={"font-size": "11px", "color": "#555"})

@@ -6,8 +6,8 @@ in metres (chosen from the layers unless set), the per-band histogram with the l
 min/max marked and the valid-pixel ``count``, ``mean``, ``min``, ``max`` and ``stdDev``
 (:func:`viewer.core.region_stats.region_summary`: ``Image.reduceRegion``'s numbers), class
 areas for class layers, and IoU/precision/recall per class for each visible pair of class
-layers sharing a class table (the lower layer, or one named like "truth"/"label", is the
-truth). It exports the chosen layer within the region as GeoTIFF, NPY and the
+layers sharing a class table (the truth is the one named like "truth"/"label", else the
+other of one named like "prediction", else the lower layer). It exports the chosen layer within the region as GeoTIFF, NPY and the
 ``data.computePixels`` request JSON that reproduces them.
 
 :func:`compute_region` is the pure part (thread-safe, also ``Map.region_stats``); the panel
@@ -29,13 +29,13 @@ import panel as pn
 from ..core.errors import InvalidArgument, ViewerError
 from ..core.region_stats import region_comparison, region_export, region_request, region_summary, same_class_table
 from ..core.regions import MAX_PIXELS, region_grid
-from .charts import fill_histogram, histogram_figure, layer_image, layer_marks
+from .charts import ViewHistogram, fill_histogram, histogram_figure, layer_image, layer_marks
 from .notify import doc_runner, notify_error, notify_text
 from .region_tool import RegionState, RegionTool, region_state, user_roi
 from .state import LayerState, MapState
 from .viewport import EXECUTOR, spawn
 
-__all__ = ["compute_region", "map_region_stats", "auto_scale", "region_html", "export_bytes", "request_json",
+__all__ = ["compute_region", "map_region_stats", "install", "draw_tools", "auto_scale", "region_html", "export_bytes", "request_json",
            "RegionPanel", "AUTO_PIXELS", "MAX_PAIRS"]
 
 #: Pixels a region is reduced on at most when the scale is chosen automatically.
@@ -43,6 +43,7 @@ AUTO_PIXELS = 1_000_000
 #: Prediction/truth pairs compared at most.
 MAX_PAIRS = 3
 _TRUTH = re.compile(r"truth|label|reference|ground|manual", re.IGNORECASE)
+_PRED = re.compile(r"predict|\bpred\b|model|output", re.IGNORECASE)
 _NICE = (1, 2, 2.5, 5)
 
 
@@ -91,7 +92,11 @@ def _pairs(layers: list[LayerState]) -> list[tuple[LayerState, LayerState]]:
         for b in classes[i + 1:]:
             if not same_class_table(a.classes, b.classes):
                 continue
-            truth, pred = (b, a) if _TRUTH.search(b.name) and not _TRUTH.search(a.name) else (a, b)
+            if _TRUTH.search(b.name) and not _TRUTH.search(a.name) or \
+                    _PRED.search(a.name) and not _PRED.search(b.name):
+                truth, pred = b, a
+            else:
+                truth, pred = a, b
             out.append((pred, truth))
     return out[:MAX_PAIRS]
 
@@ -158,16 +163,24 @@ def _pct(v: float | None) -> str:
 
 def _layer_html(entry: dict) -> str:
     name = html.escape(entry["name"])
-    head = f"<div class='viewer-legend-title' data-layer='{name}'>{name}</div>"
+    head = f"<div class='viewer-region-layer' data-layer='{name}'><div class='viewer-legend-title'>{name}</div>"
     if "error" in entry:
-        return head + f"<div class='viewer-small' role='alert'>{html.escape(entry['error'])}</div>"
-    rows = []
-    for b in entry["summary"]["bands"]:
-        cells = "".join(_num(b[s], s) for s in ("count", "mean", "min", "max", "stdDev"))
-        rows.append(f"<tr data-band='{html.escape(b['band'])}'><td>{html.escape(b['band'])}</td>{cells}</tr>")
-    parts = [head, "<table class='viewer-table viewer-region-stats'><tr><th>band</th><th>valid px</th><th>mean</th>"
-             "<th>min</th><th>max</th><th>std</th></tr>", *rows, "</table>"]
+        return head + f"<div class='viewer-small' role='alert'>{html.escape(entry['error'])}</div></div>"
+    bands = entry["summary"]["bands"]
+    if not any(b["count"] for b in bands):
+        return head + "<div class='viewer-small viewer-region-empty'>no valid pixels in the region</div></div>"
     classes = entry["summary"].get("classes")
+    if classes:  # a class band: its classes, not the mean of its ids
+        n = bands[0]["count"]
+        parts = [head, f"<div class='viewer-small'>valid pixels: <span data-stat='count' data-value='{float(n)!r}'>"
+                       f"{n:,}</span></div>"]
+    else:
+        rows = []
+        for b in bands:
+            cells = "".join(_num(b[s], s) for s in ("count", "mean", "min", "max", "stdDev"))
+            rows.append(f"<tr data-band='{html.escape(b['band'])}'><td>{html.escape(b['band'])}</td>{cells}</tr>")
+        parts = [head, "<table class='viewer-table viewer-region-stats'><tr><th>band</th><th>valid px</th>"
+                 "<th>mean</th><th>min</th><th>max</th><th>std</th></tr>", *rows, "</table>"]
     if classes:
         parts.append("<table class='viewer-table viewer-region-classes'><tr><th>class</th><th>pixels</th>"
                      "<th>area</th><th>%</th></tr>")
@@ -177,12 +190,13 @@ def _layer_html(entry: dict) -> str:
                          f"{_num(c['count'], 'count')}<td class='viewer-num' data-value='{c['area_m2']!r}'>"
                          f"{_area(c['area_m2'])}</td><td class='viewer-num'>{c['percent']:.1f}</td></tr>")
         parts.append("</table>")
+    parts.append("</div>")
     return "".join(parts)
 
 
 def _comparison_html(entry: dict) -> str:
     title = f"{html.escape(entry['prediction'])} vs truth {html.escape(entry['truth'])}"
-    head = f"<div class='viewer-legend-title'>{title}</div>"
+    head = f"<div class='viewer-legend-title viewer-region-pair'>{title}</div>"
     if "error" in entry:
         return head + f"<div class='viewer-small' role='alert'>{html.escape(entry['error'])}</div>"
     rows = [f"<tr data-class='{int(c['id'])}'><td>{html.escape(c['name'])}</td><td class='viewer-num'>"
@@ -226,17 +240,16 @@ def _filename(name: str, ext: str) -> str:
 class RegionPanel(pn.viewable.Viewer):
     """Region statistics of a :class:`~viewer.ui.app.MapView` (a side card), and its draw tools."""
 
-    def __init__(self, view: Any, **params: Any) -> None:
+    def __init__(self, view: Any, tool: RegionTool | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.view = view
         self.state: MapState = view.map.state
         self.region: RegionState = region_state(self.state)
         self._in_doc = doc_runner(lambda: view.map_figure.fig.document)
-        self.tool = RegionTool(self.region, in_doc=self._in_doc)
-        self._attach()
-        view.pane.param.watch(lambda e: self._attach(), "object")  # a new figure (pixel_mode switch)
+        self.tool = tool or draw_tools(view)
         self.scale = pn.widgets.FloatInput(name="scale (m per pixel; empty: automatic)", value=self.region.scale,
-                                           start=0.01, placeholder="automatic", sizing_mode="stretch_width")
+                                           start=0.01, placeholder="automatic", sizing_mode="stretch_width",
+                                           css_classes=["viewer-region-scale-input"])
         self.scale.param.watch(self._on_scale, "value")
         self.clear_button = pn.widgets.Button(name="Clear region", sizing_mode="stretch_width")
         self.clear_button.on_click(lambda e: self.tool.clear())
@@ -244,7 +257,8 @@ class RegionPanel(pn.viewable.Viewer):
                                             styles={"font-size": "11px", "color": "#555"})
         self.tables = pn.pane.HTML("", sizing_mode="stretch_width", disable_math=True, margin=(0, 4))
         self.charts = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.export_layer = pn.widgets.Select(name="layer to export", options=[], sizing_mode="stretch_width")
+        self.export_layer = pn.widgets.Select(name="layer to export", options=[], sizing_mode="stretch_width",
+                                              css_classes=["viewer-region-export"])
         self.tif = pn.widgets.FileDownload(callback=functools.partial(self._download, "GEO_TIFF"),
                                            filename="region.tif", label="GeoTIFF of the region",
                                            sizing_mode="stretch_width")
@@ -259,11 +273,6 @@ class RegionPanel(pn.viewable.Viewer):
         self._visible_key = self._key()
         self._export_options()
         self.schedule()
-
-    # figure -----------------------------------------------------------------------------
-    def _attach(self) -> None:
-        if not self.state.pixel_mode:
-            self.tool.attach(self.view.map_figure.fig)
 
     # inputs -----------------------------------------------------------------------------
     def _on_scale(self, event) -> None:
@@ -378,6 +387,30 @@ class RegionPanel(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(self.status, self.scale, self.tables, self.charts, self.export_layer, self.tif, self.npy,
                          self.json, self.clear_button, sizing_mode="stretch_width")
+
+
+def draw_tools(view: Any) -> RegionTool:
+    """The region draw tools on a MapView's map figure, again on each new figure (pixel-mode switch);
+    none on a map in pixel coordinates."""
+    tool = RegionTool(region_state(view.map.state), in_doc=doc_runner(lambda: view.map_figure.fig.document),
+                      state=view.map.state)
+
+    def attach() -> None:
+        if not view.map.state.pixel_mode:
+            tool.attach(view.map_figure.fig)
+
+    attach()
+    view.pane.param.watch(lambda e: attach(), "object")
+    return tool
+
+
+def install(view: Any) -> RegionTool:
+    """Put the region draw tools on ``view``'s map and the "Region" and "Histogram of the view" cards
+    in its side panel (``MapView.add_card``; each card's contents are built when first opened)."""
+    tool = draw_tools(view)
+    view.add_card("Region statistics", lambda: [RegionPanel(view, tool)], collapsed=True)
+    view.add_card("Histogram of the view", lambda: [ViewHistogram(view.map.state)], collapsed=True)
+    return tool
 
 
 def map_region_stats(state: MapState, scale: float | None = None) -> dict:

@@ -7,8 +7,9 @@ passed in Python) and the scale it is reduced at; :func:`region_state` gives the
 ``Bokeh.documents[0].get_model_by_name``), their glyphs and a ``BoxEditTool`` and
 ``PolyDrawTool`` on a map figure, and keeps them and the ``RegionState`` in step.
 
-The map figure rewrites its renderer list when layers change; the tool puts its two glyph
-renderers back (a Bokeh ``on_change`` of ``renderers``), so figure.py needs no hook.
+The map figure rewrites its renderer list when layers change; the tool puts its glyph
+renderers back (after the figure's own update of the same state change, and on a Bokeh
+``on_change`` of ``renderers``), so figure.py needs no hook.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ __all__ = ["RegionState", "RegionTool", "region_state", "set_region", "user_roi"
 
 BOX_SOURCE = "viewer-region-box"
 POLY_SOURCE = "viewer-region-polygon"
-REGION_COLOR = "#e6007e"
+REGION_COLOR = "#ffb300"
 
 
 class RegionState(param.Parameterized):
@@ -108,7 +109,8 @@ class RegionTool:
     :func:`viewer.ui.notify.doc_runner`).
     """
 
-    def __init__(self, region: RegionState, in_doc: Callable[[Callable[[], None]], None] | None = None) -> None:
+    def __init__(self, region: RegionState, in_doc: Callable[[Callable[[], None]], None] | None = None,
+                 state: MapState | None = None) -> None:
         self.region = region
         self._in_doc = in_doc or (lambda fn: fn())
         self.box_source = ColumnDataSource({"x": [], "y": [], "width": [], "height": []}, name=BOX_SOURCE)
@@ -119,6 +121,12 @@ class RegionTool:
         self._renderers: list = []
         self._echo = False
         region.param.watch(lambda e: self._in_doc(self._draw), "geometry")
+        if state is not None:
+            # The map figure rewrites its renderer list on these (in the document, as this does, and
+            # first: it watches from its creation). On a served page a Python-side change made while
+            # Panel holds the document's events runs no on_change callback, so put ours back here too.
+            state.watch_layers(lambda *e: self._in_doc(self._restore), ["visible"])
+            state.param.watch(lambda e: self._in_doc(self._restore), "basemap")
 
     # figure -----------------------------------------------------------------------------
     def attach(self, fig) -> None:
@@ -139,11 +147,14 @@ class RegionTool:
         fig.on_change("renderers", functools.partial(self._keep_renderers, fig))
 
     def _keep_renderers(self, fig, attr, old, new) -> None:
-        if fig is not self.fig:
-            return  # a figure replaced since
-        missing = [r for r in self._renderers if r not in new]
+        if fig is self.fig:  # not a figure replaced since
+            self._restore()
+
+    def _restore(self) -> None:
+        fig = self.fig
+        missing = [] if fig is None else [r for r in self._renderers if r not in fig.renderers]
         if missing:
-            fig.renderers = list(new) + missing
+            fig.renderers = list(fig.renderers) + missing
 
     # browser -> state -------------------------------------------------------------------
     @guarded("region")
