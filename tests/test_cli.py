@@ -80,3 +80,10 @@ def test_malformed_password_files(tmp_path, text, message):
     users.write_text(text)
     with pytest.raises(StartupError, match=message):
         read_password_file(users)
+
+
+def test_a_bad_environment_variable_stops_the_start(tmp_path):
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"), VIEWER_TILE_TIMEOUT="soon")
+    out = subprocess.run([sys.executable, "-m", "viewer.cli", "serve", "--port", "0"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert_one_line_error(out, "VIEWER_TILE_TIMEOUT='soon' is not allowed", "a positive number of seconds")

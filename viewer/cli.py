@@ -242,16 +242,16 @@ def _websocket_origins(args: argparse.Namespace) -> list[str]:
 
 def serve(args: argparse.Namespace) -> None:
     """Serve the app (blocks); raises :class:`StartupError` or ``ViewerError`` if it cannot start."""
-    # Panel, Bokeh and the UI load here, not at the top: ``viewer catalog`` and ``--help`` do not
-    # need them (about a second and a half of imports). There is no cycle to dodge.
-    import panel as pn
-
-    from .ui.app import TITLE, build_app
-
     settings()  # a bad environment variable stops the start, with its name and what is allowed
     configure_gdal()
     _load_catalog(args.catalog)
     kwargs = _login_options(args)
+    # Panel, Bokeh and the UI load here, not at the top: ``viewer catalog``, ``--help`` and the
+    # start-up checks above do not need them (about a second and a half of imports); no cycle.
+    import panel as pn
+
+    from .ui.app import TITLE, build_app
+
     address = args.address
     if address in _ALL_INTERFACES:
         _say(f"warning: listening on every interface ({address or 'all'}): anyone who can reach this machine "
