@@ -1,0 +1,134 @@
+"""The link you share is the view they see (issue 10), in a real headless Chromium.
+
+Edit a layer's band, palette, gamma and range, hide a class, reorder, remove and hide layers;
+reload the page's URL: the same layers, in the same order, with byte-identical tile URLs;
+open it in a window of another size: the same centre and zoom.
+"""
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import pytest
+
+from test_ui_browser import TILE, App
+
+pytestmark = pytest.mark.browser
+
+#: (layer name, tile source URL) of every shown layer's tile renderer, bottom first (a hidden
+#: layer has no renderer until first shown, or a hidden one).
+RENDERERS_JS = """() => {
+  const out = [];
+  for (const d of Bokeh.documents) for (const m of d._all_models.values()) {
+    if (m.renderers === undefined || m.x_range === undefined) continue;
+    for (const r of m.renderers) if (r.visible && r.tile_source && r.tile_source.url.includes('tiles/')) {
+      out.push([r.name, r.tile_source.url]);
+    }
+  }
+  return out;
+}"""
+
+
+def query(url: str) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+
+
+def layer_names(app: App) -> list[str]:
+    """The layer cards' titles, top first."""
+    titles = app.page.get_by_text(re.compile(r" · (image|mask|classes)$")).all_inner_texts()
+    return [t.rsplit(" · ", 1)[0] for t in titles]
+
+
+def tiles_of_view(app: App) -> set[str]:
+    """The tile URLs the page asked for, without the server's address."""
+    return {TILE.search(r.url).group(0) for r in app.tiles}
+
+
+def opened(context, url: str) -> App:
+    page = context.new_page()
+    app = App(page, "")
+    app.open(url)
+    app.wait_for(lambda: "layers=" in app.page.url, "the state in the URL")
+    return app
+
+
+@pytest.fixture
+def context_of(chromium):
+    contexts = []
+
+    def make(width: int, height: int):
+        contexts.append(chromium.new_context(viewport={"width": width, "height": height}))
+        return contexts[-1]
+
+    yield make
+    for c in contexts:
+        c.close()
+
+
+def test_a_reloaded_link_draws_the_same_tiles_and_keeps_centre_and_zoom(context_of, viewer_server, tmp_path):
+    small = context_of(1280, 800)
+    app = opened(small, viewer_server)
+    page = app.page
+    start = query(page.url)
+
+    # band, palette, gamma and range of the Landsat layer (its card is open: the selected layer)
+    card = app.card("Landsat 8 true colour · image")
+    card.get_by_role("button", name="1 band").click()
+    card.locator("select").first.select_option("B5")
+    card.locator("select").filter(has=page.locator("option", has_text="viridis")).first.select_option("viridis")
+    for i, value in enumerate(("5000", "21000", "0.8")):  # min, max, gamma of the one band
+        box = card.locator("input.bk-input").nth(i)
+        box.fill(value)
+        box.press("Enter")
+    app.wait_for(lambda: "pal:viridis" in page.url and "gamma:0.8" in page.url and "max:21000" in page.url,
+                 "the band edits in the URL")
+    assert "min/max" not in card.inner_text() and "R min" not in card.inner_text()  # one band: "min", "max"
+    # a hidden class
+    app.class_button("vegetation").click()
+    app.wait_for(lambda: "hide:2" in page.url, "the hidden class in the URL")
+    # reorder: Sentinel-2 above Landsat; then hide it
+    s2 = app.card("Sentinel-2 true colour · image")
+    s2.get_by_text("Sentinel-2 true colour · image").click()
+    s2.get_by_role("button", name="▲").click()
+    s2.locator("input[type=checkbox]").first.uncheck()
+    # remove the cloud mask layer
+    cloud = app.card("Cloud mask (BQA high confidence) · mask")
+    cloud.get_by_text("Cloud mask (BQA high confidence) · mask").click()
+    cloud.get_by_role("button", name="✕").click()
+    app.wait_for(lambda: "Cloud mask (BQA" not in " ".join(layer_names(app)), "the removed layer's card gone")
+    app.wait_for(lambda: len(query(page.url)["layers"].split(",")) == len(start["layers"].split(",")) - 1,
+                 "the removal in the URL")
+    app.settle()
+    link = page.url
+    edited = page.evaluate(RENDERERS_JS)
+    names = layer_names(app)
+    assert names.index("Sentinel-2 true colour") < names.index("Landsat 8 true colour")  # top first
+    assert "Cloud mask (BQA high confidence)" not in names
+
+    # reload in a window of the same size, twice: same layers, same tile URLs, same view
+    first, second = opened(small, link), opened(small, link)
+    for again in (first, second):
+        again.settle()
+        assert layer_names(again) == names
+        assert again.page.evaluate(RENDERERS_JS) == edited  # same tokens, order, shown layers
+        q = query(again.page.url)
+        assert {k: q[k] for k in ("lon", "lat", "zoom")} == {k: query(link)[k] for k in ("lon", "lat", "zoom")}
+    assert tiles_of_view(first) == tiles_of_view(second)
+    tokens = {re.search(r"tiles/([0-9a-f]{64})/", u).group(1) for _, u in edited}
+    assert {TILE.search(u).group(1) for u in tiles_of_view(first)} == tokens
+    assert "viewer-class-hidden" in first.class_button("vegetation").evaluate("el => el.getRootNode().host.className")
+    card = first.card("Landsat 8 true colour · image")
+    card.get_by_text("Landsat 8 true colour · image").click() if card.locator("select").count() == 0 else None
+    assert card.locator("select").filter(has=first.page.locator("option", has_text="viridis")).first \
+        .input_value() == "viridis"
+    first.assert_no_errors()
+
+    # another window size: the same centre and zoom (more or less of the map around it)
+    large = opened(context_of(1920, 1080), link)
+    large.settle()
+    q, want = query(large.page.url), query(link)
+    assert abs(float(q["lon"]) - float(want["lon"])) < 1e-6 and abs(float(q["lat"]) - float(want["lat"])) < 1e-6
+    assert abs(float(q["zoom"]) - float(want["zoom"])) < 1e-3
+    assert large.page.evaluate(RENDERERS_JS) == edited
+    large.page.screenshot(path=str(tmp_path / "shared_link_1920.png"))
+    large.assert_no_errors()
