@@ -5,8 +5,10 @@ import hashlib
 import io
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import morecantile
 import numpy as np
@@ -17,6 +19,7 @@ from PIL import Image as PILImage
 from rasterio.crs import CRS
 from rasterio.warp import reproject
 
+import viewer as viewer_package
 from viewer import Image, InvalidArgument
 from viewer.core.classes import Classes, colorize_classes
 from viewer.core.encode import encode_png_fast, encode_tile
@@ -292,3 +295,35 @@ def test_a_damaged_state_file_is_a_read_error(state_dir):
     (state_dir / ("1" * 64 + ".json")).write_bytes(b"not json")
     with pytest.raises(ReadError, match="stored layer 1{64} .* cannot be read"):
         resolve("1" * 64)
+
+
+# the path of a tile (docs/ARCHITECTURE.md) -------------------------------------------------------
+def _modules_called(fn) -> set[str]:
+    """Modules of viewer/ whose Python functions ``fn`` calls (``sys.setprofile``)."""
+    root = str(Path(viewer_package.__file__).parent) + os.sep
+    seen: set[str] = set()
+
+    def profile(frame, event, _arg):
+        if event == "call" and frame.f_code.co_filename.startswith(root):
+            seen.add(frame.f_code.co_filename[len(root):].removesuffix(".py").replace(os.sep, "."))
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["image", "mask", "class"])
+def test_a_warm_tile_reads_top_to_bottom_in_five_modules(kind):
+    ls = Image("LANDSAT/LC08/SAMPLE")
+    spec = {"image": image_layer(ls, {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 12000}),
+            "mask": mask_layer(ls.select("BQA").rightShift(14).bitwiseAnd(3).eq(3), ["ff0000"], 0.7),
+            "class": class_layer(Image("VIEWER/SAMPLE_CLASSES/LC08_RULES"))}[kind]
+    t = TMS.tile(*LANDSAT_CENTRE, 12)
+    first = render_tile(spec, t.z, t.x, t.y)
+    assert PILImage.open(io.BytesIO(first)).convert("RGBA").getextrema()[3][1] > 0  # pixels, not the empty tile
+    called = _modules_called(lambda: render_tile(spec, t.z, t.x, t.y))
+    work = {m for m in called if m.rsplit(".", 1)[-1] not in ("grid", "graph", "raster", "cache")}
+    assert work == {"core.tiles", "core.evaluate", "core.read", "core.visualize", "core.encode"}
