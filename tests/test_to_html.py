@@ -208,3 +208,31 @@ def test_geemap_call_forms(tmp_path):
         m.to_html(str(tmp_path / "m.html"), width="wide")
     with pytest.raises(InvalidArgument, match=r"unexpected keyword\(s\) \['zoom'\]"):
         m.to_html(str(tmp_path / "m.html"), zoom=3)
+
+
+@pytest.mark.browser
+def test_across_the_antimeridian_both_sides_are_drawn(chromium, tmp_path):
+    data = np.full((200, 200), 200, np.uint8)  # lon 179.9 .. 180.1
+    img = viewer.Image.from_array(data, crs="EPSG:4326", transform=Affine(0.001, 0, 179.9, 0, -0.001, 10.1))
+    m = viewer.Map()
+    m.add_layer(img, {"min": 0, "max": 255}, "across 180")
+    path = m.to_html(str(tmp_path / "map.html"))
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).scheme in ("file", "data") else r.abort())
+    try:
+        page.goto(f"file://{path}")
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / "antimeridian.png"))
+        f = page.evaluate(_FRAME_JS)
+        box = page.locator("canvas").first.bounding_box()
+        shot = np.asarray(PILImage.open(io.BytesIO(page.screenshot())).convert("RGB"))
+        half = 20037508.342789244
+        my = 1118889.97  # 10 degrees north
+        for lon in (179.95, 180.05):  # west and east of the line
+            mx = lon / 180 * half
+            sx = box["x"] + f["left"] + (mx - f["x0"]) / (f["x1"] - f["x0"]) * f["width"]
+            sy = box["y"] + f["top"] + (f["y1"] - my) / (f["y1"] - f["y0"]) * f["height"]
+            assert tuple(shot[int(sy), int(sx)].tolist()) == (200, 200, 200), lon
+    finally:
+        page.close()

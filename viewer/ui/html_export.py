@@ -148,7 +148,9 @@ class _Scheme:
             cols = range(max(0, math.floor(x0 / s)), min(nx - 1, math.ceil(x1 / s) - 1) + 1)
             rows = range(max(0, math.floor(-y1 / s)), min(ny - 1, math.ceil(-y0 / s) - 1) + 1)
         else:
-            cols = range(max(0, math.floor((x0 + HALF_WORLD) / s)), min(nx - 1, math.ceil((x1 + HALF_WORLD) / s) - 1) + 1)
+            # columns continue across the antimeridian (column nx is column 0 one world east), at most one world
+            first = math.floor((x0 + HALF_WORLD) / s)
+            cols = range(first, min(first + nx, math.ceil((x1 + HALF_WORLD) / s)))
             rows = range(max(0, math.floor((HALF_WORLD - y1) / s)), min(ny - 1, math.ceil((HALF_WORLD - y0) / s) - 1) + 1)
         return [(x, y) for y in rows for x in cols]
 
@@ -156,10 +158,15 @@ class _Scheme:
         upp = abs(view[2] - view[0]) / max(width_px, 1)
         return math.log2(self.res0 / upp)
 
+    def wrap(self, z: int, x: int) -> int:
+        """The tile column to render for column ``x`` (which may lie a world east or west)."""
+        return x % self.limits(z)[0]
+
     def clamp(self, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """The box within the map's latitudes (x is left as is: a view may cross the antimeridian)."""
         if self.pixel:
             return tuple(box)  # type: ignore[return-value]
-        return (max(box[0], -HALF_WORLD), max(box[1], -HALF_WORLD), min(box[2], HALF_WORLD), min(box[3], HALF_WORLD))
+        return (box[0], max(box[1], -HALF_WORLD), box[2], min(box[3], HALF_WORLD))
 
 
 def _widen(box: Sequence[float], margin: float) -> tuple[float, float, float, float]:
@@ -173,7 +180,7 @@ def _wanted_tiles(scheme: _Scheme, specs: list[LayerSpec], z: int, box: Sequence
     out = []
     for i, spec in enumerate(specs):
         for x, y in scheme.tiles(z, box):
-            if tile_in_footprint(spec, layer_grid(spec, z, x, y)):
+            if tile_in_footprint(spec, layer_grid(spec, z, scheme.wrap(z, x), y)):
                 out.append((i, x, y))
     return out
 
@@ -293,7 +300,7 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
             for i, x, y in tiles:
                 if i != li:
                     continue
-                png = render_tile(spec, level.z, x, y, "png")
+                png = render_tile(spec, level.z, scheme.wrap(level.z, x), y, "png")
                 if png == empty:
                     continue
                 left, bottom, right, top = scheme.tile_box(level.z, x, y)
