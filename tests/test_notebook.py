@@ -135,7 +135,8 @@ def test_tile_server_options(monkeypatch):
     opts = tile_server_options()
     assert opts == TileServerOptions("0.0.0.0", 8765, "https://hub.example.org/user/me/proxy/8765")
     assert wants_local_server() and opts.url_for(8765) == "https://hub.example.org/user/me/proxy/8765/"
-    assert tile_server_options(host="127.0.0.1", port=9000, public_url="/p/") == TileServerOptions("127.0.0.1", 9000, "/p/")
+    explicit = tile_server_options(host="127.0.0.1", port=9000, public_url="/p/")
+    assert explicit == TileServerOptions("127.0.0.1", 9000, "/p/")
     monkeypatch.setenv("VIEWER_TILE_PORT", "eighty")
     with pytest.raises(InvalidArgument, match="VIEWER_TILE_PORT"):
         tile_server_options()

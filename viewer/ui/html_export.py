@@ -151,7 +151,8 @@ class _Scheme:
             # columns continue across the antimeridian (column nx is column 0 one world east), at most one world
             first = math.floor((x0 + HALF_WORLD) / s)
             cols = range(first, min(first + nx, math.ceil((x1 + HALF_WORLD) / s)))
-            rows = range(max(0, math.floor((HALF_WORLD - y1) / s)), min(ny - 1, math.ceil((HALF_WORLD - y0) / s) - 1) + 1)
+            rows = range(max(0, math.floor((HALF_WORLD - y1) / s)),
+                         min(ny - 1, math.ceil((HALF_WORLD - y0) / s) - 1) + 1)
         return [(x, y) for y in rows for x in cols]
 
     def zoom_of(self, view: Sequence[float], width_px: int) -> float:
@@ -242,6 +243,73 @@ def legends_html(layers: list[LayerState], user_legends: Sequence[dict]) -> str:
     return "".join(f"<div style='margin-bottom:8px'>{p}</div>" for p in parts) + all_legends_html(user_legends)
 
 
+def _export_view(state: MapState, width: int, height: int) -> tuple[float, float, float, float]:
+    """The map's current view, resized to ``width`` x ``height`` pixels around its centre at its resolution."""
+    view = state.view or state.view_for(*state.center, state.zoom)
+    mx, my = (view[0] + view[2]) / 2, (view[1] + view[3]) / 2
+    upp = (view[2] - view[0]) / state.viewport[0]
+    return (mx - upp * width / 2, my - upp * height / 2, mx + upp * width / 2, my + upp * height / 2)
+
+
+def _figure(scheme: _Scheme, view: Sequence[float], levels: list[TileLevel], width: int, height: int,
+            graticule_lines: bool):
+    """The figure: the view, pan and zoom bounded to the embedded boxes and levels."""
+    outer = (min(l.box[0] for l in levels), min(l.box[1] for l in levels),
+             max(l.box[2] for l in levels), max(l.box[3] for l in levels))
+    # from half a level finer than the finest to half a level coarser than the coarsest
+    span_min = scheme.span(max(l.z for l in levels)) / TILE_SIZE * width / 2 ** 0.5
+    span_max = min(scheme.span(min(l.z for l in levels)) / TILE_SIZE * width * 2 ** 0.5, outer[2] - outer[0])
+    aspect = height / width
+    xr = Range1d(view[0], view[2], bounds=(outer[0], outer[2]), min_interval=span_min, max_interval=span_max)
+    yr = Range1d(view[1], view[3], bounds=(outer[1], outer[3]), min_interval=span_min * aspect,
+                 max_interval=min(span_max * aspect, outer[3] - outer[1]))
+    axes: dict[str, Any] = {} if scheme.pixel else {"x_axis_type": "mercator", "y_axis_type": "mercator"}
+    fig = figure(x_range=xr, y_range=yr, frame_width=width, frame_height=height, match_aspect=True,
+                 tools="pan,wheel_zoom,reset", active_scroll="wheel_zoom", output_backend="canvas",
+                 name="viewer-map", **axes)
+    fig.toolbar.logo = None
+    fig.grid.visible = False
+    fig.background_fill_color = "#eef1f4"
+    fig.xaxis.axis_label = "column" if scheme.pixel else "longitude"
+    fig.yaxis.axis_label = "row (down)" if scheme.pixel else "latitude"
+    if scheme.pixel:
+        fig.yaxis.formatter = CustomJSTickFormatter(code="return (-tick).toString()")
+    elif graticule_lines:
+        g = graticule(*scheme.clamp(outer))
+        fig.multi_line(g["xs"], g["ys"], line_color="#8f9ba8", line_alpha=0.55, line_width=1, level="image")
+    return fig
+
+
+def _tile_renderers(fig, scheme: _Scheme, layers: list[LayerState], specs: list[LayerSpec],
+                    plan: list[tuple[TileLevel, list]]) -> tuple[list, int]:
+    """One ``image_url`` renderer per layer and level (the current level visible); the tile count.
+
+    A renderer's tags are its layer's index in the layer switch (top layer first) and its level."""
+    empty = empty_tile()
+    current = plan[0][0].z
+    embedded = 0
+    renderers = []
+    for li, (layer, spec) in enumerate(zip(layers, specs)):
+        for level, tiles in plan:
+            data: dict[str, list] = {"url": [], "x": [], "y": [], "w": [], "h": []}
+            for i, x, y in tiles:
+                if i != li:
+                    continue
+                png = render_tile(spec, level.z, scheme.wrap(level.z, x), y, "png")
+                if png == empty:
+                    continue
+                left, bottom, right, top = scheme.tile_box(level.z, x, y)
+                embedded += 1
+                for key, value in (("url", _data_url(png)), ("x", left), ("y", top), ("w", right - left),
+                                   ("h", top - bottom)):
+                    data[key].append(value)
+            glyph = ImageURL(url="url", x="x", y="y", w="w", h="h", anchor="top_left", global_alpha=layer.opacity,
+                             retry_attempts=0)
+            renderers.append(fig.add_glyph(ColumnDataSource(data), glyph, visible=level.z == current, level="image",
+                                           name=f"{layer.name} z{level.z}", tags=[len(layers) - 1 - li, level.z]))
+    return renderers, embedded
+
+
 def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "viewer map",
              size: tuple[int, int] | None = None, max_tiles: int = MAX_TILES) -> str:
     """The self-contained HTML text of the map ``state`` (see the module's description)."""
@@ -257,85 +325,31 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
         raise InvalidArgument("the map has no visible layer to export", value=[l.name for l in state.layers],
                               allowed="at least one visible layer")
     scheme = _Scheme(state)
-    cx, cy = state.center
-    view = state.view_for(cx, cy, state.zoom) if size is not None or not state.view else state.view
-    # the view on this figure's size, around the view's centre
-    mx, my = (view[0] + view[2]) / 2, (view[1] + view[3]) / 2
-    upp = (view[2] - view[0]) / state.viewport[0]
-    view = (mx - upp * width / 2, my - upp * height / 2, mx + upp * width / 2, my + upp * height / 2)
+    view = _export_view(state, width, height)
     specs = [l.spec() for l in layers]
     plan = plan_levels(scheme, specs, view, width, max_tiles)
-    levels = [lvl for lvl, _ in plan]
-    z_now = levels[0].z
+    levels = [level for level, _ in plan]
+    fig = _figure(scheme, view, levels, width, height, BASEMAPS[state.basemap].url is None)
+    renderers, embedded = _tile_renderers(fig, scheme, layers, specs, plan)
 
-    outer = (min(l.box[0] for l in levels), min(l.box[1] for l in levels),
-             max(l.box[2] for l in levels), max(l.box[3] for l in levels))
-    kwargs: dict[str, Any] = {} if scheme.pixel else {"x_axis_type": "mercator", "y_axis_type": "mercator"}
-    span_min = scheme.span(max(l.z for l in levels)) / TILE_SIZE * width / 2 ** 0.5
-    span_max = scheme.span(min(l.z for l in levels)) / TILE_SIZE * width * 2 ** 0.5
-    xr = Range1d(view[0], view[2], bounds=(outer[0], outer[2]), min_interval=span_min,
-                 max_interval=min(span_max, outer[2] - outer[0]))
-    yr = Range1d(view[1], view[3], bounds=(outer[1], outer[3]),
-                 min_interval=span_min * height / width, max_interval=min(span_max * height / width, outer[3] - outer[1]))
-    fig = figure(x_range=xr, y_range=yr, frame_width=width, frame_height=height, match_aspect=True,
-                 tools="pan,wheel_zoom,reset", active_scroll="wheel_zoom", output_backend="canvas",
-                 name="viewer-map", **kwargs)
-    fig.toolbar.logo = None
-    fig.grid.visible = False
-    fig.background_fill_color = "#eef1f4"
-    fig.xaxis.axis_label = "column" if scheme.pixel else "longitude"
-    fig.yaxis.axis_label = "row (down)" if scheme.pixel else "latitude"
-    if scheme.pixel:
-        fig.yaxis.formatter = CustomJSTickFormatter(code="return (-tick).toString()")
-    elif BASEMAPS[state.basemap].url is None:
-        g = graticule(*scheme.clamp(outer))
-        fig.multi_line(g["xs"], g["ys"], line_color="#8f9ba8", line_alpha=0.55, line_width=1, level="image")
-
-    empty = empty_tile()
-    embedded = 0
-    renderers = []
-    for li, (layer, spec) in enumerate(zip(layers, specs)):
-        for level, tiles in plan:
-            data: dict[str, list] = {"url": [], "x": [], "y": [], "w": [], "h": []}
-            for i, x, y in tiles:
-                if i != li:
-                    continue
-                png = render_tile(spec, level.z, scheme.wrap(level.z, x), y, "png")
-                if png == empty:
-                    continue
-                left, bottom, right, top = scheme.tile_box(level.z, x, y)
-                embedded += 1
-                data["url"].append(_data_url(png))
-                data["x"].append(left)
-                data["y"].append(top)
-                data["w"].append(right - left)
-                data["h"].append(top - bottom)
-            glyph = ImageURL(url="url", x="x", y="y", w="w", h="h", anchor="top_left", global_alpha=layer.opacity,
-                             retry_attempts=0)
-            r = fig.add_glyph(ColumnDataSource(data), glyph, visible=level.z == z_now, level="image",
-                              name=f"{layer.name} z{level.z}", tags=[len(layers) - 1 - li, level.z])
-            renderers.append(r)
-
-    names = [l.name for l in reversed(layers)]  # top layer first, as in the legends
-    checks = CheckboxGroup(labels=names, active=list(range(len(names))), name="viewer-layers")
-    cb = CustomJS(args={"plot": fig, "renderers": renderers, "checks": checks, "width": width,
-                        "res0": scheme.res0, "levels": [l.z for l in levels],
-                        "boxes": [list(l.box) for l in levels]}, code=_LEVEL_JS)
-    for r in (xr, yr):
+    checks = CheckboxGroup(labels=[l.name for l in reversed(layers)], active=list(range(len(layers))),
+                           name="viewer-layers")
+    cb = CustomJS(args={"plot": fig, "renderers": renderers, "checks": checks, "width": width, "res0": scheme.res0,
+                        "levels": [l.z for l in levels], "boxes": [list(l.box) for l in levels]}, code=_LEVEL_JS)
+    for r in (fig.x_range, fig.y_range):
         r.js_on_change("start", cb)
         r.js_on_change("end", cb)
     checks.js_on_change("active", cb)
-    fig.tags = [z_now]
+    fig.tags = [levels[0].z]
 
     zs = sorted(l.z for l in levels)
     note = (f"<div class='viewer-small'>Offline copy: zoom levels {zs[0]}–{zs[-1]} embedded "
             f"({embedded} tiles, at most {max_tiles}); pan and zoom stay within them.</div>")
-    legend = Div(text="<div class='viewer-legend-title'>Layers</div>", stylesheets=[InlineStyleSheet(css=CSS)],
-                 width=260)
-    legends = Div(text=legends_html(layers, user_legends) + note, stylesheets=[InlineStyleSheet(css=CSS)],
-                  width=260, name="viewer-legends")
-    layout = row(fig, column(legend, checks, legends))
-    return file_html(layout, _InlineOnly(mode="inline"), title=title)
+    sheet = InlineStyleSheet(css=CSS)
+    heading = Div(text="<div class='viewer-legend-title'>Layers</div>", stylesheets=[sheet], width=260)
+    legends = Div(text=legends_html(layers, user_legends) + note, stylesheets=[sheet], width=260,
+                  name="viewer-legends")
+    return file_html(row(fig, column(heading, checks, legends)), _InlineOnly(mode="inline"), title=title)
 
 
 def _css_pixels(name: str, value: int | str | None) -> int | None:
