@@ -15,10 +15,9 @@ import panel as pn
 import viewer
 from viewer.core.classes import Classes
 from viewer.server.routes import tile_routes
-from viewer.ui.collection_layer import TimeSlider
 from viewer.ui.compare import ComparePanel
 from viewer.ui.map import Map
-from viewer.ui.timeseries import TimeSeriesPanel
+from viewer.ui.timeseries import TimePanel
 
 RULES = "VIEWER/SAMPLE_CLASSES/LC08_RULES"
 KMEANS = "VIEWER/SAMPLE_CLASSES/LC08_KMEANS"
@@ -72,10 +71,8 @@ def split_page() -> pn.viewable.Viewable:
 
 def time_page() -> pn.viewable.Viewable:
     m = Map(height=HEIGHT)
-    layer = m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "Landsat 8 path 224")
-    series = TimeSeriesPanel(m.state)
-    series.follow(m.view.map_figure)
-    return pn.Row(m.view.pane, pn.Column(TimeSlider(layer.time), series, width=420), sizing_mode="stretch_both")
+    m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "Landsat 8 path 224")
+    return pn.Row(m.view.pane, pn.Column(TimePanel(m.view), width=420), sizing_mode="stretch_both")
 
 
 def serve(port: int) -> None:

@@ -23,7 +23,7 @@ from viewer.ui.collection_layer import TimeSlider
 from viewer.ui.compare import ComparePanel, comparison_grid, default_pair, render_comparison
 from viewer.ui.map import Map
 from viewer.ui.split import SplitMap
-from viewer.ui.timeseries import TimeSeriesPanel, point_series
+from viewer.ui.timeseries import TimePanel, TimeSeriesPanel, point_series
 
 UTM = parse_crs("EPSG:32616")
 ORIGIN = Affine(30.0, 0.0, 452475.0, 0.0, -30.0, 3408645.0)
@@ -284,3 +284,14 @@ def test_time_series_panel_charts_the_clicked_collection():
     m.layer("time").visible = False
     click(panel, x, y)
     assert panel.series is None and "No visible collection layer" in panel.note.value
+
+
+def test_time_panel_lists_the_collection_layers():
+    m = Map()
+    m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "time")
+    panel = TimePanel(m.view)
+    (slider,) = panel._made.values()
+    assert isinstance(slider, TimeSlider) and slider.time is m.layer("time").time and len(panel.sliders) == 1
+    assert list(slider.slider.options) == m.layer("time").time.labels
+    m.remove_layer("time")
+    assert "No collection layer" in panel.sliders.objects[0].value

@@ -111,6 +111,11 @@ class SplitMap(pn.viewable.Viewer):
         # one view: the right figure draws on the left figure's ranges
         self.right_figure.fig.x_range = self.left_figure.fig.x_range
         self.right_figure.fig.y_range = self.left_figure.fig.y_range
+        # ... and leaves sizing the first view to the left one: the right figure's first-paint callback
+        # (it also runs on its first pan) would otherwise put the shared view back to the start
+        callback = getattr(self.right_figure, "target_callback", None)
+        if callback is not None:
+            callback.args = dict(callback.args, target=None)
         self._syncing = False
         self.left_state.param.watch(lambda e: self._follow(self.right_state, e.new), "view")
         self.right_state.param.watch(lambda e: self._follow(self.left_state, e.new), "view")

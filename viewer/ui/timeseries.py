@@ -25,11 +25,11 @@ from ..core.evaluate import evaluate
 from ..core.grid import Grid
 from ..core.image import Image
 from .basemaps import mercator_to_lonlat
-from .collection_layer import CollectionLayer, time_of
+from .collection_layer import CollectionLayer, TimeSlider, time_of
 from .notify import doc_runner
 from .state import EXECUTOR, MapState, spawn
 
-__all__ = ["point_series", "point_values", "series_table", "TimeSeriesPanel", "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
+__all__ = ["point_series", "point_values", "series_table", "TimePanel", "install", "TimeSeriesPanel", "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
 
 COLORS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MAX_SERIES_BANDS = len(COLORS)
@@ -215,3 +215,43 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self.note, self.pane, self.table, sizing_mode="stretch_width")
+
+
+class TimePanel(pn.viewable.Viewer):
+    """A map view's time card: a time slider per collection layer and the click time series."""
+
+    def __init__(self, view: Any, **params: Any) -> None:
+        super().__init__(**params)
+        self.view = view
+        self.state: MapState = view.map.state
+        self.series = TimeSeriesPanel(self.state)
+        self.series.follow(view.map_figure)
+        self._followed = view.map_figure
+        view.pane.param.watch(lambda e: self._refollow(), "object")  # a new figure (pixel mode) or a split view
+        self.sliders = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._made: dict[int, TimeSlider] = {}
+        self.state.param.watch(lambda e: self._rebuild(), "layers")
+        self._rebuild()
+
+    def _refollow(self) -> None:
+        if self.view.map_figure is not self._followed:
+            self.series.follow(self.view.map_figure)
+            self._followed = self.view.map_figure
+
+    def _rebuild(self) -> None:
+        made = {}
+        for layer in reversed(self.state.layers):
+            time = getattr(layer, "time", None)
+            if isinstance(time, CollectionLayer):
+                made[id(layer)] = self._made.get(id(layer)) or TimeSlider(time)
+        self._made = made
+        self.sliders.objects = list(made.values()) or [pn.widgets.StaticText(
+            value="No collection layer: Map.add_layer(viewer.ImageCollection(...), vis, name) adds one.")]
+
+    def __panel__(self):
+        return pn.Column(self.sliders, self.series, sizing_mode="stretch_width")
+
+
+def install(view: Any) -> None:
+    """Put the "Time series" card (time sliders and the click chart) in ``view``'s side panel."""
+    view.add_card("Time series (collections)", lambda: [TimePanel(view)], collapsed=True)
