@@ -225,3 +225,26 @@ def test_view_grid_keeps_a_view_across_180_and_caps_one_wider_than_the_world():
     wide = view_grid((-3 * HALF_WORLD, -HALF_WORLD, 3 * HALF_WORLD, HALF_WORLD), (600, 200))
     assert wide.bounds[2] - wide.bounds[0] == pytest.approx(2 * HALF_WORLD)
     assert math.isclose((wide.bounds[0] + wide.bounds[2]) / 2, 0.0, abs_tol=1e-6)
+
+
+def test_a_polar_source_is_fitted_up_to_web_mercators_limit(tmp_path):
+    """EPSG:3413 over the North Pole: the extent reaches the map's top edge and the fitted view is drawn
+    there (not as a strip)."""
+    v = np.ones((400, 400), np.uint8)
+    v[:, 200:] = 2
+    path = tmp_path / "pole.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=400, height=400, count=1, dtype="uint8", crs="EPSG:3413",
+                       transform=Affine(10_000, 0, -2_000_000, 0, -10_000, 2_000_000), nodata=0) as ds:
+        ds.write(v, 1)
+    m = viewer.Map()
+    layer = m.add_layer(viewer.Image.open(str(path)), {"min": 0, "max": 2}, "pole")
+    x0, y0, x1, y1 = m.state.layer_extent("pole")
+    assert y1 == pytest.approx(HALF_WORLD) and x1 - x0 == pytest.approx(2 * HALF_WORLD, rel=1e-3)
+    assert m.state.center[1] > 60 and m.state.zoom <= 2
+    grid = m.state.current_grid()
+    rgba = render_rgba(layer.spec(), grid)
+    top = np.nonzero(rgba[..., 3].any(axis=1))[0]
+    rows_in_view = grid.height
+    assert len(top) > rows_in_view * 0.2  # a tall area up to the map's edge, not a strip
+    values = set(rgba[..., 0][rgba[..., 3] > 0].tolist())
+    assert values == {128, 255}  # both halves
