@@ -66,6 +66,14 @@ def test_bad_calls_are_typed(tmp_path):
         m.to_html(str(tmp_path / "map.html"))
 
 
+def test_online_basemap_is_left_out_and_said(tmp_path):
+    m = quads_map()
+    m.add_basemap("SATELLITE")
+    text = m.to_html()
+    assert "arcgisonline" not in text.lower() and "tile.openstreetmap" not in text
+    assert "is online tiles and is not included" in text
+
+
 def test_small_cap_keeps_the_current_level_only(tmp_path):
     m = quads_map()
     path = m.to_html(str(tmp_path / "map.html"), max_tiles=12)

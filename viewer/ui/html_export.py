@@ -344,7 +344,10 @@ def map_html(state: MapState, user_legends: Sequence[dict] = (), title: str = "v
 
     zs = sorted(l.z for l in levels)
     note = (f"<div class='viewer-small'>Offline copy: zoom levels {zs[0]}–{zs[-1]} embedded "
-            f"({embedded} tiles, at most {max_tiles}); pan and zoom stay within them.</div>")
+            f"({embedded} tiles, at most {max_tiles}); pan and zoom stay within them."
+            + ("" if BASEMAPS[state.basemap].url is None else
+               f" The basemap ({html.escape(state.basemap)}) is online tiles and is not included.")
+            + "</div>")
     sheet = InlineStyleSheet(css=CSS)
     heading = Div(text="<div class='viewer-legend-title'>Layers</div>", stylesheets=[sheet], width=260)
     legends = Div(text=legends_html(layers, user_legends) + note, stylesheets=[sheet], width=260,
