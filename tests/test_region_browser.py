@@ -170,3 +170,30 @@ def test_view_histogram_follows_the_view(page):
     assert second["total"] != first["total"]
     page.locator("text=Histogram of the view").first.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "view_histogram.png"))
+
+
+def test_box_edit_tool_drag_draws_the_region(page):
+    page.locator("[title^='Draw a region (box)']").first.click()  # the box edit tool in the map's toolbar
+    c = page.locator("canvas").first.bounding_box()
+    x0, y0 = c["x"] + c["width"] * 0.35, c["y"] + c["height"] * 0.35
+    page.keyboard.down("Shift")  # shift+drag draws a box
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 60, y0 + 40, steps=5)
+    page.mouse.move(x0 + 120, y0 + 90, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    data = wait_for(page, lambda: (lambda d: d if d and len(d["x"]) == 1 else None)(page.evaluate(
+        "(name) => Bokeh.documents[0].get_model_by_name(name).data", BOX_SOURCE)), "the drawn box")
+    box = tuple(float(data[k][0]) for k in ("x", "y", "width", "height"))
+    assert box[2] > 0 and box[3] > 0
+    page.get_by_text("Region statistics").first.click()
+    block = page.locator(f".viewer-region-layer[data-layer='{LANDSAT_LAYER}']")
+    wait_for(page, lambda: block.count(), "the region figures")
+    scale = float(page.locator(".viewer-region-scale").get_attribute("data-scale"))
+    image = layer_image(demo_map().layer(LANDSAT_LAYER))[0]
+    expected = image.reduceRegion(viewer.Reducer.mean(), box_geometry(*box), scale)
+    assert {band: cells["mean"] for band, cells in cell_values(block).items()} == expected
+    page.locator(".viewer-region-layer").last.scroll_into_view_if_needed()  # the histograms below the tables
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "region_drawn.png"))

@@ -154,7 +154,7 @@ def _area(m2: float | None) -> str:
         return f"{m2 / 1e6:.3g} km²"
     if m2 >= 1e4:
         return f"{m2 / 1e4:.3g} ha"
-    return f"{m2:.3g} m²"
+    return f"{m2:,.0f} m²"
 
 
 def _pct(v: float | None) -> str:
@@ -208,14 +208,22 @@ def _comparison_html(entry: dict) -> str:
                     "<th>precision</th><th>recall</th></tr>", *rows, "</table>", foot])
 
 
+def _scale_html(result: dict) -> str:
+    text = (f"<div class='viewer-small viewer-region-scale' data-scale='{result['scale']!r}'>"
+            f"at {result['scale']:g} m per pixel</div>")
+    return text + ("" if result["layers"] else "<div class='viewer-hint'>no visible layer</div>")
+
+
+def _charted(entry: dict) -> bool:
+    """Whether a layer's figures get a histogram (image and mask layers with valid pixels)."""
+    return "error" not in entry and entry["kind"] != "classes" and any(b["count"] for b in entry["summary"]["bands"])
+
+
 def region_html(result: dict) -> str:
-    """The panel's tables (every name escaped)."""
-    parts = [f"<div class='viewer-small viewer-region-scale' data-scale='{result['scale']!r}'>"
-             f"at {result['scale']:g} m per pixel</div>"]
+    """The panel's tables in one piece (every name escaped)."""
+    parts = [_scale_html(result)]
     parts += [_layer_html(e) for e in result["layers"]]
     parts += [_comparison_html(e) for e in result["comparisons"]]
-    if not result["layers"]:
-        parts.append("<div class='viewer-hint'>no visible layer</div>")
     return "".join(parts)
 
 
@@ -339,19 +347,20 @@ class RegionPanel(pn.viewable.Viewer):
             self.charts.objects = []
             return
         self.status.value = ""
-        self.tables.object = region_html(result)
-        charts = []
-        for entry in result["layers"]:
+        self.tables.object = _scale_html(result)
+        parts: list = []
+        html_pane = functools.partial(pn.pane.HTML, sizing_mode="stretch_width", disable_math=True, margin=(0, 4))
+        for entry in result["layers"]:  # each layer's tables, then its histogram
             if "error" in entry:
                 notify_text(f"region, layer {entry['name']}: {entry['error']}")
-                continue
-            if entry["kind"] == "classes":
-                continue
-            fig, bars, marks = histogram_figure(entry["name"], height=130)
-            fill_histogram(bars, marks, [(b["band"], b["histogram"]) for b in entry["summary"]["bands"]],
-                           entry["marks"])
-            charts.append(pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=130))
-        self.charts.objects = charts
+            parts.append(html_pane(_layer_html(entry)))
+            if _charted(entry):
+                fig, bars, marks = histogram_figure(entry["name"], height=130)
+                fill_histogram(bars, marks, [(b["band"], b["histogram"]) for b in entry["summary"]["bands"]],
+                               entry["marks"])
+                parts.append(pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=130))
+        parts += [html_pane(_comparison_html(e)) for e in result["comparisons"]]
+        self.charts.objects = parts
 
     # exports ----------------------------------------------------------------------------
     def _export_target(self) -> tuple[LayerState, Any, float]:
