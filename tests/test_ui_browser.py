@@ -15,6 +15,8 @@ import rasterio
 from PIL import Image as PILImage
 from pyproj import Transformer
 
+from viewer.ui.demo import PREDICTION
+
 pytestmark = pytest.mark.browser
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -130,15 +132,15 @@ def test_hidden_layers_ask_for_no_tiles_and_the_map_comes_before_the_panels(app,
     assert first_screen <= answered, "the legend came before the map's first tiles arrived"
     app.class_button("vegetation").wait_for(timeout=20000)
     app.settle()
-    hidden = [name for name in ("Cloud-masked composite", "k-means clusters")]
+    hidden = [name for name in ("Cloud-masked composite", PREDICTION)]
     shown = [name for name in demo_tokens if name not in hidden]
     tokens_asked = {TILE.search(u).group(1) for u in requested}
     assert {demo_tokens[n] for n in shown} <= tokens_asked
     assert not {demo_tokens[n] for n in hidden} & tokens_asked  # hidden layers asked for no tiles
-    card = app.card("k-means clusters · classes")  # shown: now its tiles are asked for
-    card.get_by_text("k-means clusters · classes").click()  # expand the card
+    card = app.card(f"{PREDICTION} · classes")  # shown: now its tiles are asked for
+    card.get_by_text(f"{PREDICTION} · classes").click()  # expand the card
     card.locator("input[type=checkbox]").first.check()  # its "visible" checkbox
-    app.wait_for(lambda: any(demo_tokens["k-means clusters"] in u for u in requested), "the shown layer's tiles")
+    app.wait_for(lambda: any(demo_tokens[PREDICTION] in u for u in requested), "the shown layer's tiles")
     assert not any(demo_tokens["Cloud-masked composite"] in u for u in requested)
     app.assert_no_errors()
 

@@ -46,15 +46,15 @@ class AddLayerPanel(pn.viewable.Viewer):
         super().__init__(**params)
         self.map = map_obj
         assets = catalog_assets()
-        self.asset = pn.widgets.Select(name="catalog asset", options=assets, value=assets[0] if assets else None,
+        self.asset = pn.widgets.Select(label="catalog asset", options=assets, value=assets[0] if assets else None,
                                        sizing_mode="stretch_width")
         self.mode = pn.widgets.RadioButtonGroup(options=["RGB", "1 band"], value="RGB", color="light")
-        self.channels = [pn.widgets.Select(name=ch, options=[], width=78) for ch in ("R", "G", "B")]
-        self.band = pn.widgets.Select(name="band", options=[], width=110)
-        self.palette = pn.widgets.Select(name="palette", options=[_NO_PALETTE] + list(PALETTES), width=120)
-        self.vmin = pn.widgets.FloatInput(name="min (empty: auto)", value=None, width=115)
-        self.vmax = pn.widgets.FloatInput(name="max (empty: auto)", value=None, width=115)
-        self.layer_name = pn.widgets.TextInput(name="layer name", sizing_mode="stretch_width")
+        self.channels = [pn.widgets.Select(label=ch, options=[], width=78) for ch in ("R", "G", "B")]
+        self.band = pn.widgets.Select(label="band", options=[], width=110)
+        self.palette = pn.widgets.Select(label="palette", options=[_NO_PALETTE] + list(PALETTES), width=120)
+        self.vmin = pn.widgets.FloatInput(label="min (empty: auto)", value=None, width=115)
+        self.vmax = pn.widgets.FloatInput(label="max (empty: auto)", value=None, width=115)
+        self.layer_name = pn.widgets.TextInput(label="layer name", sizing_mode="stretch_width")
         self.info = pn.widgets.StaticText(value="", sizing_mode="stretch_width",
                                           styles={"font-size": "12px", "color": "#555"})
         self.button = pn.widgets.Button(label="Add layer", color="primary", sizing_mode="stretch_width")

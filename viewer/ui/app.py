@@ -111,7 +111,7 @@ def page(view: MapView, sidebar: pn.viewable.Viewable, side: pn.viewable.Viewabl
     panels as ``.left`` and ``.right`` (:class:`~viewer.ui.sidepanel.SidePanel`).
     """
     left = SidePanel(sidebar, "Layers", side="left", width=LEFT_WIDTH)
-    right = SidePanel(side, "Legend · inspector", side="right", width=RIGHT_WIDTH)
+    right = SidePanel(side, "Legend & tools", side="right", width=RIGHT_WIDTH)
     main = pn.Column(view.alert, view.notice_pane, view.pane, sizing_mode="stretch_both", margin=(0, 4))
     view.status.styles = dict(view.status.styles, color="white")
     head = pn.Row(_header(), view.status, sizing_mode="stretch_width", margin=0,

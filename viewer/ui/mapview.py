@@ -80,6 +80,30 @@ proto._enforce_aspect_ratio = function () {
 proto._viewer_aspect_fix = true;
 """
 
+#: Widget tooltips (a button's ``description``) hide on the button's mouseleave, which never comes
+#: when a click moves the button away (a layer moved up or down): the tooltip stayed over the
+#: next buttons. Installed once per page: on pointer moves, a shown widget tooltip whose target
+#: is not under the pointer is hidden.
+STALE_TOOLTIP_JS = """
+if (window._viewer_tooltips) { return; }
+window._viewer_tooltips = true;
+let last = 0;
+document.addEventListener("pointermove", (event) => {
+  const now = Date.now();
+  if (now - last < 150) { return; }
+  last = now;
+  const path = event.composedPath();
+  for (const doc of Bokeh.documents) {
+    for (const m of doc._all_models.values()) {
+      if (m.type !== "Tooltip" || !m.visible) { continue; }
+      for (const v of Bokeh.index.find(m)) {
+        if (v.target != null && !path.includes(v.target) && !path.includes(v.el)) { m.visible = false; }
+      }
+    }
+  }
+}, {capture: true, passive: true});
+"""
+
 _ALERT_CSS = """
 .viewer-alert { background: #f8d7da; color: #842029; border: 1px solid #f5c2c7; border-radius: 4px;
                 padding: 8px 12px; font-size: 13px; }
@@ -230,11 +254,12 @@ class MapView(pn.viewable.Viewer):
         when the basemap changes (and again on a pan after a failure)."""
         online = {b.url: b.name for b in BASEMAPS.values() if b.url}
         cb = CustomJS(args={"plot": fig, "notice": self.basemap_notice, "online": online}, code=BASEMAP_PROBE_JS)
-        fig.js_on_change("renderers", cb)
-        fig.js_on_event("rangesupdate", cb)
         fix = CustomJS(args={"plot": fig}, code=TILE_ASPECT_FIX_JS)
-        fig.js_on_event("rangesupdate", fix)
-        fig.js_on_change("inner_width", fix)
+        tooltips = CustomJS(code=STALE_TOOLTIP_JS)
+        fig.js_on_change("renderers", cb)
+        for callback in (cb, fix, tooltips):  # the frame's first layout (the page is drawn), pans and zooms
+            fig.js_on_change("inner_width", callback)
+            fig.js_on_event("rangesupdate", callback)
 
     def _new_figure(self) -> None:
         self.map_figure.dispose()
