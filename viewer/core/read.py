@@ -394,25 +394,26 @@ def sample_dataset(ds, bidxs: tuple[int, ...], grid: Grid, all_valid: bool,
     does not reproduce GDAL's warp (or, with ``build=False``, where it is not worth building yet:
     see :func:`_exact_map`).
     """
-    src_crs = ds.crs if ds.crs else PIXEL_CRS
+    meta = _meta(ds)  # transform and CRS as read once (rasterio builds them anew on every access)
+    src = (meta.transform, meta.crs if meta.crs is not None else PIXEL_CRS, ds.width, ds.height)
     if exact_bits is not None:
-        m = _exact_map(ds.transform, src_crs, ds.width, ds.height, grid, *exact_bits, build=build)
+        m = _exact_map(*src, grid, *exact_bits, build=build)
         return None if m is None else _gather_dataset(ds, bidxs, m, all_valid)
     strips = _strips(grid)
     if strips is not None:
-        per_strip = [_gather_dataset(ds, bidxs, _tile_map(ds.transform, src_crs, ds.width, ds.height, g, False),
-                                     all_valid) for g in strips]
+        per_strip = [_gather_dataset(ds, bidxs, _tile_map(*src, g, False), all_valid) for g in strips]
         return [_stack([p[i] for p in per_strip]) for i in range(len(bidxs))]
-    return _gather_dataset(ds, bidxs, _tile_map(ds.transform, src_crs, ds.width, ds.height, grid), all_valid)
+    return _gather_dataset(ds, bidxs, _tile_map(*src, grid), all_valid)
 
 
 def _gather_dataset(ds, bidxs: tuple[int, ...], m: IndexMap,
                     all_valid: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    dtypes = _meta(ds).dtypes
     if m.window is None:
-        return [(np.zeros(m.shape, ds.dtypes[b - 1]), np.zeros(m.shape, np.float32)) for b in bidxs]
+        return [(np.zeros(m.shape, dtypes[b - 1]), np.zeros(m.shape, np.float32)) for b in bidxs]
     if len(bidxs) == 1:
         arrays = [ds.read(bidxs[0], window=m.window)]
-    elif all(ds.dtypes[b - 1] == ds.dtypes[bidxs[0] - 1] for b in bidxs):
+    elif all(dtypes[b - 1] == dtypes[bidxs[0] - 1] for b in bidxs):
         block = ds.read(list(bidxs), window=m.window)
         arrays = [block[i] for i in range(len(bidxs))]
     else:
