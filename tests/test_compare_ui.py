@@ -182,13 +182,16 @@ def test_split_controls_take_the_maps_place_and_give_it_back(compare_map):
     controls = panel.split
     assert (controls.left.value, controls.right.value) == ("truth", "prediction")  # truth left, prediction right
     view = compare_map.view
+    compare_map.layer("prediction").visible = False  # hidden on the map: drawn in the split, hidden after it
     split = controls.open()
     assert view.pane.object is split.layout and controls.button.label == "Close split view"
+    assert compare_map.layer("prediction").visible and len(split.right_figure.layer_renderers()) == 1
     controls.mode.value = "side by side"
     assert split.mode == "side by side"
     split.left_state.set_view(-9728000.0, 3590000.0, -9718000.0, 3600000.0)  # a pan in the split view
     controls.close()
     assert view.pane.object is view.map_figure.fig and controls.button.label == "Open split view"
+    assert not compare_map.layer("prediction").visible
     assert compare_map.state.view == (-9728000.0, 3590000.0, -9718000.0, 3600000.0)  # the map is where the split was
     controls.left.value = controls.right.value
     with pytest.raises(InvalidArgument, match="choose two different layers"):

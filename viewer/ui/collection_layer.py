@@ -147,7 +147,7 @@ class TimeSlider(pn.viewable.Viewer):
     def __init__(self, time: CollectionLayer, **params: Any) -> None:
         super().__init__(**params)
         self.time = time
-        self.slider = pn.widgets.DiscreteSlider(name=time.layer.name, options=self._options(), value=time.index,
+        self.slider = pn.widgets.DiscreteSlider(label=time.layer.name, options=self._options(), value=time.index,
                                                 sizing_mode="stretch_width")
         self.reducer = pn.widgets.Select.from_param(time.param.reducer, label="composite", width=110)
         self.reducer.options = {"one image": "", **{r: r for r in REDUCERS if r}}

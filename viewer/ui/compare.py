@@ -157,11 +157,13 @@ class ComparePanel(pn.viewable.Viewer):
         self._difference: str | None = None
         self._split: SplitControls | None = None
         self.html = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
-        self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction", width=150)
-        self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", width=150)
+        self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction",
+                                                        sizing_mode="stretch_width", min_width=100)
+        self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", sizing_mode="stretch_width",
+                                                         min_width=100)
         self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": ALL_CLASSES},
-                                          value=ALL_CLASSES, width=200)
-        self.button = pn.widgets.Button(label="Show difference", color="primary", width=140)
+                                          value=ALL_CLASSES, sizing_mode="stretch_width", min_width=100)
+        self.button = pn.widgets.Button(label="Show difference", color="primary", width=130, align="end")
         self.button.on_click(guarded("difference")(lambda e: self.show_difference()))
         self._options()
         self.state.param.watch(lambda e: self._options(), "layers")
@@ -293,7 +295,8 @@ class ComparePanel(pn.viewable.Viewer):
         return self._split
 
     def __panel__(self):
-        return pn.Column(pn.Row(self.pred_select, self.truth_select), pn.Row(self.class_id, self.button),
+        return pn.Column(pn.Row(self.pred_select, self.truth_select, sizing_mode="stretch_width"),
+                         pn.Row(self.class_id, self.button, sizing_mode="stretch_width"),
                          self.html, pn.pane.HTML("<b>Split view</b>: two layers either side of a divider",
                                                  margin=(8, 4, 0, 4)),
                          self.split, sizing_mode="stretch_width")

@@ -101,6 +101,10 @@ class SplitMap(pn.viewable.Viewer):
         self.right_layers = stack_layers(main, right_layer, "right")
         self.left_label = left_label if left_label is not None else " + ".join(l.name for l in self.left_layers)
         self.right_label = right_label if right_label is not None else " + ".join(l.name for l in self.right_layers)
+        # the chosen layers are drawn (as geemap's split_map does); dispose() gives back their visibility
+        self._visibility = {id(l): (l, l.visible) for l in self.left_layers + self.right_layers}
+        for layer in self.left_layers + self.right_layers:
+            layer.visible = True
         self.left_state = _side_state(main, self.left_layers)
         self.right_state = _side_state(main, self.right_layers)
         self.height = height
@@ -164,11 +168,11 @@ class SplitMap(pn.viewable.Viewer):
             left.styles = clip_style(self.value)
             children = [(right, 0, 0), (left, 0, 0), (self.divider, 0, 0), (self.slider, 0, 0),
                         (self.left_tag, 0, 0), (self.right_tag, 0, 0)]
-            self.layout.cols = None
+            self.layout.cols = ["minmax(0, 1fr)"]  # never wider than the page gives (no min-content width)
         else:
             left.styles = {"clip-path": "none"}  # BokehJS keeps a style left out of the dict: say none
             children = [(left, 0, 0), (right, 0, 1), (self.left_tag, 0, 0), (self.right_tag, 0, 1)]
-            self.layout.cols = ["1fr", "1fr"]
+            self.layout.cols = ["minmax(0, 1fr)", "minmax(0, 1fr)"]
         self.layout.children = children
 
     def _push_value(self) -> None:
@@ -183,9 +187,12 @@ class SplitMap(pn.viewable.Viewer):
         return self.left_figure, self.right_figure
 
     def dispose(self) -> None:
-        """Stop following the map's layers and views (the split view is closed)."""
+        """Stop following the map's layers and views (the split view is closed); the layers get back the
+        visibility they had before the split."""
         for fig in self.figures:
             fig.dispose()
+        for layer, visible in self._visibility.values():
+            layer.visible = visible
 
     def __panel__(self):
         return pn.Column(pn.Row(self.mode_select, sizing_mode="stretch_width"), self.pane,
@@ -204,10 +211,12 @@ class SplitControls(pn.viewable.Viewer):
         shown = [l.name for l in reversed(self.state.layers) if l.visible] or names
         left = left if left in names else (shown[1] if len(shown) > 1 else (shown[0] if shown else None))
         right = right if right in names else (shown[0] if shown else None)
-        self.left = pn.widgets.Select(label="left", options=names, value=left, width=150)
-        self.right = pn.widgets.Select(label="right", options=names, value=right, width=150)
+        self.left = pn.widgets.Select(label="left", options=names, value=left, sizing_mode="stretch_width",
+                                      min_width=100)
+        self.right = pn.widgets.Select(label="right", options=names, value=right, sizing_mode="stretch_width",
+                                       min_width=100)
         self.mode = pn.widgets.RadioButtonGroup(options=list(MODES), value="swipe", color="light")
-        self.button = pn.widgets.Button(label="Open split view", color="primary", width=150,
+        self.button = pn.widgets.Button(label="Open split view", color="primary", width=130,
                                         css_classes=["viewer-split-toggle"])
         self.button.on_click(guarded("split view")(lambda e: self.toggle()))
         self.mode.param.watch(guarded("split view")(self._mode), "value")
@@ -256,4 +265,5 @@ class SplitControls(pn.viewable.Viewer):
         self.button.label = "Open split view"
 
     def __panel__(self):
-        return pn.Column(pn.Row(self.left, self.right), pn.Row(self.mode, self.button), sizing_mode="stretch_width")
+        return pn.Column(pn.Row(self.left, self.right, sizing_mode="stretch_width"),
+                         pn.Row(self.mode, self.button, sizing_mode="stretch_width"), sizing_mode="stretch_width")
