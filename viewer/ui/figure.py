@@ -48,12 +48,24 @@ const x0 = cx - res * w / 2, x1 = cx + res * w / 2, y0 = cy - res * h / 2, y1 = 
 plot.x_range.setv({start: x0, end: x1, reset_start: x0, reset_end: x1});
 plot.y_range.setv({start: y0, end: y1, reset_start: y0, reset_end: y1});
 """
+#: The same, for a figure without a shown tile layer (no first paint moves its ranges): run at
+#: the first range report, which the target's own range change then repeats.
+_TARGET_FIRST_JS = """
+  if (!plot._viewer_target_done && target != null && target.length == 3
+      && (plot.inner_width || 0) > 0 && (plot.inner_height || 0) > 0) {
+    plot._viewer_target_done = true;
+    const fw = plot.inner_width, fh = plot.inner_height, [cx, cy, res] = target;
+    plot.x_range.setv({start: cx - res * fw / 2, end: cx + res * fw / 2});
+    plot.y_range.setv({start: cy - res * fh / 2, end: cy + res * fh / 2});
+    return;
+  }"""
 
 _VIEW_JS = """
 const plot = plot_ref;
 if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }
 plot._viewer_timer = setTimeout(() => {
   plot._viewer_timer = null;
+  /* TARGET */
   const xr = plot.x_range, yr = plot.y_range;
   if (!isFinite(xr.start) || !isFinite(xr.end) || !isFinite(yr.start) || !isFinite(yr.end)) { return; }
   const w = plot.inner_width || 0, h = plot.inner_height || 0;
@@ -114,7 +126,8 @@ class MapFigure:
         self.view_source = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": [], "w": [], "h": []})
         self.target_callback = CustomJS(args={"plot_ref": fig, "target": target}, code=_TARGET_JS)
         fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
-        cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS}, code=_VIEW_JS)
+        cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target},
+                      code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS))
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
             r.js_on_change("end", cb)
