@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,11 +17,11 @@ from viewer.core.region_stats import region_comparison, region_export, region_re
 from viewer.ui.basemaps import lonlat_to_mercator
 from viewer.ui.charts import VIEW_CHART, layer_image
 from viewer.ui.demo import PREDICTION, TRUTH, demo_map
-from viewer.ui.region_tool import BOX_SOURCE, box_geometry
+from viewer.ui.region_tool import BOX_SOURCE, POLY_SOURCE, box_geometry, polygon_geometry
 
 LANDSAT_LAYER = "Landsat 8 true colour"
 SCALE = 60
-SHOTS = Path(__file__).resolve().parent.parent / "docs"
+SHOTS = Path(os.environ.get("VIEWER_SHOTS", "/tmp"))  # screenshots (docs/ keeps copies)
 
 
 @pytest.fixture
@@ -159,6 +160,9 @@ def test_view_histogram_follows_the_view(page):
     layer = demo_map().layer(LANDSAT_LAYER)  # the demo's selected layer
     assert sorted(first["marks"]) == sorted(float(v) for pair in zip(layer.vmin, layer.vmax) for v in pair)
     assert first["n"] == 3 * 64
+    page.locator("text=Histogram of the view").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "view_histogram.png"))
     # zoom into the scene's south-west corner: the chart is computed again for the new view
     canvas = page.locator("canvas").first.bounding_box()
     page.mouse.move(canvas["x"] + canvas["width"] * 0.3, canvas["y"] + canvas["height"] * 0.7)
@@ -168,8 +172,7 @@ def test_view_histogram_follows_the_view(page):
     second = wait_for(page, lambda: (lambda r: r if r and r["total"] > 0 and r["total"] != first["total"]
                                      else None)(bars()), "the histogram of the zoomed view")
     assert second["total"] != first["total"]
-    page.locator("text=Histogram of the view").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "view_histogram.png"))
+    page.screenshot(path=str(SHOTS / "view_histogram_zoomed.png"))
 
 
 def test_box_edit_tool_drag_draws_the_region(page):
@@ -197,3 +200,30 @@ def test_box_edit_tool_drag_draws_the_region(page):
     page.locator(".viewer-region-layer").last.scroll_into_view_if_needed()  # the histograms below the tables
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "region_drawn.png"))
+
+    # the polygon tool (Bokeh 3.9): press and hold for the first vertex, click the next, press and hold the last
+    page.locator("[title^='Draw a region (polygon)']").first.click()
+
+    def at(fx: float, fy: float) -> None:
+        page.mouse.move(c["x"] + c["width"] * fx, c["y"] + c["height"] * fy)
+
+    at(0.40, 0.40)
+    page.mouse.down()
+    page.wait_for_timeout(450)
+    page.mouse.up()
+    for fx, fy in ((0.55, 0.40), (0.50, 0.60)):
+        at(fx, fy)
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_timeout(400)
+    at(0.42, 0.58)
+    page.mouse.down()
+    page.wait_for_timeout(450)
+    page.mouse.up()
+    poly = wait_for(page, lambda: (lambda d: d if d["xs"] and len(d["xs"][0]) >= 4 else None)(page.evaluate(
+        "(name) => Bokeh.documents[0].get_model_by_name(name).data", POLY_SOURCE)), "the drawn polygon")
+    assert page.evaluate("(name) => Bokeh.documents[0].get_model_by_name(name).data.x.length", BOX_SOURCE) == 0
+    geometry = polygon_geometry(poly["xs"][0], poly["ys"][0])
+    expected = image.reduceRegion(viewer.Reducer.count(), geometry, scale)
+    wait_for(page, lambda: {band: cells["count"] for band, cells in cell_values(block).items()} == expected,
+             "the polygon's figures")

@@ -342,8 +342,9 @@ class RegionPanel(pn.viewable.Viewer):
         self.result = result
         if result is None:
             self.status.value = ""
-            self.tables.object = ("<div class='viewer-hint'>Draw a region: the box tool (shift+drag) or the polygon "
-                                  "tool in the map's toolbar, or Map.add_region(geometry) in Python.</div>")
+            self.tables.object = ("<div class='viewer-hint'>Draw a region with the map's box tool (shift+drag) or "
+                                  "polygon tool (press and hold for the first vertex, click the next ones, press "
+                                  "and hold for the last), or call Map.add_region(geometry) in Python.</div>")
             self.charts.objects = []
             return
         self.status.value = ""

@@ -27,8 +27,8 @@ from .basemaps import lonlat_to_mercator, mercator_to_lonlat
 from .notify import guarded
 from .state import MapState
 
-__all__ = ["RegionState", "RegionTool", "region_state", "set_region", "user_roi", "BOX_SOURCE", "POLY_SOURCE",
-           "REGION_COLOR"]
+__all__ = ["RegionState", "RegionTool", "region_state", "set_region", "user_roi", "box_geometry", "polygon_geometry",
+           "BOX_SOURCE", "POLY_SOURCE", "REGION_COLOR"]
 
 BOX_SOURCE = "viewer-region-box"
 POLY_SOURCE = "viewer-region-polygon"
@@ -140,7 +140,8 @@ class RegionTool:
         vertices = fig.scatter([], [], size=7, color=REGION_COLOR)
         box_tool = BoxEditTool(renderers=[box], num_objects=1, description="Draw a region (box): shift+drag")
         poly_tool = PolyDrawTool(renderers=[poly], num_objects=1, vertex_renderer=vertices,
-                                 description="Draw a region (polygon): click the vertices, double-click the last")
+                                 description="Draw a region (polygon): press and hold for the first vertex, click "
+                                             "the next ones, press and hold for the last")
         fig.add_tools(box_tool, poly_tool)
         self.fig = fig
         self._renderers = [box, poly, vertices]
