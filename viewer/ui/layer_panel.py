@@ -17,7 +17,7 @@ from ..core.palettes import palette_names
 from .notify import guarded
 from .state import CUSTOM_PALETTE, LayerState, MapState
 
-__all__ = ["LayerPanel", "LayerCard", "CompareCard"]
+__all__ = ["LayerPanel", "LayerCard"]
 
 _NO_PALETTE = "(none)"
 _NO_MASK = "(no mask)"
@@ -190,58 +190,8 @@ def _palette_options(layer: LayerState) -> dict[str, str]:
     return options
 
 
-class CompareCard(pn.viewable.Viewer):
-    """Prediction vs truth: adds the difference of two overlays as a layer (widgets made on first expand)."""
-
-    def __init__(self, map_obj: Any, **params: Any) -> None:
-        super().__init__(**params)
-        self.map = map_obj
-        state = map_obj.state
-        self._names = [l.name for l in state.layers if l.kind == "classes" and not l.name.startswith("difference")]
-        self.card = pn.Card(title="prediction vs truth", collapsed=True, sizing_mode="stretch_width")
-        self.card.visible = len(self._names) >= 2
-        lazy_card(self.card, self._controls)
-
-    def build(self) -> "CompareCard":
-        """Make the widgets now (opens the card)."""
-        self.card.collapsed = False
-        return self
-
-    def _controls(self) -> list:
-        state = self.map.state
-        names = self._names
-        groups: dict[str, list[str]] = {}
-        for l in state.layers:
-            if l.kind == "classes" and l.group:
-                groups.setdefault(l.group, []).append(l.name)
-        pair = next((v for v in groups.values() if len(v) >= 2), names[:2])
-        self.pred = pn.widgets.Select(label="prediction", options=names, value=pair[0] if pair else None, width=150)
-        self.truth = pn.widgets.Select(label="truth", options=names, value=pair[1] if len(pair) > 1 else None,
-                                       width=150)
-        self.class_id = pn.widgets.Select(label="class", options={"all classes": None}, width=150)
-        self.button = pn.widgets.Button(label="Show difference", color="primary")
-        self.truth.param.watch(lambda e: self._classes(), "value")
-        self._classes()
-        self.button.on_click(guarded("difference")(lambda e: self.show()))
-        return [pn.Row(self.pred, self.truth), self.class_id, self.button]
-
-    def _classes(self) -> None:
-        opts: dict[str, Any] = {"all classes (disagree)": None}
-        if self.truth.value:
-            classes = self.map.state.layer(self.truth.value).effective_classes()
-            if classes is not None:
-                opts.update({f"{c['id']}: {c['name']} (FP/FN)": c["id"] for c in classes.to_list()})
-        self.class_id.options = opts
-
-    def show(self):
-        return self.map.add_difference(self.pred.value, self.truth.value, class_id=self.class_id.value)
-
-    def __panel__(self):
-        return self.card
-
-
 class LayerPanel(pn.viewable.Viewer):
-    """All layer cards (top layer first) plus the basemap switcher and the comparison card."""
+    """All layer cards (top layer first) plus the basemap switcher."""
 
     def __init__(self, map_obj: Any, **params: Any) -> None:
         super().__init__(**params)
@@ -269,8 +219,7 @@ class LayerPanel(pn.viewable.Viewer):
             if key not in alive:
                 card.dispose()
         self.cards = alive
-        self.compare = CompareCard(self.map)
-        self.column.objects = cards + [self.compare.card]
+        self.column.objects = cards  # prediction vs truth: viewer/ui/compare.py (a card of the map view)
 
     def card(self, name: str) -> LayerCard:
         """The card of layer ``name``, with its widgets made (the card opens)."""
