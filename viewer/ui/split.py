@@ -131,7 +131,7 @@ class SplitMap(pn.viewable.Viewer):
         self.slider.js_on_change("value", CustomJS(args={"slider": self.slider, "left": self.left_figure.fig,
                                                          "line": self.divider}, code=_SWIPE_JS))
         self.slider.on_change("value_throttled", lambda attr, old, new: setattr(self, "value", int(new)))
-        self._runner = doc_runner(lambda: self.left_figure.fig.document)
+        self._runner = doc_runner(lambda: self.left_figure.fig.document, self._push)
         self.param.watch(lambda e: self._runner(self._push_value), "value")
         self.layout = GridBox(children=[], sizing_mode="stretch_both", min_height=300, height=height)
         self.pane = pn.pane.Bokeh(self.layout, sizing_mode="stretch_width", height=height)
@@ -146,10 +146,16 @@ class SplitMap(pn.viewable.Viewer):
 
     def _figure(self, state: MapState, base_url: str) -> MapFigure:
         holder: list[MapFigure] = []
-        runner: Callable = doc_runner(lambda: holder[0].fig.document if holder else None)
+        runner: Callable = doc_runner(lambda: holder[0].fig.document if holder else None, self._push)
         fig = MapFigure(state, base_url=base_url, height=self.height, in_doc=runner)
         holder.append(fig)
         return fig
+
+    def _push(self) -> None:
+        """In a notebook, send model changes to the displayed split (Panel does it on a server)."""
+        pane = getattr(self, "pane", None)
+        if pane is not None:
+            pn.io.push_notebook(pane)
 
     def _follow(self, other: MapState, view) -> None:
         """Keep both states' views equal (the browser already moves both figures)."""
