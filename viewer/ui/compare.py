@@ -158,12 +158,12 @@ class ComparePanel(pn.viewable.Viewer):
         self._split: SplitControls | None = None
         self.html = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
         self.pred_select = pn.widgets.Select.from_param(self.param.prediction, label="prediction",
-                                                        sizing_mode="stretch_width", min_width=100)
+                                                        sizing_mode="stretch_width", min_width=60)
         self.truth_select = pn.widgets.Select.from_param(self.param.truth, label="truth", sizing_mode="stretch_width",
-                                                         min_width=100)
+                                                         min_width=60)
         self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": ALL_CLASSES},
-                                          value=ALL_CLASSES, sizing_mode="stretch_width", min_width=100)
-        self.button = pn.widgets.Button(label="Show difference", color="primary", width=130, align="end")
+                                          value=ALL_CLASSES, sizing_mode="stretch_width", min_width=60)
+        self.button = pn.widgets.Button(label="Show difference", color="primary", width=125, align="end")
         self.button.on_click(guarded("difference")(lambda e: self.show_difference()))
         self._options()
         self.state.param.watch(lambda e: self._options(), "layers")

@@ -272,4 +272,4 @@ class SplitControls(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(pn.Row(self.left, self.right, sizing_mode="stretch_width"),
-                         pn.Row(self.mode, self.button, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+                         self.mode, self.button, sizing_mode="stretch_width")  # one per row: fits a narrow panel
