@@ -24,6 +24,7 @@ from .inspector import Inspector
 from .layer_panel import LayerPanel, lazy_card
 from .legends import Legends
 from .notify import doc_runner, notify_text
+from .region_panel import install as install_region_tools
 from .state import MapState
 from .tileserver import ensure_tile_server
 
@@ -187,6 +188,7 @@ class MapView(pn.viewable.Viewer):
         state.watch_layers(lambda *_: self._show_layer_errors(), ["error"])
         self._show_layer_errors()
         self._parts: dict[str, Any] = {}
+        install_region_tools(self)  # region draw tools on the map; region and view-histogram cards
 
     # side panels, made on first use ---------------------------------------------------------
     def _part(self, name: str):

@@ -7,8 +7,9 @@ min/max marked and the valid-pixel ``count``, ``mean``, ``min``, ``max`` and ``s
 (:func:`viewer.core.region_stats.region_summary`: ``Image.reduceRegion``'s numbers), class
 areas for class layers, and IoU/precision/recall per class for each visible pair of class
 layers sharing a class table (the truth is the one named like "truth"/"label", else the
-other of one named like "prediction", else the lower layer). It exports the chosen layer within the region as GeoTIFF, NPY and the
-``data.computePixels`` request JSON that reproduces them.
+other of one named like "prediction", else the lower layer). It exports the chosen layer
+within the region as GeoTIFF, NPY and the ``data.computePixels`` request JSON that
+reproduces them. :func:`install` puts the draw tools and the cards into a ``MapView``.
 
 :func:`compute_region` is the pure part (thread-safe, also ``Map.region_stats``); the panel
 runs it off the event loop and reports errors as notifications.
@@ -22,6 +23,7 @@ import io
 import json
 import math
 import re
+import weakref
 from typing import Any
 
 import panel as pn
@@ -35,8 +37,8 @@ from .region_tool import RegionState, RegionTool, region_state, user_roi
 from .state import LayerState, MapState
 from .viewport import EXECUTOR, spawn
 
-__all__ = ["compute_region", "map_region_stats", "install", "draw_tools", "auto_scale", "region_html", "export_bytes", "request_json",
-           "RegionPanel", "AUTO_PIXELS", "MAX_PAIRS"]
+__all__ = ["compute_region", "map_region_stats", "install", "draw_tools", "auto_scale", "region_html", "export_bytes",
+           "request_json", "RegionPanel", "AUTO_PIXELS", "MAX_PAIRS"]
 
 #: Pixels a region is reduced on at most when the scale is chosen automatically.
 AUTO_PIXELS = 1_000_000
@@ -399,6 +401,9 @@ class RegionPanel(pn.viewable.Viewer):
                          self.json, self.clear_button, sizing_mode="stretch_width")
 
 
+_INSTALLED: "weakref.WeakKeyDictionary[Any, RegionTool]" = weakref.WeakKeyDictionary()
+
+
 def draw_tools(view: Any) -> RegionTool:
     """The region draw tools on a MapView's map figure, again on each new figure (pixel-mode switch);
     none on a map in pixel coordinates."""
@@ -416,8 +421,12 @@ def draw_tools(view: Any) -> RegionTool:
 
 def install(view: Any) -> RegionTool:
     """Put the region draw tools on ``view``'s map and the "Region" and "Histogram of the view" cards
-    in its side panel (``MapView.add_card``; each card's contents are built when first opened)."""
-    tool = draw_tools(view)
+    in its side panel (``MapView.add_card``; each card's contents are built when first opened).
+    A second call for the same view does nothing."""
+    tool = _INSTALLED.get(view)
+    if tool is not None:  # once per view
+        return tool
+    tool = _INSTALLED[view] = draw_tools(view)
     view.add_card("Region statistics", lambda: [RegionPanel(view, tool)], collapsed=True)
     view.add_card("Histogram of the view", lambda: [ViewHistogram(view.map.state)], collapsed=True)
     return tool
