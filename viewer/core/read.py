@@ -246,7 +246,7 @@ def read_bands(
         raise InvalidArgument(f"resampling {resampling!r} is not allowed; allowed: {sorted(RESAMPLING)}",
                               value=resampling, allowed=sorted(RESAMPLING))
     method = RESAMPLING[resampling]
-    current = source_identity(path)  # one stat per read serves the check and the dataset cache
+    current = source_identity(path)  # the read's one identity check; it also keys the dataset cache
     if identity is not None and current != identity:
         raise SourceChanged(f"{path!r} changed since the graph was built", value=path)
     ds = open_dataset(path, None, current)
@@ -254,7 +254,13 @@ def read_bands(
         if not 1 <= bidx <= ds.count:
             raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
     if len(bidxs) > 1 and not _groupable(ds, bidxs):
-        return [read_bands(path, (b,), grid, resampling, use_overviews)[0] for b in bidxs]
+        return [_read_open(ds, path, current, (b,), grid, method, use_overviews)[0] for b in bidxs]
+    return _read_open(ds, path, current, bidxs, grid, method, use_overviews)
+
+
+def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, method: Resampling,
+               use_overviews: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`read_bands` on the open dataset ``ds`` of ``path`` (``current``: its identity, checked)."""
     all_valid = all(_meta(ds).flags[b - 1] == (MaskFlags.all_valid,) for b in bidxs)
 
     window = _exact_window(ds, grid)
@@ -269,7 +275,7 @@ def read_bands(
             out.append((values, mask))
         return out
 
-    src_crs = ds.crs if ds.crs else None
+    src_crs = _meta(ds).crs
     if (src_crs is None) != (grid.crs is None):
         raise InvalidArgument(
             f"cannot place {path!r} ({'pixel coordinates' if src_crs is None else src_crs}) on a grid in "
