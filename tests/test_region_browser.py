@@ -160,7 +160,7 @@ def test_view_histogram_follows_the_view(page):
     layer = demo_map().layer(LANDSAT_LAYER)  # the demo's selected layer
     assert sorted(first["marks"]) == sorted(float(v) for pair in zip(layer.vmin, layer.vmax) for v in pair)
     assert first["n"] == 3 * 64
-    page.locator("text=Histogram of the view").first.scroll_into_view_if_needed()
+    page.get_by_text("valid pixels of the view").first.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "view_histogram.png"))
     # zoom into the scene's south-west corner: the chart is computed again for the new view
