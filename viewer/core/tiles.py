@@ -25,6 +25,7 @@ import morecantile
 import numpy as np
 from affine import Affine
 
+from .cache import named_cache
 from .encode import FORMATS, check_format, encode_planes, encode_png_planes, media_type
 from .errors import InvalidArgument
 from .evaluate import evaluate
@@ -106,20 +107,18 @@ def pixel_tile_source_options(image_width: int, image_height: int, size: int = T
 
 # footprint ---------------------------------------------------------------------------------
 _BoundsT = tuple[float, float, float, float] | None
-#: Layer bounds by token (a string key: a lookup runs no Python code); cleared when it outgrows 4096.
-_bounds: dict[str, _BoundsT] = {}
+#: Layer bounds by token (the spec's string key, not the spec: hashing one would call into layers),
+#: each as a 1-tuple so that an unbounded layer's ``None`` is a hit too.
+_bounds = named_cache("layer bounds", 4096)
 
 
 def _layer_bounds(spec: LayerSpec) -> _BoundsT:
     """:func:`_native_bounds` of a layer, computed once per token."""
-    try:
-        return _bounds[spec.token]
-    except KeyError:
-        pass
-    if len(_bounds) >= 4096:
-        _bounds.clear()
-    b = _bounds[spec.token] = _native_bounds(spec)
-    return b
+    hit = _bounds.get(spec.token)
+    if hit is None:
+        hit = (_native_bounds(spec),)
+        _bounds.put(spec.token, hit)
+    return hit[0]
 
 
 def _native_bounds(spec: LayerSpec) -> _BoundsT:
