@@ -183,7 +183,7 @@ def test_a_source_across_the_antimeridian_is_fitted_whole_and_drawn_on_both_side
     assert x0 == pytest.approx(HALF_WORLD * 170 / 180) and x1 == pytest.approx(HALF_WORLD * 190 / 180)
     lon, lat = m.state.center
     assert abs(abs(lon) - 180) < 1e-6 and abs(lat) < 1e-6 and 3 <= m.state.zoom <= 6
-    assert m.figure.renderers[-2].tile_source.wrap_around  # tiles repeat across the line
+    assert m.view.map_figure.renderer(layer).tile_source.wrap_around  # tiles repeat across the line
     vx0, _, vx1, _ = m.state.view
     assert vx0 % (2 * HALF_WORLD) < HALF_WORLD * 171 / 180 and (vx1 - vx0) > HALF_WORLD * 20 / 180  # all of it
     grid = m.state.current_grid()  # the view's grid spans the line (not clipped at 180 degrees)
@@ -194,6 +194,12 @@ def test_a_source_across_the_antimeridian_is_fitted_whole_and_drawn_on_both_side
     assert set(west[drawn[:, cols[0] + 1]]) == {128} and set(east[drawn[:, cols[-1] - 1]]) == {255}
     width_deg = (cols[-1] - cols[0] + 1) * grid.transform.a / HALF_WORLD * 180
     assert width_deg == pytest.approx(20, abs=0.5)  # the whole source, both halves
+    # a view centred on the line from the west side (x < -HALF_WORLD) still sees the layer
+    res = HALF_WORLD / 2 ** 12
+    m.state.set_view(-HALF_WORLD - 500 * res, -300 * res, -HALF_WORLD + 500 * res, 300 * res)
+    assert m.state.center[0] in (180.0, -180.0) and m.state.layer_in_view("across")
+    m.state.set_view(0, 0, 1000, 1000)  # off the coast of Africa
+    assert not m.state.layer_in_view("across")
 
 
 def test_class_counts_across_the_antimeridian_are_native_pixels(across_180):

@@ -21,7 +21,8 @@ import math
 from typing import Callable
 
 from bokeh.events import Tap
-from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Range1d, TileRenderer, WMTSTileSource
+from bokeh.models import (ColumnDataSource, CustomJS, CustomJSTicker, CustomJSTickFormatter, Range1d, TileRenderer,
+                          WMTSTileSource)
 from bokeh.plotting import figure
 
 from ..core.errors import InvalidArgument
@@ -59,6 +60,31 @@ _TARGET_FIRST_JS = """
     plot.y_range.setv({start: cy - res * fh / 2, end: cy + res * fh / 2});
     return;
   }"""
+
+#: Longitude ticks of the x axis on and beyond the antimeridian (Bokeh's Mercator ticker stops at
+#: +-180 degrees): Bokeh's AdaptiveTicker (mantissas 1, 2, 5; 6 ticks) in degrees, unclamped.
+_LON_TICKS_JS = """
+const k = 180 / (Math.PI * 6378137.0);
+const a = Math.min(cb_data.start, cb_data.end) * k, b = Math.max(cb_data.start, cb_data.end) * k;
+const span = b - a, n = 6;
+if (!(span > 0) || !isFinite(span)) { return []; }
+const ideal = span / n, mag = Math.pow(10, Math.floor(Math.log10(ideal)));
+let best = 1, err = Infinity;
+for (const m of [0.5, 1, 2, 5, 10]) {
+  const e = Math.abs(n - span / (m * mag));
+  if (e < err) { err = e; best = m; }
+}
+const step = best * mag / PARTS, out = [];
+for (let t = Math.ceil(a / step) * step; t <= b + step * 1e-9; t += step) { out.push(t / k); }
+return out;
+"""
+#: A tick's longitude, wrapped into [-180, 180] (x beyond the world is the next turn of it).
+_LON_LABEL_JS = """
+const lon = tick * 180 / (Math.PI * 6378137.0);
+let w = ((lon + 180) % 360 + 360) % 360 - 180;
+if (w === -180 && lon > 0) { w = 180; }
+return String(Number(w.toFixed(6)));
+"""
 
 _VIEW_JS = """
 const plot = plot_ref;
@@ -112,6 +138,10 @@ class MapFigure:
         fig.yaxis.axis_label = "row (down)" if pixel else "latitude"
         if pixel:
             fig.yaxis.formatter = CustomJSTickFormatter(code="return (-tick).toString()")
+        else:
+            fig.xaxis.ticker = CustomJSTicker(major_code=_LON_TICKS_JS.replace("PARTS", "1"),
+                                              minor_code=_LON_TICKS_JS.replace("PARTS", "5"))
+            fig.xaxis.formatter = CustomJSTickFormatter(code=_LON_LABEL_JS)
         self.fig = fig
         self.grat_source = ColumnDataSource({"xs": [], "ys": [], "lx": [], "ly": [], "text": []})
         self._grat_lines = fig.multi_line("xs", "ys", source=self.grat_source, line_color="#8f9ba8",

@@ -629,6 +629,22 @@ class MapState(param.Parameterized):
             x0, x1 = -HALF_WORLD, HALF_WORLD
         return (x0, max(y0, -HALF_WORLD), x1, min(y1, HALF_WORLD))
 
+    def layer_in_view(self, name: str) -> bool:
+        """Whether a layer's extent overlaps the current view (True when either is unknown). On a
+        map, x is compared one world-turn to the view: a view across the antimeridian sees a
+        layer stored on the other side of it."""
+        extent = self.layer_extent(name)
+        if not self.view or extent is None:
+            return True
+        x0, y0, x1, y1 = extent
+        v0, w0 = min(self.view[0], self.view[2]), min(self.view[1], self.view[3])
+        v1, w1 = max(self.view[0], self.view[2]), max(self.view[1], self.view[3])
+        if not self.pixel_mode:
+            world = 2 * HALF_WORLD
+            shift = world * round(((v0 + v1) - (x0 + x1)) / (2 * world))
+            x0, x1 = x0 + shift, x1 + shift
+        return x0 < v1 and x1 > v0 and y0 < w1 and y1 > w0
+
     def fit_layer(self, name: str) -> None:
         """Centre and zoom on a layer's whole extent (also across the antimeridian)."""
         layer = self.layer(name)
