@@ -307,11 +307,27 @@ def test_online_basemap_without_network_shows_a_notice(chromium, viewer_server):
 
 @pytest.mark.browser
 def test_busy_text_and_no_stale_tooltip_after_a_reorder(chromium, viewer_server):
-    context, app = _open(chromium, viewer_server)
+    from test_ui_browser import App
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f if isinstance(f, str) else "")))
+    app = App(page, viewer_server).open()
     try:
-        page = app.page
         assert not page.get_by_text(BUSY_TEXT).is_visible()  # idle: nothing that looks like a control
         assert page.locator(".pn-loading, .bk-spinner").count() == 0
+        busy = page.evaluate("""() => { for (const d of Bokeh.documents) for (const m of d._all_models.values())
+                                  if (m.css_classes && m.css_classes.includes('viewer-busy')) return m.id; }""")
+        seen = len(frames)
+        box = app.map_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 300)  # a zoom: the view figures are recomputed, the text shows meanwhile
+        shown = lambda v: [f for f in frames[seen:]  # noqa: E731
+                           if '"id":"%s"},"attr":"visible","new":%s' % (busy, v) in f]
+        app.wait_for(lambda: shown("true") and shown("false"), "the busy text shown, then hidden")
+        app.settle()
+        assert not page.get_by_text(BUSY_TEXT).is_visible()
         up = app.card("Landsat 8 true colour · image").get_by_role("button", name="▲").first
         up.hover()
         page.wait_for_timeout(800)

@@ -89,19 +89,12 @@ def _palette_name(colors: list[str]) -> str:
 
 
 def in_view(state: MapState, layer: LayerState) -> bool:
-    """Whether the layer's extent overlaps the current view (True when either is unknown)."""
-    view = state.view
-    if not view:
-        return True
+    """Whether the layer's extent overlaps the current view (:meth:`MapState.layer_in_view`, which
+    also sees a layer across the antimeridian); True when there is no extent to compare."""
     try:
-        extent = state.layer_extent(layer.name)
-    except Exception:  # noqa: BLE001 - no extent (e.g. a constant image, a removed layer): keep it
+        return state.layer_in_view(layer.name)
+    except Exception:  # noqa: BLE001 - no extent (e.g. a constant image) or a layer removed meanwhile
         return True
-    if extent is None:
-        return True
-    x0, y0, x1, y1 = extent
-    v0, w0, v1, w1 = min(view[0], view[2]), min(view[1], view[3]), max(view[0], view[2]), max(view[1], view[3])
-    return min(x0, x1) < v1 and max(x0, x1) > v0 and min(y0, y1) < w1 and max(y0, y1) > w0
 
 
 def band_legend_html(layer: LayerState, spec: LayerSpec) -> str:
@@ -216,7 +209,6 @@ class Legends(pn.viewable.Viewer):
         self._class_legends: dict[int, _ClassLegend] = {}
         self._empty = pn.pane.HTML("<p class='viewer-hint'>No shown layer in view.</p>", sizing_mode="stretch_width")
         self.column = pn.Column(sizing_mode="stretch_width")
-        state.param.watch(lambda *_: self.sync(), ["view"])
         state.watch_layers(lambda *_: self.sync(), ["token", "visible", "name", "stretch", "freeze"])  # was "revision"
         state.param.watch(lambda *_: self.sync(), ["view"])  # layers out of view have no legend
         state.param.watch(lambda *_: self.update_counts(), ["class_stats"])

@@ -321,8 +321,9 @@ class MapView(pn.viewable.Viewer):
     def layout(self) -> pn.Row:
         """Map and tabbed side panel in one row (notebooks)."""
         tabs = pn.Tabs(("Layers", self.layer_panel), ("Legend", self.legends), ("Inspector", self.inspector),
-                       ("Compare", self.compare), ("Export", self.export), ("Add layer", self.add_layer), dynamic=False,
-                       sizing_mode="stretch_width")
+                       ("Compare", self.compare), ("Export", self.export), ("Add layer", self.add_layer),
+                       *[(t.title, pn.Column(*t.build(), sizing_mode="stretch_width")) for t in self.tools],
+                       dynamic=False, sizing_mode="stretch_width")
         h = self.map.height
         self.pane.param.update(sizing_mode="stretch_width", height=h, min_height=None)
         return pn.Row(pn.Column(self.status, self.notice_pane, self.pane, sizing_mode="stretch_width"),

@@ -31,10 +31,10 @@ class SidePanel(pn.viewable.Viewer):
                  **params: Any) -> None:
         super().__init__(**params)
         self.side = side
-        inward, outward = ("◀", "▶") if side == "left" else ("▶", "◀")
+        inward = "◀" if side == "left" else "▶"
         self.hide_button = pn.widgets.Button(label=f"{inward} hide", width=62, height=28, margin=(4, 4),
                                              color="light", css_classes=["viewer-panel-hide"])
-        self.show_button = pn.widgets.Button(label=f"{outward} {title}", width=BAR_WIDTH - 4, height=150,
+        self.show_button = pn.widgets.Button(label=f"show {title.lower()}", width=BAR_WIDTH - 4, height=170,
                                              margin=(6, 2), color="light", stylesheets=[_BAR_BUTTON_CSS],
                                              css_classes=["viewer-panel-show"])
         self.hide_button.on_click(lambda e: setattr(self, "collapsed", True))
