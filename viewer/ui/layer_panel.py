@@ -105,6 +105,8 @@ class LayerCard(pn.viewable.Viewer):
         self.band_row = pn.Row(*self.channels, self.palette)
         self.range_rows = [pn.Row(lo, hi, g) for lo, hi, g in zip(self.mins, self.maxs, self.gammas)]
         self._watchers.append(L.param.watch(lambda e: self._show_mode(), "mode"))
+        self._watchers.append(L.param.watch(lambda e: setattr(self.palette, "options", _palette_options(L)),
+                                            "palette_name"))  # a layer given colours: "(custom)"
         self._show_mode()
         out = [self.mode, self.band_row, pn.Column(*self.range_rows, margin=0), pn.Row(self.stretch, self.freeze)]
         out += self._mask_controls()
