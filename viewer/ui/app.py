@@ -76,8 +76,6 @@ def _load_anyway(doc) -> None:
     """Run the page's onload callbacks (the side panels) if BokehJS has not reported the document
     idle within :data:`PANELS_FALLBACK_S`: it never does while a shown tile layer has no tile in
     view (a pixel-coordinate view beside the image) or an online basemap never answers."""
-    from panel.io.state import set_curdoc
-
     session = getattr(doc.session_context, "session", None)
     if session is None or getattr(session, "connection_count", 0) == 0:
         return  # no browser on this session (yet): nothing to show the panels to

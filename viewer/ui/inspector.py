@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from affine import Affine
 from pyproj import Transformer
 
 from ..core.evaluate import evaluate
 from ..core.grid import Grid, crs_code
 from .basemaps import mercator_to_lonlat
+from .notify import notify_error
 from .state import EXECUTOR, LayerState, MapState, spawn
 
 __all__ = ["inspect_point", "Inspector", "MAX_BANDS_SHOWN"]
@@ -59,8 +61,6 @@ def inspect_layer(layer: LayerState, x: float, y: float, pixel_mode: bool) -> di
     results: dict[int, dict] = {}
     for grid, idx in groups.items():
         if grid is None:  # constants: valid everywhere, any 1 x 1 grid will do
-            from affine import Affine
-
             one = Grid(None, Affine.identity(), 1, 1)
             px = None
         else:
@@ -173,8 +173,6 @@ class Inspector(pn.viewable.Viewer):
             self.inspect(x, y)
 
     async def _inspect_async(self, gen: int, x: float, y: float) -> None:
-        from .notify import notify_error
-
         self.busy = True
         try:
             result = await asyncio.get_running_loop().run_in_executor(EXECUTOR, inspect_point, self.state, x, y)

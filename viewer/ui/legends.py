@@ -32,7 +32,7 @@ _COMPOSITE_WORDS = re.compile(r"\s*\b(?:true|false|natural)[ -]colou?r\b|\s*\bRG
 _CHANNELS = (("R", "#e0301e"), ("G", "#2e9e44"), ("B", "#2a6fdb"))
 
 _CLASS_BUTTON_CSS = """
-:host { width: 100%; }
+:host { width: calc(100% - 10px); }
 .bk-btn { text-align: left; justify-content: flex-start; font-size: 12px; padding: 2px 6px;
           white-space: normal; line-height: 1.3; }
 .bk-btn::before { content: ''; display: inline-block; width: 12px; height: 12px; margin-right: 6px;

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Callable
 
 import panel as pn
+from panel.io.document import unlocked
 
 from ..core.errors import ViewerError
 
@@ -84,8 +85,6 @@ def doc_runner(get_doc: Callable[[], Any], push: Callable[[], None] | None = Non
         if pn.state._unblocked(doc):
             # This session's thread: change the models now and let Panel dispatch the events
             # (also right when an async task runs without holding the document lock).
-            from panel.io.document import unlocked
-
             with unlocked():
                 fn()
             return
