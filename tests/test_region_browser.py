@@ -17,6 +17,7 @@ from viewer.core.region_stats import region_comparison, region_export, region_re
 from viewer.ui.basemaps import lonlat_to_mercator
 from viewer.ui.charts import VIEW_CHART, layer_image
 from viewer.ui.demo import PREDICTION, TRUTH, demo_map
+from viewer.ui.region_panel import HISTOGRAM_CARD, REGION_CARD
 from viewer.ui.region_tool import BOX_SOURCE, POLY_SOURCE, box_geometry, polygon_geometry
 
 LANDSAT_LAYER = "Landsat 8 true colour"
@@ -29,7 +30,7 @@ def page(chromium, viewer_server):
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     page = context.new_page()
     page.goto(viewer_server)
-    page.get_by_text("Region statistics").first.wait_for(timeout=60000)
+    page.get_by_text(REGION_CARD, exact=True).first.wait_for(timeout=60000)
     yield page
     context.close()
 
@@ -87,7 +88,7 @@ def download(page, label: str) -> bytes:
 def test_drawn_box_panel_equals_reduce_region_and_exports(page):
     show_layer(page, PREDICTION)  # the prediction is hidden in the demo; shown, the pair is scored
     box = draw_box(page, -87.45, 30.70, -87.40, 30.75)
-    page.get_by_text("Region statistics").first.click()
+    page.get_by_text(REGION_CARD, exact=True).first.click()
     scale_input = page.locator(".viewer-region-scale-input input")
     scale_input.fill(str(SCALE))
     scale_input.press("Enter")
@@ -145,7 +146,7 @@ def test_drawn_box_panel_equals_reduce_region_and_exports(page):
 
 
 def test_view_histogram_follows_the_view(page):
-    page.get_by_text("Histogram of the view").first.click()
+    page.get_by_text(HISTOGRAM_CARD, exact=True).first.click()
 
     def bars():
         return page.evaluate("""(name) => {
@@ -190,7 +191,7 @@ def test_box_edit_tool_drag_draws_the_region(page):
         "(name) => Bokeh.documents[0].get_model_by_name(name).data", BOX_SOURCE)), "the drawn box")
     box = tuple(float(data[k][0]) for k in ("x", "y", "width", "height"))
     assert box[2] > 0 and box[3] > 0
-    page.get_by_text("Region statistics").first.click()
+    page.get_by_text(REGION_CARD, exact=True).first.click()
     block = page.locator(f".viewer-region-layer[data-layer='{LANDSAT_LAYER}']")
     wait_for(page, lambda: block.count(), "the region figures")
     scale = float(page.locator(".viewer-region-scale").get_attribute("data-scale"))

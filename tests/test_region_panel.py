@@ -256,3 +256,20 @@ def test_mask_layer_is_reduced_as_values_not_classes():
     expected = mask.display_image().reduceRegion(viewer.Reducer.mean(), RECT, 30)
     assert {b["band"]: b["mean"] for b in entry["summary"]["bands"]} == expected
     assert 0 < list(expected.values())[0] < 1  # the cloudy share of the region
+
+
+def test_region_set_before_the_view_is_drawn_and_computed_without_a_loop():
+    m = demo()
+    m.add_region(TRIANGLE)
+    view = m.view  # the tool and the cards are made now, after the region
+    polys = view.map_figure.fig.select({"name": "viewer-region-polygon"})
+    [source] = [p for p in polys if hasattr(p, "data")]
+    x0, y0 = lonlat_to_mercator(-87.45, 30.70)
+    assert np.allclose(source.data["xs"][0][0], x0) and np.allclose(source.data["ys"][0][0], y0)
+    tabs = [t.title for t in view.tools]
+    assert tabs[-2:] == ["Region", "View histogram"]
+    panel = view.tools[-2].build()[0]  # no event loop here: the figures are computed at once
+    assert panel.result["layers"][0]["summary"]["bands"][0]["count"] == \
+        m.layer("clear <b>sky</b>").vis_image().select(["B4"]).reduceRegion(
+            viewer.Reducer.count(), TRIANGLE, panel.result["scale"])["B4"]
+    assert "clear &lt;b&gt;sky&lt;/b&gt;" in panel.charts.objects[0].object

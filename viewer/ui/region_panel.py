@@ -38,10 +38,22 @@ from .state import LayerState, MapState
 from .viewport import EXECUTOR, spawn
 
 __all__ = ["compute_region", "map_region_stats", "install", "draw_tools", "auto_scale", "region_html", "export_bytes",
-           "request_json", "RegionPanel", "AUTO_PIXELS", "MAX_PAIRS"]
+           "request_json", "RegionPanel", "AUTO_PIXELS", "MAX_PAIRS", "REGION_CARD", "HISTOGRAM_CARD"]
 
 #: Pixels a region is reduced on at most when the scale is chosen automatically.
 AUTO_PIXELS = 1_000_000
+#: The tables' style, carried by each HTML pane (a pane's shadow root does not see the page's CSS).
+TABLE_CSS = """
+.viewer-legend-title { font-weight: 600; margin: 4px 0 2px 0; }
+.viewer-small { font-size: 11px; color: #555; }
+.viewer-hint { color: #666; font-style: italic; }
+.viewer-swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #444; vertical-align: -2px; }
+.viewer-table { border-collapse: collapse; font-size: 12px; width: 100%; }
+.viewer-table td, .viewer-table th { padding: 1px 6px; border-bottom: 1px solid #eee; text-align: left; }
+.viewer-num { font-variant-numeric: tabular-nums; text-align: right !important; }
+"""
+#: Titles of the side cards (and notebook tabs).
+REGION_CARD, HISTOGRAM_CARD = "Region", "View histogram"
 #: Prediction/truth pairs compared at most.
 MAX_PAIRS = 3
 _TRUTH = re.compile(r"truth|label|reference|ground|manual", re.IGNORECASE)
@@ -257,17 +269,18 @@ class RegionPanel(pn.viewable.Viewer):
         self.region: RegionState = region_state(self.state)
         self._in_doc = doc_runner(lambda: view.map_figure.fig.document)
         self.tool = tool or draw_tools(view)
-        self.scale = pn.widgets.FloatInput(name="scale (m per pixel; empty: automatic)", value=self.region.scale,
+        self.scale = pn.widgets.FloatInput(label="scale (m per pixel; empty: automatic)", value=self.region.scale,
                                            start=0.01, placeholder="automatic", sizing_mode="stretch_width",
                                            css_classes=["viewer-region-scale-input"])
         self.scale.param.watch(self._on_scale, "value")
-        self.clear_button = pn.widgets.Button(name="Clear region", sizing_mode="stretch_width")
+        self.clear_button = pn.widgets.Button(label="Clear region", sizing_mode="stretch_width")
         self.clear_button.on_click(lambda e: self.tool.clear())
         self.status = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(2, 6),
                                             styles={"font-size": "11px", "color": "#555"})
-        self.tables = pn.pane.HTML("", sizing_mode="stretch_width", disable_math=True, margin=(0, 4))
+        self.tables = pn.pane.HTML("", sizing_mode="stretch_width", disable_math=True, margin=(0, 4),
+                                   stylesheets=[TABLE_CSS])
         self.charts = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.export_layer = pn.widgets.Select(name="layer to export", options=[], sizing_mode="stretch_width",
+        self.export_layer = pn.widgets.Select(label="layer to export", options=[], sizing_mode="stretch_width",
                                               css_classes=["viewer-region-export"])
         self.tif = pn.widgets.FileDownload(callback=functools.partial(self._download, "GEO_TIFF"),
                                            filename="region.tif", label="GeoTIFF of the region",
@@ -315,7 +328,7 @@ class RegionPanel(pn.viewable.Viewer):
             return
         self.status.value = "computing…"
         if not spawn(functools.partial(self._run, self._generation)):
-            self.status.value = ""
+            self.refresh()  # no event loop (a script, a saved page): now
 
     async def _run(self, gen: int) -> None:
         await asyncio.sleep(0)
@@ -352,7 +365,8 @@ class RegionPanel(pn.viewable.Viewer):
         self.status.value = ""
         self.tables.object = _scale_html(result)
         parts: list = []
-        html_pane = functools.partial(pn.pane.HTML, sizing_mode="stretch_width", disable_math=True, margin=(0, 4))
+        html_pane = functools.partial(pn.pane.HTML, sizing_mode="stretch_width", disable_math=True, margin=(0, 4),
+                                      stylesheets=[TABLE_CSS])
         for entry in result["layers"]:  # each layer's tables, then its histogram
             if "error" in entry:
                 notify_text(f"region, layer {entry['name']}: {entry['error']}")
@@ -420,15 +434,15 @@ def draw_tools(view: Any) -> RegionTool:
 
 
 def install(view: Any) -> RegionTool:
-    """Put the region draw tools on ``view``'s map and the "Region" and "Histogram of the view" cards
+    """Put the region draw tools on ``view``'s map and the "Region" and "View histogram" cards
     in its side panel (``MapView.add_card``; each card's contents are built when first opened).
     A second call for the same view does nothing."""
     tool = _INSTALLED.get(view)
     if tool is not None:  # once per view
         return tool
     tool = _INSTALLED[view] = draw_tools(view)
-    view.add_card("Region statistics", lambda: [RegionPanel(view, tool)], collapsed=True)
-    view.add_card("Histogram of the view", lambda: [ViewHistogram(view.map.state)], collapsed=True)
+    view.add_card(REGION_CARD, lambda: [RegionPanel(view, tool)], collapsed=True)
+    view.add_card(HISTOGRAM_CARD, lambda: [ViewHistogram(view.map.state)], collapsed=True)
     return tool
 
 

@@ -121,6 +121,8 @@ class RegionTool:
         self._renderers: list = []
         self._echo = False
         region.param.watch(lambda e: self._in_doc(self._draw), "geometry")
+        if region.geometry is not None:
+            self._draw_any()
         if state is not None:
             # The map figure rewrites its renderer list on these (in the document, as this does, and
             # first: it watches from its creation). On a served page a Python-side change made while
@@ -191,8 +193,10 @@ class RegionTool:
     # state -> browser -------------------------------------------------------------------
     def _draw(self) -> None:
         """Show a region set in Python (a drawn one is already on the map)."""
-        if self.region.source != "python":
-            return
+        if self.region.source == "python":
+            self._draw_any()
+
+    def _draw_any(self) -> None:
         gj = self.region.geometry
         self._echo = True
         try:
