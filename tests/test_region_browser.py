@@ -79,9 +79,10 @@ def cell_values(block) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def download(page, label: str) -> bytes:
+def download(page, label: str, filename: str) -> bytes:
     with page.expect_download(timeout=60000) as info:
         page.get_by_role("button", name=label).click()
+    assert info.value.suggested_filename == filename
     return Path(info.value.path()).read_bytes()
 
 
@@ -125,9 +126,9 @@ def test_drawn_box_panel_equals_reduce_region_and_exports(page):
     # downloads: the chosen layer within the region, and the request reproducing them
     page.locator(".viewer-region-export select").select_option(LANDSAT_LAYER)
     page.wait_for_timeout(300)
-    tif = download(page, "GeoTIFF of the region")
-    npy = download(page, "NPY of the region")
-    request = json.loads(download(page, "computePixels request JSON"))
+    tif = download(page, "GeoTIFF of the region", "Landsat_8_true_colour_region.tif")
+    npy = download(page, "NPY of the region", "Landsat_8_true_colour_region.npy")
+    request = json.loads(download(page, "computePixels request JSON", "Landsat_8_true_colour_region.json"))
     assert request["layer"] == LANDSAT_LAYER
     assert viewer.data.computePixels(request["request"]) == tif == region_export(image, geometry, SCALE, "GEO_TIFF")
     assert npy == region_export(image, geometry, SCALE, "NPY")

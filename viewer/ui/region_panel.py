@@ -391,12 +391,15 @@ class RegionPanel(pn.viewable.Viewer):
         scale = self.region.scale if self.region.scale else auto_scale(self.state, geometry)
         return layer, geometry, scale
 
-    def _download(self, fmt: str) -> io.BytesIO:
+    async def _download(self, fmt: str) -> io.BytesIO:
+        """The export's bytes, computed off the event loop (Panel awaits an async download callback)."""
         widget = self.tif if fmt == "GEO_TIFF" else self.npy
         try:
             layer, geometry, scale = self._export_target()
             widget.filename = _filename(layer.name, "tif" if fmt == "GEO_TIFF" else "npy")
-            return io.BytesIO(export_bytes(layer, geometry, scale, fmt))
+            data = await asyncio.get_running_loop().run_in_executor(EXECUTOR, export_bytes, layer, geometry, scale,
+                                                                    fmt)
+            return io.BytesIO(data)
         except Exception as exc:  # noqa: BLE001 - reported as a notification
             notify_error(exc, "region export")
             return io.BytesIO(b"")
