@@ -273,3 +273,15 @@ def test_region_set_before_the_view_is_drawn_and_computed_without_a_loop():
         m.layer("clear <b>sky</b>").vis_image().select(["B4"]).reduceRegion(
             viewer.Reducer.count(), TRIANGLE, panel.result["scale"])["B4"]
     assert "clear &lt;b&gt;sky&lt;/b&gt;" in panel.charts.objects[0].object
+
+
+def test_too_many_pixels_is_a_message_per_layer():
+    m = demo()
+    big = viewer.Geometry.Rectangle([-87.75, 30.55, -87.05, 31.05])
+    result = compute_region(m.state, big.getInfo(), 1)
+    assert result["layers"] and all("maxPixels" in e["error"] for e in result["layers"])
+    assert all("maxPixels" in c["error"] for c in result["comparisons"])
+    page = region_html(result)
+    assert "role='alert'" in page and "use a larger scale" in page
+    with pytest.raises(viewer.InvalidArgument, match="no region"):
+        Map().region_stats()
