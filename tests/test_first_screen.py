@@ -249,6 +249,15 @@ def test_legend_shows_layers_in_view_only_and_no_zero_rows(chromium, viewer_serv
         rows = [t for t in page.get_by_role("button", name=re.compile(r" (native|screen) px")).all_inner_texts()]
         assert rows and all(not re.search(r"— 0 (native |screen )?px", t) for t in rows)
         assert all(re.search(r"— [\d,]+ (native|screen) px", t) for t in rows)
+        # the prediction (k-means as rule classes) has no "other" or "water" pixel: no such rows
+        card = app.card(f"{PREDICTION} · classes")
+        card.get_by_text(f"{PREDICTION} · classes").click()
+        card.locator("input[type=checkbox]").first.check()
+        page.locator(".viewer-legend-title", has_text=PREDICTION).first.wait_for(timeout=20000)
+        count = lambda name: page.get_by_role("button", name=re.compile(rf"^{name} — [\d,]+ native px")).count()  # noqa
+        app.wait_for(lambda: count("vegetation") == 2 and count("cloud") == 2, "the prediction's class rows")
+        app.settle()
+        assert count("other") == 1 and count("water") == 1  # the truth's rows only
         app.assert_no_errors()
     finally:
         context.close()
