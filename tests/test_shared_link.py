@@ -132,3 +132,93 @@ def test_a_reloaded_link_draws_the_same_tiles_and_keeps_centre_and_zoom(context_
     assert large.page.evaluate(RENDERERS_JS) == edited
     large.page.screenshot(path=str(tmp_path / "shared_link_1920.png"))
     large.assert_no_errors()
+
+
+APP_ACROSS_180 = '''
+import viewer
+from viewer.ui.app import build_app
+m = viewer.Map()
+m.add_layer(viewer.Image.open({path!r}), {{"min": 0, "max": 2}}, "across 180")
+build_app(map_obj=m).servable()
+'''
+
+
+@pytest.fixture
+def across_180_server(tmp_path):
+    """``panel serve`` of a map with one EPSG:4326 GeoTIFF stored at 170..190 E (1 west of 180, 2 east)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from conftest import _free_port
+
+    values = np.ones((200, 200), np.uint8)
+    values[:, 100:] = 2
+    tif = tmp_path / "geo.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=200, height=200, count=1, dtype="uint8", crs="EPSG:4326",
+                       transform=Affine(0.1, 0, 170, 0, -0.1, 10), nodata=0) as ds:
+        ds.write(values, 1)
+    script = tmp_path / "across.py"
+    script.write_text(APP_ACROSS_180.format(path=str(tif)))
+    port = _free_port()
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"))
+    env.pop("VIEWER_TILE_URL", None)
+    log = open(tmp_path / "panel.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(script), "--port", str(port), "--address",
+                             "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins",
+                             "viewer.server.plugin"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/across"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"panel serve did not start: {(tmp_path / 'panel.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_a_source_across_the_antimeridian_is_drawn_whole_and_fitted_in_the_browser(context_of, across_180_server):
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    page = context_of(1280, 800).new_page()
+    app = App(page, "")
+    page.goto(across_180_server)
+    page.get_by_text("across 180 · image").first.wait_for(timeout=60000)
+    app.wait_for(lambda: "layers=" in page.url and len(app.tiles) > 4, "tiles and the state in the URL")
+    app.settle()
+    z = max(int(TILE.search(r.url).group(2)) for r in app.tiles)
+    colours = {}
+    for r in app.tiles:
+        _, tz, x, _ = TILE.search(r.url).groups()
+        if int(tz) != z:
+            continue
+        rgba = np.asarray(PILImage.open(io.BytesIO(r.body())).convert("RGBA"))
+        side = "west" if int(x) >= 2 ** z // 2 else "east"
+        colours.setdefault(side, set()).update(rgba[..., 0][rgba[..., 3] > 0].tolist())
+    assert colours["west"] == {128} and colours["east"] == {255}  # tiles either side of the line, both drawn
+    shot = app.map_shot()  # inside the map's frame
+    grey = (np.abs(shot - 128).max(axis=-1) <= 2).sum()
+    white = (shot.min(axis=-1) >= 254).sum()
+    assert grey > 50_000 and white > 50_000 and 0.7 < grey / white < 1.4  # the whole source, both halves
+    lon = float(query(page.url)["lon"])
+    assert abs(abs(lon) - 180) < 0.01  # "fit" centres the source on the line
+    app.assert_no_errors()
