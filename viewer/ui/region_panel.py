@@ -260,7 +260,7 @@ def _filename(name: str, ext: str) -> str:
 
 # the panel ---------------------------------------------------------------------------------
 class RegionPanel(pn.viewable.Viewer):
-    """Region statistics of a :class:`~viewer.ui.app.MapView` (a side card), and its draw tools."""
+    """Region statistics of a :class:`~viewer.ui.mapview.MapView` (a side card), and its draw tools."""
 
     def __init__(self, view: Any, tool: RegionTool | None = None, **params: Any) -> None:
         super().__init__(**params)
@@ -273,6 +273,7 @@ class RegionPanel(pn.viewable.Viewer):
                                            start=0.01, placeholder="automatic", sizing_mode="stretch_width",
                                            css_classes=["viewer-region-scale-input"])
         self.scale.param.watch(self._on_scale, "value")
+        self.region.param.watch(lambda e: setattr(self.scale, "value", e.new), "scale")  # set in Python
         self.clear_button = pn.widgets.Button(label="Clear region", sizing_mode="stretch_width")
         self.clear_button.on_click(lambda e: self.tool.clear())
         self.status = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(2, 6),
@@ -292,7 +293,7 @@ class RegionPanel(pn.viewable.Viewer):
         self.result: dict | None = None
         self._generation = 0
         self.region.param.watch(lambda e: self.schedule(), ["geometry", "scale"])
-        self.state.watch_layers(self._on_layers, ["token", "visible", "name"])  # was MapState "revision"
+        self.state.watch_layers(self._on_layers, ["token", "visible", "name"])
         self._visible_key = self._key()
         self._export_options()
         self.schedule()
