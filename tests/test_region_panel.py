@@ -285,3 +285,15 @@ def test_too_many_pixels_is_a_message_per_layer():
     assert "role='alert'" in page and "use a larger scale" in page
     with pytest.raises(viewer.InvalidArgument, match="no region"):
         Map().region_stats()
+
+
+def test_region_area_is_geodesic_and_matches_the_pixels():
+    m = demo()
+    result = compute_region(m.state, TRIANGLE.getInfo(), 30)
+    assert result["area_m2"] == pytest.approx(TRIANGLE.area()) and RECT.area() == pytest.approx(2 * TRIANGLE.area(),
+                                                                                                rel=1e-3)
+    rules = next(e for e in result["layers"] if e["name"] == "rules (truth)")
+    pixels_area = sum(c["area_m2"] for c in rules["summary"]["classes"])
+    assert pixels_area == pytest.approx(result["area_m2"], rel=0.01)  # pixel centres inside vs the true shape
+    assert "region of 13.3 km²" in region_html(result)
+    assert viewer.Geometry.Point([-87.4, 30.7]).area() == 0.0

@@ -4,12 +4,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pyproj import Geod
 from rasterio.warp import transform_geom
 
 from .errors import InvalidArgument
 from .grid import crs_code, parse_crs
 
-__all__ = ["Geometry", "Projection", "to_geojson", "geojson_bounds"]
+__all__ = ["Geometry", "Projection", "to_geojson", "geojson_bounds", "geodesic_area"]
 
 _TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 METERS_PER_DEGREE = 2 * math.pi * 6378137.0 / 360.0
@@ -104,6 +105,24 @@ def geojson_bounds(geometry: dict, crs=None) -> tuple[float, float, float, float
     return min(xs), min(ys), max(xs), max(ys)
 
 
+_GEOD = Geod(ellps="WGS84")
+
+
+def geodesic_area(geometry: dict) -> float:
+    """Area (m2) of a lon/lat GeoJSON (Multi)Polygon on the WGS 84 ellipsoid; 0 for other types."""
+    gtype = geometry["type"]
+    if gtype not in ("Polygon", "MultiPolygon"):
+        return 0.0
+    polys = [geometry["coordinates"]] if gtype == "Polygon" else geometry["coordinates"]
+    total = 0.0
+    for poly in polys:
+        for i, ring in enumerate(poly):
+            lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+            area = abs(_GEOD.polygon_area_perimeter(lons, lats)[0])
+            total += area if i == 0 else -area
+    return total
+
+
 class Geometry:
     """A geometry in lon/lat: ``Geometry.Point``, ``Geometry.Rectangle``, ``Geometry.Polygon``."""
 
@@ -158,6 +177,11 @@ class Geometry:
 
     def coordinates(self):
         return self._geojson["coordinates"]
+
+    def area(self, maxError: float | None = None) -> float:  # noqa: N803 - Earth Engine's name
+        """Area in square metres on the WGS 84 ellipsoid (geodesic edges; holes subtracted; 0 for
+        points and lines). ``maxError`` is accepted for Earth Engine compatibility."""
+        return geodesic_area(self._geojson)
 
     def __repr__(self) -> str:
         return f"viewer.Geometry({self._geojson})"

@@ -29,6 +29,7 @@ from typing import Any
 import panel as pn
 
 from ..core.errors import InvalidArgument, ViewerError
+from ..core.geometry import geodesic_area, to_geojson
 from ..core.region_stats import region_comparison, region_export, region_request, region_summary, same_class_table
 from ..core.regions import MAX_PIXELS, region_grid
 from .charts import ViewHistogram, fill_histogram, histogram_figure, layer_image, layer_marks
@@ -119,7 +120,7 @@ def compute_region(state: MapState, geometry: Any, scale: float | None = None,
                    max_pixels: float = MAX_PIXELS) -> dict:
     """The panel's figures for the visible layers of ``state`` within ``geometry`` (thread-safe).
 
-    ``{"scale", "layers": [{"name", "kind", "summary", "marks"} | {"name", "kind", "error"}],
+    ``{"scale", "area_m2" (geodesic), "layers": [{"name", "kind", "summary", "marks"} | {"name", "kind", "error"}],
     "comparisons": [{"prediction", "truth", "per_class", "accuracy", "mean_iou", "pixel_count"}]}``;
     a layer whose figures cannot be computed (outside its CRS's area, over ``max_pixels``)
     carries the error's message instead.
@@ -129,7 +130,8 @@ def compute_region(state: MapState, geometry: Any, scale: float | None = None,
                               value=None, allowed="a region")
     scale = auto_scale(state, geometry) if scale is None else scale
     layers = _visible(state)
-    out: dict[str, Any] = {"scale": scale, "layers": [], "comparisons": []}
+    out: dict[str, Any] = {"scale": scale, "area_m2": geodesic_area(to_geojson(geometry)), "layers": [],
+                           "comparisons": []}
     for layer in layers:
         entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind}
         try:
@@ -223,8 +225,9 @@ def _comparison_html(entry: dict) -> str:
 
 
 def _scale_html(result: dict) -> str:
+    area = f"region of {_area(result['area_m2'])}, " if result.get("area_m2") else ""
     text = (f"<div class='viewer-small viewer-region-scale' data-scale='{result['scale']!r}'>"
-            f"at {result['scale']:g} m per pixel</div>")
+            f"{area}at {result['scale']:g} m per pixel</div>")
     return text + ("" if result["layers"] else "<div class='viewer-hint'>no visible layer</div>")
 
 
