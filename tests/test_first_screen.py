@@ -365,3 +365,14 @@ def test_compare_card_shows_iou_of_the_demo_pair(chromium, viewer_server):
         app.assert_no_errors()
     finally:
         context.close()
+
+
+def test_inspector_lists_layers_outside_the_point_on_one_line():
+    from viewer.ui.inspector import render_html
+
+    m = demo_map()
+    x, y = lonlat_to_mercator(-87.4, 30.72)
+    result = m.view.inspector.inspect(x, y)
+    text = render_html(result)
+    assert text.count("class='viewer-inspect-layer'") == len([l for l in result["layers"] if l["covered"]]) == 3
+    assert re.search(r"no data here \(outside the layer\)</i>: Sentinel-2 true colour</div>$", text)

@@ -124,11 +124,11 @@ def render_html(result: dict | None) -> str:
         parts.append(f"<div class='viewer-coords'><b>pixel x/y</b> {px:.2f}, {py:.2f}</div>")
     if not result["layers"]:
         parts.append("<p>No visible layer.</p>")
+    outside = [lay["name"] for lay in result["layers"] if not lay["covered"]]
     for lay in result["layers"]:
-        head = f"<div class='viewer-inspect-layer'><b>{e(lay['name'])}</b> <small>({lay['kind']})</small>"
         if not lay["covered"]:
-            parts.append(head + "<br><i>no data here (outside this layer)</i></div>")
             continue
+        head = f"<div class='viewer-inspect-layer'><b>{e(lay['name'])}</b> <small>({lay['kind']})</small>"
         crs_xy = lay.get("crs_xy")
         if crs_xy is not None:
             head += f"<br><small>{e(str(lay['crs']))}: {crs_xy[0]:.2f}, {crs_xy[1]:.2f}"
@@ -146,6 +146,9 @@ def render_html(result: dict | None) -> str:
         more = f"<tr><td colspan=3><i>+{lay['more_bands']} more bands</i></td></tr>" if lay.get("more_bands") else ""
         parts.append(head + "<table class='viewer-table'><tr><th>band</th><th>value</th><th>mask</th></tr>"
                      + rows + more + "</table></div>")
+    if outside:  # one line for the layers that do not cover the point (the list stays short)
+        parts.append(f"<div class='viewer-inspect-outside viewer-small'><i>no data here (outside the layer)</i>: "
+                     f"{e(', '.join(outside))}</div>")
     return "".join(parts)
 
 
