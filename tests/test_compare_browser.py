@@ -96,6 +96,18 @@ def shot(pg, box: dict, name: str) -> np.ndarray:
     return np.asarray(PILImage.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
+def data_left_edge(rgb: np.ndarray) -> int:
+    """The first column where many pixels are vegetation in either colour (the cloud grey is too close to the
+    map's background to tell apart)."""
+    colours = [RULE_COLORS[2], PREDICTION_COLORS[2]]
+    hit = np.zeros(rgb.shape[:2], bool)
+    for c in colours:
+        want = np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)])
+        hit |= np.abs(rgb - want).max(axis=-1) <= 6
+    cols = np.flatnonzero(hit.mean(axis=0) > 0.3)
+    return int(cols[0]) if cols.size else -1
+
+
 def share(rgb: np.ndarray, color: str, tol: int = 6) -> float:
     want = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
     return float((np.abs(rgb - want).max(axis=-1) <= tol).mean())
@@ -121,9 +133,11 @@ def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_
     veg_truth, veg_pred = RULE_COLORS[2], PREDICTION_COLORS[2]
     assert share(left, veg_truth) > 0.2 and share(left, veg_pred) < 0.001  # the truth left of the divider
     assert share(right, veg_pred) > 0.2 and share(right, veg_truth) < 0.001  # the prediction right of it
-    # drag the divider's grip from the middle to 80 %
-    handle_x, handle_y = x0 + width * 0.5, grid_box["y"] + grid_box["height"] / 2
-    page.mouse.move(handle_x, handle_y)
+    # drag the divider line itself from the middle to 80 %
+    grip = page.locator(".viewer-swipe-grip").first.bounding_box()
+    assert abs(grip["x"] + grip["width"] / 2 - (x0 + width * 0.5)) < 3
+    handle_y = y + 200
+    page.mouse.move(grip["x"] + grip["width"] / 2, handle_y)
     page.mouse.down()
     page.mouse.move(x0 + width * 0.65, handle_y, steps=5)
     page.mouse.move(x0 + width * 0.8, handle_y, steps=5)
@@ -133,6 +147,19 @@ def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_
     moved = strip(0.53, 0.75, box, after)
     assert share(moved, veg_truth) > 0.2 and share(moved, veg_pred) < 0.001  # now left of the divider
     assert share(strip(0.85, 0.95, box, after), veg_truth) < 0.001
+    grip = page.locator(".viewer-swipe-grip").first.bounding_box()
+    assert abs(grip["x"] + grip["width"] / 2 - (x0 + width * 0.8)) < 3  # the line is where it was dropped
+    # the slider above the map moves it too: its handle, from 80 % back to 40 %
+    handle_y = grid_box["y"] + grid_box["height"] / 2
+    page.mouse.move(x0 + width * 0.8, handle_y)
+    page.mouse.down()
+    page.mouse.move(x0 + width * 0.4, handle_y, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    back = shot(page, box, "compare_swipe_40.png")
+    assert share(strip(0.45, 0.75, box, back), veg_pred) > 0.2 and share(strip(0.45, 0.75, box, back), veg_truth) < 0.001
+    assert share(strip(0.30, 0.38, box, back), veg_truth) > 0.2
+    after = back
     # a pan on the right side moves both sides (one view)
     page.mouse.move(x0 + width * 0.9, y + 200)
     page.mouse.down()
@@ -140,9 +167,10 @@ def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_
     page.mouse.up()
     settle(page)
     panned = shot(page, box, "compare_swipe_panned.png")
-    assert float((np.abs(panned - after).max(axis=-1) > 30).mean()) > 0.05
-    left_now = strip(0.30, 0.75, box, panned)
+    assert abs(data_left_edge(after) - data_left_edge(panned) - 150) < 8  # both sides moved 150 px left
+    left_now, right_now = strip(0.10, 0.37, box, panned), strip(0.43, 0.58, box, panned)
     assert share(left_now, veg_pred) < 0.001 and share(left_now, veg_truth) > 0.1
+    assert share(right_now, veg_truth) < 0.001 and share(right_now, veg_pred) > 0.1
     # side by side: both maps whole
     page.get_by_role("button", name="side by side").click()
     page.wait_for_timeout(800)

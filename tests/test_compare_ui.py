@@ -169,7 +169,8 @@ def test_split_map_two_stacks_one_view(compare_map):
     assert left.fig.styles["clip-path"] == "inset(0 50% 0 0)"
     split.value = 30
     assert split.slider.value == 30 and left.fig.styles["clip-path"] == "inset(0 70% 0 0)"
-    assert split.divider.styles["margin-left"] == "calc(30% - 2px)"
+    assert split.divider.styles["margin-left"] == "calc(30% - 8px)"
+    assert f"get_model_by_id(&#x27;{split.slider.id}&#x27;)" in split.divider.text  # the line's grip drives the slider
     split.mode = "side by side"
     assert [(c[0], c[1], c[2]) for c in split.layout.children][:2] == [(left.fig, 0, 0), (right.fig, 0, 1)]
     assert left.fig.styles["clip-path"] == "none"

@@ -9,7 +9,7 @@ map's place in the page (``MapView.pane``). Two modes:
 
 - ``"swipe"``: both figures in one CSS grid cell, the left one on top, clipped to the part left
   of the divider (``clip-path``, which also clips pointer events, so each side pans its own
-  figure); a slider across the map moves the divider (its handle is the divider's grip).
+  figure); drag the divider line itself, or the handle of the slider above the map.
 - ``"side by side"``: a linked second map beside the first, same view.
 """
 from __future__ import annotations
@@ -34,8 +34,32 @@ MODES = ("swipe", "side by side")
 _SWIPE_JS = """
 const v = slider.value;
 left.styles = Object.assign({}, left.styles, {"clip-path": `inset(0 ${100 - v}% 0 0)`});
-line.styles = Object.assign({}, line.styles, {"margin-left": `calc(${v}% - 2px)`});
+line.styles = Object.assign({}, line.styles, {"margin-left": `calc(${v}% - 8px)`});
 """
+
+#: The divider's own grip: a mousedown on the line drags it (it sets the slider's value, which moves the
+#: clip and the line through _SWIPE_JS, and value_throttled on release, which Python hears).
+_DRAG_JS = """(function (e) {
+  e.preventDefault(); e.stopPropagation();
+  const host = e.currentTarget.getRootNode().host;
+  const parent = host.parentNode;
+  const grid = parent.host || parent;
+  let slider = null;
+  for (const d of Bokeh.documents) { slider = d.get_model_by_id('SLIDER_ID'); if (slider) { break; } }
+  if (slider == null) { return; }
+  const move = (ev) => {
+    const r = grid.getBoundingClientRect();
+    const v = Math.max(0, Math.min(100, Math.round((ev.clientX - r.left) / r.width * 100)));
+    if (v !== slider.value) { slider.value = v; }
+  };
+  const up = () => {
+    document.removeEventListener('mousemove', move);
+    document.removeEventListener('mouseup', up);
+    slider.value_throttled = slider.value;
+  };
+  document.addEventListener('mousemove', move);
+  document.addEventListener('mouseup', up);
+})(event)"""
 
 
 _TAG_CSS = {"background": "rgba(255,255,255,0.88)", "padding": "2px 8px", "border-radius": "3px",
@@ -48,9 +72,17 @@ def clip_style(value: float) -> dict[str, str]:
 
 
 def divider_style(value: float) -> dict[str, str]:
-    """The divider line at ``value`` % of the width (it lets clicks through)."""
-    return {"margin-left": f"calc({value:g}% - 2px)", "width": "4px", "height": "100%", "background": "#ffffff",
-            "box-shadow": "0 0 4px rgba(0,0,0,0.7)", "pointer-events": "none", "z-index": "2"}
+    """The divider at ``value`` % of the width: a 16 px grip (drawn as a 4 px white line) that drags it."""
+    return {"margin-left": f"calc({value:g}% - 8px)", "width": "16px", "height": "100%", "cursor": "ew-resize",
+            "background": "linear-gradient(to right, transparent 5px, rgba(0,0,0,0.45) 5px, #ffffff 6px, "
+                          "#ffffff 10px, rgba(0,0,0,0.45) 11px, transparent 11px)", "z-index": "2"}
+
+
+def _grip_html(slider_id: str) -> str:
+    """The divider's contents: an element filling it whose mousedown starts a drag (``_DRAG_JS``)."""
+    js = html.escape(_DRAG_JS.replace("SLIDER_ID", slider_id).replace("\n", " "), quote=True)
+    return (f"<div class='viewer-swipe-grip' style='position:absolute;left:0;top:0;width:16px;height:100%;"
+            f"cursor:ew-resize' onmousedown=\"{js}\"></div>")
 
 
 
@@ -115,19 +147,19 @@ class SplitMap(pn.viewable.Viewer):
         # one view: the right figure draws on the left figure's ranges
         self.right_figure.fig.x_range = self.left_figure.fig.x_range
         self.right_figure.fig.y_range = self.left_figure.fig.y_range
-        # ... and leaves sizing the first view to the left one: the right figure's first-paint callback
-        # (it also runs on its first pan) would otherwise put the shared view back to the start
-        callback = getattr(self.right_figure, "target_callback", None)
-        if callback is not None:
-            callback.args = dict(callback.args, target=None)
+        # ... and leaves the first-view sizing and the view reports to the left one (which hears every change
+        # of the shared ranges): with the right figure's range-update callbacks in the page, BokehJS panned
+        # neither figure (found in Chromium; two plain figures sharing ranges pan fine)
+        self.right_figure.fig.js_event_callbacks = {}
         self._syncing = False
         self.left_state.param.watch(lambda e: self._follow(self.right_state, e.new), "view")
         self.right_state.param.watch(lambda e: self._follow(self.left_state, e.new), "view")
         self.slider = Slider(start=0, end=100, value=self.value, step=1, show_value=False, title=None,
                              sizing_mode="stretch_width", height=24, margin=(6, 0, 0, 0), align="start",
                              styles={"z-index": "3"}, css_classes=["viewer-swipe-slider"])
-        self.divider = Div(text="", styles=divider_style(self.value), sizing_mode="stretch_height", width=4,
-                           css_classes=["viewer-swipe-divider"], disable_math=True)
+        self.divider = Div(text=_grip_html(self.slider.id), styles=divider_style(self.value),
+                           sizing_mode="stretch_height", width=16, css_classes=["viewer-swipe-divider"],
+                           disable_math=True)
         self.slider.js_on_change("value", CustomJS(args={"slider": self.slider, "left": self.left_figure.fig,
                                                          "line": self.divider}, code=_SWIPE_JS))
         self.slider.on_change("value_throttled", lambda attr, old, new: setattr(self, "value", int(new)))
