@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from affine import Affine
 from pyproj import Transformer
 
+from .cache import memoized
 from .grid import Grid, center_long, wrap_longitudes
 
 __all__ = ["APPROX_ERROR", "WARP_MEMORY_LIMIT", "Plan", "Chunk", "transformer_for", "source_pixels", "row_plan",
@@ -365,7 +365,7 @@ def _window(min_x: float, max_x: float, min_y: float, max_y: float, width: int, 
     return sx, sy, sw, sh, fill
 
 
-@lru_cache(maxsize=64)
+@memoized("CRS poles", 64)
 def _poles(src_crs, dst_crs) -> tuple[tuple[float, float], ...]:
     """The poles of a geographic source CRS in a projected destination CRS (where finite)."""
     try:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from functools import wraps
+from typing import Any, Callable, Hashable, TypeVar
 
-__all__ = ["BoundedCache", "CacheStats", "cache_stats", "named_cache"]
+__all__ = ["BoundedCache", "CacheStats", "cache_stats", "memoized", "named_cache"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,29 @@ def cache_stats() -> list[CacheStats]:
     with _registry_lock:
         caches = list(_registry.values())
     return [c.stats() for c in caches]
+
+
+def memoized(name: str, max_items: int) -> Callable[[F], F]:
+    """``functools.lru_cache(typed=True)`` under the one policy: the results of a pure function
+    with hashable arguments kept in the named cache ``name`` (bounded, counted; ``fn.cache_clear()``).
+
+    Argument types are part of the key, so ``True`` and ``1`` are different calls."""
+    def decorate(fn: F) -> F:
+        cache = named_cache(name, max_items)
+
+        @wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            key = args + tuple(map(type, args))
+            if kwargs:
+                key += tuple(sorted((k, type(v), v) for k, v in kwargs.items()))
+            hit = cache.get(key)
+            if hit is not None:
+                return hit[0]
+            value = fn(*args, **kwargs)
+            cache.put(key, (value,))
+            return value
+
+        call.cache = cache  # type: ignore[attr-defined]
+        call.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+    return decorate

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from .cache import memoized
 from .errors import InvalidArgument
 from .ops import MAX_CLASS_ID
 from .visualize import class_lut, colorize, to_hex
@@ -246,7 +246,7 @@ class Classes:
         return f"Classes({{{body}}}{bg})"
 
 
-@lru_cache(maxsize=256)
+@memoized("class tables", 256)
 def _table(classes: Classes) -> tuple:
     return classes.to_band_classes()
 

@@ -22,7 +22,6 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
+from .cache import memoized
 from .access import configure_gdal
 from .errors import InvalidArgument, UnknownCRS
 
@@ -58,7 +58,7 @@ _FILE_REFERENCES = re.compile(r"/vsi|://|\+init|nadgrids|geoidgrids|hgridshift|v
 _MAX_CRS_TEXT = 65536
 
 
-@lru_cache(maxsize=256)
+@memoized("CRS from text", 256)
 def _crs_from_text(text: str) -> CRS:
     """An authority code, WKT or PROJJSON; each through its own constructor (never GDAL's
     user-input guessing, which also accepts file names and URLs)."""
@@ -143,7 +143,7 @@ def grid_key(grid: "Grid") -> tuple:
     return (tuple(grid.transform)[:6], crs_token(grid.crs), grid.width, grid.height)
 
 
-@lru_cache(maxsize=4096)
+@memoized("grid bounds", 4096)
 def _bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
     # cached: every band read of a map tile asks for the same bounds (overview choice, coverage)
     if crs == WEB_MERCATOR:
@@ -164,7 +164,7 @@ def _mercator_lat(y: float) -> float:
     return math.degrees(2 * math.atan(math.exp(y / EARTH_RADIUS)) - math.pi / 2)
 
 
-@lru_cache(maxsize=4096)
+@memoized("grid lon/lat bounds", 4096)
 def lonlat_bounds(grid: "Grid") -> tuple[float, float, float, float]:
     """(west, south, east, north) of a georeferenced grid in degrees, continuous across the
     antimeridian: ``west < east``, and ``east`` may exceed 180 (``west`` be below -180) when
@@ -204,7 +204,7 @@ def mercator_bounds(grid: "Grid") -> tuple[float, float, float, float]:
     return (EARTH_RADIUS * math.radians(west), y(south), EARTH_RADIUS * math.radians(east), y(north))
 
 
-@lru_cache(maxsize=1024)
+@memoized("grid centre longitude", 1024)
 def center_long(crs: CRS | None, transform: Affine, width: int, height: int) -> float | None:
     """GDAL's ``CENTER_LONG`` for a source grid: the centre of its longitudes when it is geographic,
     spans at most 360° and leaves [-180°, 180°]; else ``None`` (no wrapping needed).

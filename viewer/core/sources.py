@@ -4,13 +4,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from functools import lru_cache
 
 import numpy as np
 import PIL.Image
 from affine import Affine
 from rasterio.enums import ColorInterp
 
+from .cache import memoized
 from .catalog import BandSource, get_catalog
 from .errors import InvalidArgument, ReadError
 from .graph import BandInfo, Node
@@ -37,7 +37,7 @@ def put_array(digest: str, data: Raster) -> None:
         _arrays.setdefault(digest, data)
 
 
-@lru_cache(maxsize=1024)
+@memoized("band metadata", 1024)
 def _file_band_meta(path: str, bidx: int, identity: str) -> tuple[str, Grid]:
     ds = open_dataset(path)
     if not 1 <= bidx <= ds.count:

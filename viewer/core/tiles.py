@@ -19,13 +19,12 @@ encoded (:func:`viewer.core.encode.encode_planes`). This module adds only the ti
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import morecantile
 import numpy as np
 from affine import Affine
 
-from .cache import named_cache
+from .cache import memoized, named_cache
 from .encode import FORMATS, check_format, encode_planes, encode_png_planes, media_type
 from .errors import InvalidArgument
 from .evaluate import evaluate
@@ -69,7 +68,7 @@ def tile_grid(z: int, x: int, y: int, size: int = TILE_SIZE) -> Grid:
     return _tile_grid(z, x, y, _check_size(size))
 
 
-@lru_cache(maxsize=65536)
+@memoized("tile grids", 65536)
 def _tile_grid(z: int, x: int, y: int, size: int) -> Grid:
     b = _TMS.xy_bounds(morecantile.Tile(x, y, z))
     res_x = (b.right - b.left) / size
@@ -185,7 +184,7 @@ def empty_tile(size: int = TILE_SIZE) -> bytes:
     return _empty(_check_size(size))
 
 
-@lru_cache(maxsize=16)
+@memoized("empty tiles", 16)
 def _empty(size: int) -> bytes:
     zero = np.zeros((size, size), np.uint8)
     return encode_png_planes([zero, zero, zero], zero, level=9)

@@ -13,12 +13,12 @@ alpha (colour 0 where alpha is 0) for the encoders of :mod:`viewer.core.encode`.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import ImageColor
 
+from .cache import memoized
 from .errors import InvalidArgument
 from .graph import BandInfo
 from .ops import VIS_BANDS
@@ -176,7 +176,7 @@ def stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.nd
     return _stretch(values, vmin, vmax, gamma)
 
 
-@lru_cache(maxsize=64)
+@memoized("stretch LUTs", 64)
 def _stretch_lut(dtype: str, vmin: float, vmax: float, gamma: float) -> np.ndarray:
     dt = np.dtype(dtype)
     lut = _stretch(np.arange(np.iinfo(dt).max + 1, dtype=dt), vmin, vmax, gamma)
@@ -251,7 +251,7 @@ def class_lut(table: Sequence[tuple], background: int | None = None, hidden: Seq
     return lut
 
 
-@lru_cache(maxsize=256)
+@memoized("class LUTs", 256)
 def _lut32(table: tuple, background: int | None, hidden: tuple, opacity: float, size: int) -> np.ndarray:
     """The class LUT as one uint32 per id plus a final transparent slot (for out-of-table ids)."""
     rgba_lut = np.zeros((size + 1, 4), np.uint8)
