@@ -27,7 +27,7 @@ from bokeh.plotting import figure
 
 from ..core.errors import InvalidArgument
 from ..core.tiles import pixel_tile_source_options
-from .basemaps import BASEMAPS, HALF_WORLD, graticule
+from .basemaps import BASEMAPS, graticule
 from .state import LayerState, MapState
 
 __all__ = ["MapFigure", "DEBOUNCE_MS", "FIT_PADDING"]
@@ -324,6 +324,3 @@ class MapFigure:
         """The layers' tile renderers, bottom to top."""
         return [self._renderers[l.uid] for l in self.state.layers if l.uid in self._renderers]
 
-
-def world_view() -> tuple[float, float, float, float]:
-    return (-HALF_WORLD, -HALF_WORLD / 2, HALF_WORLD, HALF_WORLD / 2)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 from typing import TYPE_CHECKING, Any, Callable
 
 import panel as pn
 from bokeh.models import CustomJS, Div
 
+from ..core.config import settings
 from .add_layer import AddLayerPanel
 from .basemaps import BASEMAPS, BASEMAP_PROBE_JS
 from .compare import ComparePanel
@@ -118,7 +118,7 @@ def tile_base_url() -> str:
     """Prefix of tile URLs: ``$VIEWER_TILE_URL`` if set; on a Panel server the path back to
     the server root (relative, so proxies with a path prefix work); in a notebook or script
     a local tile server started in the background."""
-    env = os.environ.get("VIEWER_TILE_URL")
+    env = settings().tile_url
     if env is not None:
         return env if env == "" or env.endswith("/") else env + "/"
     doc = pn.state.curdoc

@@ -26,7 +26,7 @@ from ..core.config import settings
 from ..core.errors import InvalidArgument
 from ..server.routes import make_app
 
-__all__ = ["TileServerOptions", "tile_server_options", "ensure_tile_server", "tile_server_url",
+__all__ = ["TileServerOptions", "tile_server_options", "ensure_tile_server",
            "wants_local_server"]
 
 _lock = threading.Lock()
@@ -71,11 +71,6 @@ def wants_local_server() -> bool:
     another server (set without ``VIEWER_TILE_PORT``)."""
     opts = tile_server_options()
     return opts.public_url is None or opts.port != 0
-
-
-def tile_server_url() -> str | None:
-    """The URL of the running background server (``None`` before it starts)."""
-    return _url
 
 
 def ensure_tile_server(host: str | None = None, port: int | None = None, public_url: str | None = None) -> str:
