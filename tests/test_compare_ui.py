@@ -299,3 +299,12 @@ def test_time_panel_lists_the_collection_layers():
     assert list(slider.slider.options) == m.layer("time").time.labels
     m.remove_layer("time")
     assert "No collection layer" in panel.sliders.objects[0].value
+
+
+def test_the_time_card_comes_with_a_collection_layer():
+    m = Map()
+    m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "time")
+    assert [t.title for t in m.view.tools if t.title.startswith("Time")] == ["Time series (collections)"]
+    plain = Map()
+    plain.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4"], "min": 0, "max": 1}, "image")
+    assert not [t for t in plain.view.tools if t.title.startswith("Time")]

@@ -25,6 +25,7 @@ from .layer_panel import LayerPanel, lazy_card
 from .legends import Legends
 from .notify import doc_runner, notify_text
 from .region_panel import install as install_region_tools
+from .timeseries import install as install_time_card
 from .state import MapState
 from .tileserver import ensure_tile_server
 
@@ -189,6 +190,7 @@ class MapView(pn.viewable.Viewer):
         self._show_layer_errors()
         self._parts: dict[str, Any] = {}
         install_region_tools(self)  # region draw tools on the map; region and view-histogram cards
+        install_time_card(self)  # time sliders and click time series, for maps with a collection layer
 
     # side panels, made on first use ---------------------------------------------------------
     def _part(self, name: str):

@@ -252,6 +252,11 @@ class TimePanel(pn.viewable.Viewer):
         return pn.Column(self.sliders, self.series, sizing_mode="stretch_width")
 
 
-def install(view: Any) -> None:
-    """Put the "Time series" card (time sliders and the click chart) in ``view``'s side panel."""
-    view.add_card("Time series (collections)", lambda: [TimePanel(view)], collapsed=True)
+def install(view: Any) -> bool:
+    """Put the "Time series" card (time sliders and the click chart) in ``view``'s side panel when its map
+    has a collection layer (``Map.add_layer(ImageCollection(...))`` before the map is shown); returns
+    whether it did."""
+    if not any(isinstance(getattr(l, "time", None), CollectionLayer) for l in view.map.state.layers):
+        return False
+    view.add_card("Time series (collections)", lambda: [TimePanel(view)], collapsed=False)
+    return True
