@@ -1,6 +1,7 @@
 """geemap calls that tutorial code uses, on viewer.Map (no browser needed)."""
 from __future__ import annotations
 
+import panel as pn
 import pytest
 
 import viewer
@@ -95,3 +96,18 @@ def test_user_legend_panel_shows_escaped_entries():
     assert "a &lt;b&gt;" in text and "background:#ff0000" in text
     assert "x &amp; y" in text and "#440154" in text
     assert text.index("&lt;img") < text.index("x &amp; y")  # in the order added
+
+
+def test_user_legends_show_in_the_map_views_legend(tmp_path, monkeypatch):
+    """add_colorbar on a displayed map: the colour bar appears in the legend card (page) and tab (notebook)."""
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("VIEWER_TILE_URL", "")
+    m = viewer.Map()
+    m.add_layer(viewer.Image("COPERNICUS/S2/SAMPLE"), {"bands": ["B4"], "min": 0, "max": 3000}, "s2")
+    view = m.view
+    legend_card = view._side_cards()[0]
+    tabs = view.layout()[1][1]
+    m.add_colorbar({"min": 0, "max": 3000, "palette": "viridis"}, label="B4 reflectance")
+    for holder in (legend_card, tabs[1]):
+        html = [p.object for p in holder.select(pn.pane.HTML)]
+        assert any("B4 reflectance" in h and "#440154" in h for h in html), html

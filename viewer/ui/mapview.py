@@ -292,7 +292,7 @@ class MapView(pn.viewable.Viewer):
         card = dict(sizing_mode="stretch_width", margin=(4, 2))
         export = pn.Card(title="Export", collapsed=True, **card)
         lazy_card(export, lambda: [self.export])
-        return [pn.Card(self.legends, title="Legend of the current view", **card),
+        return [pn.Card(self.legends, self.map.user_legend_panel(), title="Legend of the current view", **card),
                 pn.Card(self.inspector, title="Inspector", **card),
                 self._compare_card(card), export] + [t.card() for t in self.tools]
 
@@ -322,7 +322,8 @@ class MapView(pn.viewable.Viewer):
 
     def layout(self) -> pn.Row:
         """Map and tabbed side panel in one row (notebooks)."""
-        tabs = pn.Tabs(("Layers", self.layer_panel), ("Legend", self.legends), ("Inspector", self.inspector),
+        legend = pn.Column(self.legends, self.map.user_legend_panel(), sizing_mode="stretch_width")
+        tabs = pn.Tabs(("Layers", self.layer_panel), ("Legend", legend), ("Inspector", self.inspector),
                        ("Compare", self.compare), ("Export", self.export), ("Add layer", self.add_layer),
                        *[(t.title, pn.Column(*t.build(), sizing_mode="stretch_width")) for t in self.tools],
                        dynamic=False, sizing_mode="stretch_width")
