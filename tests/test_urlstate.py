@@ -90,6 +90,48 @@ def test_every_setting_round_trips_to_the_same_tokens():
     assert other.state.center == (-87.4123457, 30.7654321) and other.state.zoom == 12.3456
 
 
+def test_layers_added_from_the_catalog_come_back_with_a_link():
+    """The "add layer" control's layers are in the link (asset id, kind, name and settings) and a
+    reload adds them again under the same uid, with the same tokens; removed ones stay removed."""
+    from viewer.ui.add_layer import AddLayerPanel
+
+    m = demo()
+    panel = AddLayerPanel(m)
+    panel.asset.value = "COPERNICUS/S2/SAMPLE"
+    panel.mode.value = "1 band"
+    panel.band.value = "B8"
+    panel.palette.value = "viridis"
+    panel.vmin.value, panel.vmax.value = 200.0, 3500.0
+    panel.layer_name.value = "S2 NIR"
+    s2 = panel.add()
+    panel.asset.value = "VIEWER/SAMPLE_CLASSES/LC08_KMEANS"
+    panel.layer_name.value = "clusters"
+    clusters = panel.add()
+    clusters.hidden_classes = [1]
+    link = query_string(encode_state(m.state))
+    assert "src:COPERNICUS/S2/SAMPLE;kind:image;name:S2 NIR" in decode_query(link)[s2.uid]
+    other = reload(m)
+    assert [l.uid for l in other.layers] == [l.uid for l in m.layers]
+    assert [l.name for l in other.layers] == [l.name for l in m.layers]
+    assert [l.token for l in other.layers] == [l.token for l in m.layers]
+    assert other.layer("S2 NIR").asset == "COPERNICUS/S2/SAMPLE" and other.layer("clusters").hidden_classes == [1]
+    m.remove_layer("S2 NIR")
+    assert "S2 NIR" not in [l.name for l in reload(m).layers]
+
+
+@pytest.mark.parametrize("src,kind", [("/etc/passwd", "image"), ("NO/SUCH/ASSET", "image"),
+                                      ("http://127.0.0.1:9/x.tif", "image"), ("../assets/x.tif", "image"),
+                                      ("<script>", "image"), ("LANDSAT/LC08/SAMPLE", "mask")])
+def test_a_link_adds_only_catalog_assets(src, kind):
+    m = demo()
+    before = [l.uid for l in m.layers]
+    query = decode_query(query_string(encode_state(m.state)))
+    query["layers"] += ",abcdef"
+    query["abcdef"] = f"vis:1;op:1;src:{src};kind:{kind};name:x"
+    apply_query(query, m.state)
+    assert [l.uid for l in m.layers] == before
+
+
 def test_custom_palette_stretch_and_freeze_round_trip():
     m = demo()
     nir = m.layer("nir")

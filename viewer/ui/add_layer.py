@@ -105,6 +105,7 @@ class AddLayerPanel(pn.viewable.Viewer):
             vis = vis_params(self.mode.value, [w.value for w in self.channels], self.band.value,
                              self.palette.value, self.vmin.value, self.vmax.value)
             layer = self.map.add_layer(image, vis, name)
+        layer.asset = asset  # a shared link names the asset to add it again
         state = self.map.state
         state.selected = layer.name
         if image.native_grid() is not None:

@@ -91,6 +91,8 @@ class LayerState(param.Parameterized):
     """
 
     uid = param.String(default="", doc="Stable id within the map (URL, figure, cards key on it).")
+    asset = param.String(default="", doc="The catalog asset id when the layer was added from the catalog "
+                                         "(a shared link adds it again); '' otherwise.")
     name = param.String(default="layer")
     kind = param.Selector(default="image", objects=["image", "mask", "classes"])
     image = param.ClassSelector(class_=Image, doc="The image as added (all bands).")
@@ -480,7 +482,9 @@ class MapState(param.Parameterized):
         the parameters ``names`` of any layer in it changes; ``.unwatch()`` ends it."""
         return LayerWatch(self, fn, list(names))
 
-    def add(self, layer: LayerState) -> LayerState:
+    def add(self, layer: LayerState, uid: str | None = None) -> LayerState:
+        """Append ``layer`` (on top) under a unique name and a new uid (``uid`` when given and free:
+        a shared link re-adding a layer keeps the link's id)."""
         if self.layers and layer.pixel_mode != self.pixel_mode:
             have = "pixel coordinates" if self.pixel_mode else "georeferenced"
             raise InvalidArgument(
@@ -490,7 +494,8 @@ class MapState(param.Parameterized):
             self.pixel_mode = layer.pixel_mode
         layer.name = self.unique_name(layer.name)
         uids = {l.uid for l in self.layers}
-        uid = layer_uid(self._added, layer.name)
+        if uid is None or uid in uids:
+            uid = layer_uid(self._added, layer.name)
         while uid in uids:
             self._added += 1
             uid = layer_uid(self._added, layer.name)

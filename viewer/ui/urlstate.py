@@ -11,7 +11,10 @@ Query parameters (bottom layer first; every layer by its stable ``uid``, never b
 Per-layer fields: ``vis`` (0/1), ``op`` (opacity), ``mode`` (``rgb`` or ``1``), ``bands``,
 ``min``, ``max``, ``gamma`` (one value, or one per band), ``pal`` (a named palette, or up to
 :data:`MAX_COLOURS` ``rrggbb`` colours), ``stretch`` (a preset), ``freeze`` (0/1),
-``hide`` (hidden class ids), ``mask`` (the image layer's mask switch, 0/1). Numbers are
+``hide`` (hidden class ids), ``mask`` (the image layer's mask switch, 0/1); a layer added
+from the catalog (the "add layer" control) also carries ``src`` (its catalog asset id),
+``kind`` and ``name``, so a link adds it again: only ids of the catalog are added, under
+the link's uid. Numbers are
 written in Python's shortest round-trip form, so the reloaded layers make the same specs,
 the same tokens and byte-identical tile URLs. Values that do not fit (unknown ids, bands,
 names, out-of-range numbers, oversized text) are ignored; nothing from the URL reaches the
@@ -24,9 +27,12 @@ import re
 import urllib.parse
 from typing import Any, Mapping
 
+from ..core.catalog import get_catalog
+from ..core.classes import Classes
 from ..core.errors import ViewerError
+from ..core.image import Image
 from ..core.palettes import named_palette
-from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState
+from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState, make_layer
 
 __all__ = ["encode_state", "decode_query", "apply_query", "query_string", "link_url", "MAX_COLOURS",
            "MAX_VALUE_CHARS"]
@@ -39,6 +45,8 @@ _SAFE = ",:;!~*'()%"
 _UID = re.compile(r"[0-9a-f]{6}\Z")
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
 _BAND = re.compile(r"[^,;:&=#%]{1,64}\Z")
+_ASSET = re.compile(r"[A-Za-z0-9_./-]{1,200}\Z")
+_NAME = re.compile(r"[^,;:&=#%]{1,80}\Z")
 
 
 def _num(v: float) -> str:
@@ -54,6 +62,10 @@ def _nums(values: list[float]) -> str:
 def encode_layer(layer: LayerState) -> str:
     """One layer's settings as ``key:value`` fields joined by ``;``."""
     fields = [("vis", "1" if layer.visible else "0"), ("op", _num(layer.opacity))]
+    if layer.asset and _ASSET.match(layer.asset) and layer.kind in ("image", "classes"):
+        fields += [("src", layer.asset), ("kind", layer.kind)]
+        if _NAME.match(layer.name):
+            fields.append(("name", layer.name))
     if layer.kind == "image":
         bands = layer.bands
         if all(_BAND.match(b) for b in bands):
@@ -131,7 +143,7 @@ def decode_layer(text: str, layer: LayerState) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(text, str) or len(text) > MAX_VALUE_CHARS:
         return out
-    fields = dict(f.split(":", 1) for f in text.split(";") if ":" in f)
+    fields = _fields(text)
     if (v := _flag(fields.get("vis", ""))) is not None:
         out["visible"] = v
     if (v := _float(fields.get("op", ""), 0.0, 1.0)) is not None:
@@ -190,11 +202,45 @@ def decode_query(search: str) -> dict[str, str]:
     return {k: v for k, v in urllib.parse.parse_qsl(text[:64 * MAX_VALUE_CHARS]) if len(v) <= MAX_VALUE_CHARS}
 
 
+def _fields(text: str) -> dict[str, str]:
+    return dict(f.split(":", 1) for f in text.split(";") if ":" in f) if len(text) <= MAX_VALUE_CHARS else {}
+
+
+def catalog_layer(text: str) -> LayerState | None:
+    """The layer a link's ``src`` field adds again (a catalog asset, as the "add layer" control
+    adds it), or None when the value names no asset of the catalog."""
+    fields = _fields(text)
+    asset, kind = fields.get("src", ""), fields.get("kind", "image")
+    if not _ASSET.match(asset) or asset not in get_catalog().images or kind not in ("image", "classes"):
+        return None
+    name = fields.get("name", "") if _NAME.match(fields.get("name", "")) else asset
+    image = Image(asset)
+    band = image.bands[0]
+    if kind == "classes":
+        table = Classes.from_band(band) if band.kind == "class" and band.classes else None
+        layer = make_layer(image.select([0]), None, name, True, 0.6, kind="classes", classes=table)
+    else:
+        names = set(image.bandNames())
+        bands = [b for b in fields.get("bands", "").split(",") if b in names]
+        vis = {"bands": bands, "min": 0, "max": 1} if len(bands) in (1, 3) else None  # the link sets the range
+        layer = make_layer(image, vis, name, True, 1.0)
+    layer.asset = asset
+    return layer
+
+
 def apply_query(query: Mapping[str, str], state: MapState) -> None:
-    """Apply a link's parameters to the map: layer order and removals, each layer's settings,
-    basemap, centre and zoom. What does not fit is ignored."""
+    """Apply a link's parameters to the map: layer order and removals, layers added from the
+    catalog, each layer's settings, basemap, centre and zoom. What does not fit is ignored."""
     order = [u for u in str(query.get("layers", "")).split(",") if _UID.match(u)]
     known = {l.uid: l for l in state.layers}
+    for uid in dict.fromkeys(order):
+        if uid not in known and "src:" in str(query.get(uid, "")):
+            try:
+                layer = catalog_layer(str(query[uid]))
+                if layer is not None:
+                    known[uid] = state.add(layer, uid=uid)
+            except ViewerError:  # e.g. a georeferenced asset on a pixel-coordinate map
+                pass
     if any(u in known for u in order):
         kept = [known[u] for u in dict.fromkeys(order) if u in known]
         if kept != list(state.layers):
