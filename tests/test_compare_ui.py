@@ -308,3 +308,31 @@ def test_the_time_card_comes_with_a_collection_layer():
     plain = Map()
     plain.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4"], "min": 0, "max": 1}, "image")
     assert not [t for t in plain.view.tools if t.title.startswith("Time")]
+
+
+def test_wandb_masks_compare_in_pixel_coordinates():
+    """A picture with W&B prediction and ground-truth masks: the pair is found and the view's figures are
+    compare_masks's on the view's pixel grid."""
+    rng = np.random.default_rng(3)
+    truth = np.repeat(np.repeat(rng.integers(0, 3, (8, 8), dtype=np.uint8), 8, 0), 8, 1)  # 64 x 64
+    pred = np.where(rng.random(truth.shape) < 0.15, (truth + 1) % 3, truth).astype(np.uint8)
+    labels = {0: "sky", 1: "road", 2: "car"}
+    picture = viewer.Image(np.zeros((64, 64, 3), np.uint8), masks={
+        "predictions": {"mask_data": pred, "class_labels": labels},
+        "ground_truth": {"mask_data": truth, "class_labels": labels}})
+    m = Map()
+    m.add_layer(picture, None, "photo")
+    assert default_pair(m.state) == ("predictions", "ground_truth")
+    m.center_object("photo")
+    got = ComparePanel(m).refresh()
+    grid = comparison_grid(m.state, "ground_truth")
+    assert grid.crs is None and got.grid == grid
+    ref = compare_masks(m.layer("predictions").image, m.layer("ground_truth").image, grid)
+    assert got.per_class == ref.per_class
+    np.testing.assert_array_equal(got.confusion, ref.confusion)
+    assert 0 < got.pixel_count <= 64 * 64
+    # on the image's own grid, Map.compare is numpy's confusion of the two arrays
+    native = m.layer("ground_truth").image.native_grid()
+    conf = np.zeros((3, 3), np.int64)
+    np.add.at(conf, (truth.ravel(), pred.ravel()), 1)
+    np.testing.assert_array_equal(m.compare("predictions", "ground_truth", grid=native).confusion, conf)

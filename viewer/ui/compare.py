@@ -35,8 +35,9 @@ __all__ = ["ComparePanel", "comparison_grid", "compare_view", "default_pair", "c
 DIFFERENCE_PREFIX = "difference: "
 
 
-_TRUTH_WORDS = re.compile(r"\b(truth|reference|labels?|ground|gt)\b", re.IGNORECASE)
-_PRED_WORDS = re.compile(r"\bpred", re.IGNORECASE)
+# whole words, with "_" and "-" as separators too (W&B's "ground_truth"; "relabelled" is no label)
+_TRUTH_WORDS = re.compile(r"(?<![a-z])(truth|reference|labels?|ground|gt)(?![a-z])", re.IGNORECASE)
+_PRED_WORDS = re.compile(r"(?<![a-z])pred", re.IGNORECASE)
 #: The class choice of the difference layer meaning "every class" (agree / disagree).
 ALL_CLASSES = -1
 
