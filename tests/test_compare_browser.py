@@ -157,7 +157,8 @@ def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_
     page.mouse.up()
     page.wait_for_timeout(500)
     back = shot(page, box, "compare_swipe_40.png")
-    assert share(strip(0.45, 0.75, box, back), veg_pred) > 0.2 and share(strip(0.45, 0.75, box, back), veg_truth) < 0.001
+    right_part = strip(0.45, 0.75, box, back)
+    assert share(right_part, veg_pred) > 0.2 and share(right_part, veg_truth) < 0.001
     assert share(strip(0.30, 0.38, box, back), veg_truth) > 0.2
     after = back
     # a pan on the right side moves both sides (one view)
@@ -280,7 +281,8 @@ def test_time_slider_changes_the_tiles_and_a_click_charts_the_files_values(page,
     for i, scene in enumerate(("224077", "224078")):
         cells = rows.nth(i + 1).locator("td").all_inner_texts()
         assert cells[:2] == ["2020-05-18", f"LC08_{scene}_20200518"]
-        assert cells[2:] == [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{b}.tif", x, y) for b in ("B2", "B3", "B4")]
+        assert cells[2:] == [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{b}.tif", x, y)
+                             for b in ("B2", "B3", "B4")]
     page.screenshot(path=str(SHOTS / "compare_time_series.png"))
 
 

@@ -215,7 +215,8 @@ def test_collection_layer_steps_are_the_images_tiles():
     time = layer.time
     assert time.labels == ["2020-05-18 · LC08_224077_20200518", "2020-05-18 · LC08_224078_20200518"]
     single = Map()
-    tokens = [single.add_layer(viewer.Image(i.getInfo()["id"]), TRUE_COLOUR, f"one {k}").token for k, i in enumerate(col)]
+    tokens = [single.add_layer(viewer.Image(i.getInfo()["id"]), TRUE_COLOUR, f"one {k}").token
+              for k, i in enumerate(col)]
     slider = TimeSlider(time)
     tiles = []
     for step in (0, 1):
@@ -261,7 +262,8 @@ def test_point_series_equals_the_files(utm_y):
     assert series["ids"] == [f"{COLLECTION}/LC08_224077_20200518", f"{COLLECTION}/LC08_224078_20200518"]
     assert [d.strftime("%Y-%m-%d") for d in series["dates"]] == ["2020-05-18"] * 2
     for band, values in series["bands"].items():
-        expected = [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{band}.tif", x, y) for scene in ("224077", "224078")]
+        expected = [rasterio_value(ASSETS / f"LC08_{scene}_20200518_{band}.tif", x, y)
+                    for scene in ("224077", "224078")]
         assert values == expected
     assert sum(v is not None for v in series["bands"]["B4"]) >= 1
 

@@ -29,7 +29,8 @@ from .collection_layer import CollectionLayer, TimeSlider, time_of
 from .notify import doc_runner
 from .state import EXECUTOR, MapState, spawn
 
-__all__ = ["point_series", "point_values", "series_table", "TimePanel", "install", "TimeSeriesPanel", "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
+__all__ = ["point_series", "point_values", "series_table", "TimePanel", "install", "TimeSeriesPanel",
+           "collection_layers", "COLORS", "MAX_SERIES_BANDS"]
 
 COLORS = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MAX_SERIES_BANDS = len(COLORS)
