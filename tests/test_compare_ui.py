@@ -338,3 +338,18 @@ def test_wandb_masks_compare_in_pixel_coordinates():
     conf = np.zeros((3, 3), np.int64)
     np.add.at(conf, (truth.ravel(), pred.ravel()), 1)
     np.testing.assert_array_equal(m.compare("predictions", "ground_truth", grid=native).confusion, conf)
+
+
+def test_split_map_takes_images_as_geemap_does():
+    m = Map()
+    m.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4"], "min": 6000, "max": 12000}, "B4")
+    rules, kmeans = viewer.Image("VIEWER/SAMPLE_CLASSES/LC08_RULES"), viewer.Image("VIEWER/SAMPLE_CLASSES/LC08_KMEANS")
+    split = m.split_map(rules, kmeans, left_label="rules", right_label="k-means")
+    (left,), (right,) = split.left_layers, split.right_layers
+    assert left.kind == right.kind == "classes" and left.classes.name(1) == "water"  # class colours
+    assert left.token != right.token and [l.name for l in m.layers] == ["B4"]  # the map keeps its own layers
+    assert [r.tile_source.url for r in split.right_figure.layer_renderers()] == [
+        f"{split.right_figure.base_url}tiles/{right.token}/{{Z}}/{{X}}/{{Y}}.png"]
+    assert "rules" in split.left_tag.text and "k-means" in split.right_tag.text
+    with pytest.raises(InvalidArgument, match="right_layer 3 is not allowed"):
+        m.split_map("B4", 3)

@@ -21,6 +21,7 @@ import panel as pn
 import param
 from bokeh.models import CustomJS, Div, GridBox, Slider
 
+from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.image import Image
 from .figure import MapFigure
@@ -100,7 +101,12 @@ def stack_layers(map_state: MapState, spec: Any, side: str) -> list[LayerState]:
         elif isinstance(item, LayerState):
             out.append(item)
         elif isinstance(item, Image):
-            out.append(make_layer(item, None, f"{side} layer", True, 1.0))
+            band = item.bands[0] if len(item.bands) == 1 else None
+            if band is not None and band.kind == "class" and band.classes:  # class colours, as Map.add_layer
+                out.append(make_layer(item, None, f"{side} layer", True, 1.0, kind="classes",
+                                      classes=Classes.from_band(band)))
+            else:
+                out.append(make_layer(item, None, f"{side} layer", True, 1.0))
         else:
             raise InvalidArgument(f"{side}_layer {item!r} is not allowed; allowed: a layer name, LayerState, "
                                   "Image or a list of them", value=repr(item)[:80],
