@@ -161,6 +161,8 @@ def test_split_map_two_stacks_one_view(compare_map):
     assert urls(right) == [f"tiles/{state.layer(n).token}/{{Z}}/{{X}}/{{Y}}.png" for n in ("unrelated", "prediction")]
     assert (split.left_label, split.right_label) == ("truth", "model")
     split.right_state.set_view(1000.0, 2000.0, 3000.0, 4000.0)  # a pan on the right figure
+    # the sides schedule no view statistics of their own (MapState.schedule_stats counts its requests)
+    assert split.left_state._generation == split.right_state._generation == 0
     assert split.left_state.view == (1000.0, 2000.0, 3000.0, 4000.0)
     assert [l.name for l in state.layers] == ["unrelated", "truth", "prediction"]  # the main map is untouched
     # swipe: the left stack on top, drawn (and clickable) left of the divider only; the slider moves it

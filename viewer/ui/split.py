@@ -28,7 +28,7 @@ from .figure import MapFigure
 from .notify import doc_runner, guarded
 from .state import LayerState, MapState, make_layer
 
-__all__ = ["SplitMap", "SplitControls", "MODES", "stack_layers", "clip_style", "divider_style"]
+__all__ = ["SplitMap", "SplitControls", "SideState", "MODES", "stack_layers", "clip_style", "divider_style"]
 
 MODES = ("swipe", "side by side")
 
@@ -114,8 +114,16 @@ def stack_layers(map_state: MapState, spec: Any, side: str) -> list[LayerState]:
     return out
 
 
+class SideState(MapState):
+    """One side of a split map: its layers and view, without view statistics of its own (the map's state
+    computes class counts and live stretches for the same view and the same, shared, layers)."""
+
+    def schedule_stats(self) -> None:
+        return None
+
+
 def _side_state(map_state: MapState, layers: Iterable[LayerState]) -> MapState:
-    state = MapState(basemap=map_state.basemap, viewport=map_state.viewport, center=map_state.center,
+    state = SideState(basemap=map_state.basemap, viewport=map_state.viewport, center=map_state.center,
                      zoom=map_state.zoom, view=map_state.view)
     for layer in layers:
         state.layers = state.layers + [layer]  # shared objects: no renaming, no second set of watchers
