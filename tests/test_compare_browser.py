@@ -305,3 +305,21 @@ def test_the_compare_card_opens_a_split_view_in_the_maps_place(page, compare_ser
     wait_for(page, lambda: page.locator(".viewer-swipe-slider").count() == 0, "the split view to close")
     settle(page)
     assert page.locator(".viewer-split-toggle button").first.inner_text() == "Open split view"
+
+
+def test_show_difference_adds_the_disagreement_layer(page, compare_server):
+    page.goto(compare_server + "compare")
+    page.locator(".viewer-cmp-iou").first.wait_for(timeout=60000)
+    settle(page)
+    before = {r.url.split("/tiles/")[1].split("/")[0] for r in page.tiles}
+    n = len(page.tiles)
+    page.get_by_role("button", name="Show difference").click()
+    wait_for(page, lambda: any(r.url.split("/tiles/")[1].split("/")[0] not in before for r in page.tiles[n:]),
+             "tiles of the difference layer")
+    settle(page)
+    new = [r for r in page.tiles[n:] if r.url.split("/tiles/")[1].split("/")[0] not in before]
+    assert {r.status for r in new} == {200}
+    rgba = [np.asarray(PILImage.open(io.BytesIO(r.body())).convert("RGBA")) for r in new]
+    drawn = np.concatenate([t[t[..., 3] > 0][:, :3] for t in rgba])
+    assert len(drawn) > 1000 and len({tuple(c) for c in drawn.tolist()}) == 1  # one colour: "disagree"
+    page.screenshot(path=str(SHOTS / "compare_difference.png"))

@@ -138,10 +138,16 @@ def test_choices_errors_and_escaping(compare_map):
     assert "&lt;b&gt;x&lt;/b&gt;" in render_comparison(cmp, "<b>x</b>", "truth")
 
 
-def test_difference_layer_replaces_the_previous_one(compare_map):
+def test_difference_layer_replaces_the_previous_one(compare_map, pair):
     panel = ComparePanel(compare_map)
     first = panel.show_difference()
     assert first.name == "difference: prediction vs truth" and first.kind == "classes"
+    by_map = compare_map.add_difference("prediction", "truth", name="by Map")
+    req = {"grid": pair[1].native_grid().to_dict(), "fileFormat": "NUMPY_NDARRAY"}
+    ours, theirs = (viewer.data.computePixels(dict(req, expression=l.image))["difference"] for l in (first, by_map))
+    np.testing.assert_array_equal(ours, theirs)  # the same pixels as Map.add_difference
+    assert set(np.unique(ours).tolist()) == {0, 1}
+    compare_map.remove_layer("by Map")
     panel.class_id.value = 2
     second = panel.show_difference()
     names = [l.name for l in compare_map.state.layers]

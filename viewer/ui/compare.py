@@ -23,13 +23,13 @@ from ..core.class_stats import Comparison, compare_masks
 from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
-from .notify import guarded
+from .notify import guarded, notify_error
 from .split import SplitControls
 from .state import EXECUTOR, LayerState, MapState, spawn
 from .viewport import count_grid
 
 __all__ = ["ComparePanel", "comparison_grid", "compare_view", "default_pair", "class_layers",
-           "render_comparison", "DIFFERENCE_PREFIX", "ALL_CLASSES"]
+           "render_comparison", "difference", "DIFFERENCE_PREFIX", "ALL_CLASSES"]
 
 #: Name prefix of the difference layers the panel adds (so they are not offered as inputs).
 DIFFERENCE_PREFIX = "difference: "
@@ -105,6 +105,16 @@ def compare_view(state: MapState, prediction: str, truth: str, grid: Grid | None
                          ref.effective_classes())
 
 
+def difference(state: MapState, prediction: str, truth: str, class_id: int | None = None) -> tuple:
+    """(difference image, comparison summary) of two class layers on the truth's native grid, as
+    ``Map.add_difference`` makes them: without ``class_id`` 1 = disagree; with it 1 false positive,
+    2 false negative (thread-safe: reads the layers, changes nothing)."""
+    pred, ref = _class_layer(state, prediction, "prediction"), _class_layer(state, truth, "truth")
+    cmp = compare_masks(pred.image.select([0]), ref.image.select([0]), ref.image.native_grid(),
+                        ref.effective_classes())
+    return cmp.difference_image(class_id), cmp.to_dict()
+
+
 def _num(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
@@ -165,7 +175,7 @@ class ComparePanel(pn.viewable.Viewer):
         self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": ALL_CLASSES},
                                           value=ALL_CLASSES, sizing_mode="stretch_width", min_width=60)
         self.button = pn.widgets.Button(label="Show difference", color="primary", width=125, align="end")
-        self.button.on_click(guarded("difference")(lambda e: self.show_difference()))
+        self.button.on_click(guarded("difference")(lambda e: self._on_difference()))
         self._options()
         self.state.param.watch(lambda e: self._options(), "layers")
         self.state.param.watch(lambda e: self.schedule(), ["view", "viewport"])
@@ -273,18 +283,42 @@ class ComparePanel(pn.viewable.Viewer):
             self.html.object = render_comparison(cmp, self.prediction, self.truth)
 
     # difference overlay -------------------------------------------------------------------
-    def show_difference(self) -> LayerState:
-        """Add the difference of the chosen pair as a layer (replacing the one added before)."""
-        label = f"{DIFFERENCE_PREFIX}{self.prediction} vs {self.truth}"
+    def _difference_args(self) -> tuple[str, str, int | None, str]:
         cid = None if self.class_id.value in (None, ALL_CLASSES) else self.class_id.value
-        if cid is not None:
-            label += f" (class {cid})"
+        label = f"{DIFFERENCE_PREFIX}{self.prediction} vs {self.truth}" + ("" if cid is None else f" (class {cid})")
+        return self.prediction, self.truth, cid, label
+
+    def show_difference(self) -> LayerState:
+        """Add the difference of the chosen pair as a layer (replacing the one added before), now."""
+        pred, truth, cid, label = self._difference_args()
+        return self._add_difference(label, difference(self.state, pred, truth, cid), truth)
+
+    def _on_difference(self) -> None:
+        """The button: the difference is computed off the event loop (a whole native grid), then added."""
+        args = self._difference_args()
+        if not spawn(functools.partial(self._difference_later, *args)):
+            self.show_difference()
+
+    async def _difference_later(self, pred: str, truth: str, cid: int | None, label: str) -> None:
+        self.button.disabled = True
+        try:
+            cmp = await asyncio.get_running_loop().run_in_executor(
+                EXECUTOR, functools.partial(difference, self.state, pred, truth, cid))
+            self._add_difference(label, cmp, truth)
+        except Exception as exc:  # noqa: BLE001 - a notification, not a traceback in the event loop
+            notify_error(exc, "difference")
+        finally:
+            self.button.disabled = not self.ready
+
+    def _add_difference(self, label: str, cmp: tuple, truth: str) -> LayerState:
+        image, summary = cmp
         if self._difference is not None:
             try:
                 self.state.remove(self._difference)
             except InvalidArgument:
                 pass  # removed by the user
-        layer = self.map.add_difference(self.prediction, self.truth, name=label, class_id=cid)
+        layer = self.map.add_overlay(image, label, opacity=0.8, group=self.state.layer(truth).group)
+        layer.comparison = summary
         self._difference = layer.name
         return layer
 
