@@ -1,6 +1,7 @@
 """Browser fixtures: the system Chromium through Playwright, and a real ``viewer serve``."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -32,6 +33,25 @@ def _no_browser(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so the browser tests must run)")
     pytest.skip(f"{reason}; install Debian's chromium (apt-get install chromium) to run the browser tests")
+
+
+@pytest.fixture(autouse=True)
+def _no_borrowed_event_loop(request):
+    """Tests that drive no browser run as a script does, without a running event loop.
+
+    Playwright's sync API (the session-wide ``chromium`` fixture) leaves its event loop marked
+    as running in the main thread for the rest of the session, where it never runs a task: code
+    that schedules work when a loop runs (``viewport.spawn``) would then wait forever, and a test
+    would pass or fail by the order the files run in."""
+    if "chromium" in request.fixturenames:
+        yield
+        return
+    loop = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 @pytest.fixture(scope="session")
