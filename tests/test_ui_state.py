@@ -450,3 +450,14 @@ def test_request_json_of_a_derived_layer_is_executable():
     assert (got[..., 3] == 0).any() and (got[..., 3] == 255).any()  # clouds are holes
     assert np.array_equal(got[..., 3] > 0, want[..., 3] > 0)
     assert np.abs(got[..., :3].astype(int) - want[..., :3]).max() <= 1
+
+
+def test_two_layers_with_one_name_get_unique_names(tmp_path, monkeypatch):
+    """geemap code often adds layers under one name: the second becomes 'name (2)'."""
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    m = viewer.Map()
+    img = viewer.Image("COPERNICUS/S2/SAMPLE")
+    m.add_layer(img, {"bands": ["B4"], "min": 0, "max": 3000}, "x")
+    m.add_layer(img, {"bands": ["B3"], "min": 0, "max": 3000}, "x")
+    assert [l.name for l in m.layers] == ["x", "x (2)"]
+    assert m.layer("x (2)").bands == ["B3"]

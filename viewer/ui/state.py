@@ -492,7 +492,8 @@ class MapState(param.Parameterized):
                 f"this map shows {have} layers; use another Map for it", value=layer.name)
         if not self.layers:
             self.pixel_mode = layer.pixel_mode
-        layer.name = self.unique_name(layer.name)
+        with param.edit_constant(layer):  # param makes ``name`` constant after construction
+            layer.name = self.unique_name(layer.name)
         uids = {l.uid for l in self.layers}
         if uid is None or uid in uids:
             uid = layer_uid(self._added, layer.name)
