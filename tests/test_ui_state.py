@@ -369,6 +369,7 @@ def test_demo_app_builds_with_all_layers():
     app = build_app()
     m = app.map
     assert [(l.name, l.kind, l.visible) for l in m.layers] == [
+        ("Landsat 8 collection (time slider)", "image", False),
         ("Sentinel-2 true colour", "image", True), ("Landsat 8 true colour", "image", True),
         ("Cloud-masked composite", "image", False), ("Prediction: k-means as rule classes", "classes", False),
         ("Rule-based classes", "classes", True), ("Cloud mask (BQA high confidence)", "mask", True)]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.classes import Classes
 from ..core.evaluate import evaluate
+from ..core.collection import ImageCollection
 from ..core.image import Image
 from .map import Map
 
@@ -26,6 +27,7 @@ __all__ = ["demo_map", "majority_relabel", "relabel", "PREDICTION", "TRUTH", "KM
 
 KMEANS_ID = "VIEWER/SAMPLE_CLASSES/LC08_KMEANS"
 RULES_ID = "VIEWER/SAMPLE_CLASSES/LC08_RULES"
+COLLECTION_ID = "LANDSAT/LC08/C01/T1_RT"
 #: Layer names of the demo's prediction-vs-truth pair (one class table: the rule classes).
 PREDICTION = "Prediction: k-means as rule classes"
 TRUTH = "Rule-based classes"
@@ -66,14 +68,18 @@ def _kmeans_mapping() -> tuple[tuple[int, int], ...]:
 
 def demo_map() -> Map:
     """The bundled demo: Landsat true colour, its cloud mask, the cloud-masked composite, the
-    prediction-vs-truth pair (k-means relabelled to the rule classes vs the rule classes) and the
-    Sentinel-2 scene, centred on the Landsat scene."""
+    prediction-vs-truth pair (k-means relabelled to the rule classes vs the rule classes), the
+    Sentinel-2 scene and (hidden) a dated Landsat collection with a time slider, centred on the
+    Landsat scene."""
     m = Map()
     img = Image("LANDSAT/LC08/SAMPLE")
     # Pre-Collection BQA: cloud confidence is bits 14-15 (11 = high).
     cloud = img.select("BQA").rightShift(14).bitwiseAnd(3).eq(3).rename("cloud")
     true_colour = {"bands": ["B4", "B3", "B2"], "min": [6000, 6800, 7700], "max": [10500, 10500, 11000],
                    "gamma": 1.3}
+    # hidden, at the bottom: two dated Landsat 8 scenes (Paraguay, 2020-05-18) with a time slider
+    collection_vis = {"bands": ["B4", "B3", "B2"], "min": [6000, 6700, 7400], "max": [8600, 8300, 8500]}
+    m.add_layer(ImageCollection(COLLECTION_ID), collection_vis, "Landsat 8 collection (time slider)", shown=False)
     s2 = Image("COPERNICUS/S2/SAMPLE")
     m.add_layer(s2, {"bands": ["B4", "B3", "B2"], "min": 300, "max": 1800, "gamma": 1.2}, "Sentinel-2 true colour")
     tc = m.add_layer(img, true_colour, "Landsat 8 true colour")
