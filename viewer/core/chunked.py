@@ -1,0 +1,283 @@
+"""Big exports, engine-agnostic: plan an output grid in chunks, render one chunk, assemble a COG.
+
+An export larger than the interactive limit of ``computePixels`` (48 MiB) is split into
+windows of the output grid (:func:`plan_chunks`); each window is evaluated by the one
+evaluator on its sub-grid (:func:`render_chunk`), so a chunk holds exactly the pixels the
+whole grid computed in one piece has there; :class:`CogWriter` writes the chunks into a tiled
+GeoTIFF with an internal mask, then copies it as a Cloud Optimized GeoTIFF (with overviews)
+to the final name in one rename, so a cancelled or failed export leaves nothing under it.
+
+The request a chunk needs (:func:`prepare_big`) is plain JSON data: the graph
+(:func:`viewer.core.serialize.to_json`), the output grid and the path of the catalog of the
+process that prepared it (never a path from a request), so any process that can import the
+viewer renders any chunk: :func:`export_chunks` runs them one after another here, and
+:mod:`viewer.jobs.big_export` on a Dask cluster.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from .catalog import get_catalog, set_catalog
+from .errors import InvalidArgument, LimitExceeded
+from .evaluate import evaluate
+from .grid import Grid
+from .image import Image
+from .pixels import check_reachable, file_format, resolve_grid
+from .serialize import from_json, to_json
+
+__all__ = ["BigRequest", "prepare_big", "plan_chunks", "render_chunk", "CogWriter", "check_output",
+           "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES"]
+
+#: Side of a chunk (output pixels); a multiple of the COG's 512-pixel tiles.
+DEFAULT_CHUNK = 2048
+#: Limits of one big export: pixels per side and uncompressed bytes (about 1 TiB).
+MAX_BIG_SIDE = 1_000_000
+MAX_BIG_BYTES = 2 ** 40
+_KEYS = {"expression", "grid", "region", "bandIds", "fileFormat", "workloadTag"}
+_SUFFIXES = (".tif", ".tiff")
+_NEAREST_KINDS = ("class", "bitmask", "mask")
+
+
+@dataclass(frozen=True)
+class BigRequest:
+    """A validated big export: what every chunk needs, as JSON-able data (:meth:`to_dict`)."""
+
+    graph: dict
+    grid: Grid
+    names: tuple[str, ...]
+    dtype: str
+    overview_resampling: str
+    catalog: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.grid.width * self.grid.height * len(self.names) * np.dtype(self.dtype).itemsize
+
+    def to_dict(self) -> dict:
+        """The JSON-able form :func:`render_chunk` takes (graph, grid, catalog path and a digest)."""
+        doc = {"graph": self.graph, "grid": self.grid.to_dict(), "catalog": self.catalog}
+        doc["key"] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        return doc
+
+
+def prepare_big(params: dict) -> BigRequest:
+    """Validate a ``computePixels``-style request for a file export (``expression``, ``grid``,
+    ``region``, ``bandIds``; ``fileFormat`` GEO_TIFF). Like ``computePixels`` but without the
+    interactive 48 MiB limit: up to :data:`MAX_BIG_SIDE` pixels per side and
+    :data:`MAX_BIG_BYTES` bytes."""
+    if not isinstance(params, dict):
+        raise InvalidArgument(f"params {params!r} must be a dict", value=params)
+    unknown = set(params) - _KEYS
+    if unknown:
+        raise InvalidArgument(f"unknown request keys {sorted(unknown)} for a file export; allowed: {sorted(_KEYS)}",
+                              value=sorted(unknown), allowed=sorted(_KEYS))
+    fmt = file_format(params.get("fileFormat", "GEO_TIFF"))
+    if fmt != "GEO_TIFF":
+        raise InvalidArgument(f"fileFormat {params.get('fileFormat')!r} cannot be written as a file export; "
+                              "allowed: 'GEO_TIFF' (written as a Cloud Optimized GeoTIFF)",
+                              value=params.get("fileFormat"), allowed=["GEO_TIFF"])
+    image = params.get("expression")
+    if isinstance(image, dict) and "viewerGraph" in image:
+        image = from_json(image)
+    if not isinstance(image, Image):
+        raise InvalidArgument(f"expression {str(image)[:60]!r} must be a viewer.Image", value=str(image)[:60],
+                              allowed="Image")
+    band_ids = params.get("bandIds")
+    if band_ids is not None:
+        if isinstance(band_ids, str) or not isinstance(band_ids, (list, tuple)) or not band_ids:
+            raise InvalidArgument(f"bandIds {band_ids!r} must be a non-empty list of band names", value=band_ids)
+        image = image.select(list(band_ids))
+    if len(image.bands) == 0:
+        raise InvalidArgument("the image has no bands", value=[])
+    grid = resolve_grid(params.get("grid"), params.get("region"), image.bands[0].grid)
+    check_reachable(grid, [b.grid.crs for b in image.bands if b.grid is not None])
+    dtype = np.result_type(*[np.dtype(b.dtype) for b in image.bands])
+    request = BigRequest(to_json(image), grid, tuple(image.bandNames()), dtype.name,
+                         "NEAREST" if any(b.kind in _NEAREST_KINDS for b in image.bands) else "AVERAGE",
+                         str(get_catalog().path))
+    if grid.width > MAX_BIG_SIDE or grid.height > MAX_BIG_SIDE or request.nbytes > MAX_BIG_BYTES:
+        raise LimitExceeded(f"requested {grid.width}x{grid.height} pixels x {len(request.names)} bands = "
+                            f"{request.nbytes} bytes; a file export allows {MAX_BIG_SIDE} pixels per side and "
+                            f"{MAX_BIG_BYTES} bytes", value=(grid.width, grid.height), allowed=MAX_BIG_SIDE)
+    return request
+
+
+def _check_chunk(chunk: Any) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 256 or chunk % 256:
+        raise InvalidArgument(f"chunk {chunk!r} is not allowed; allowed: a multiple of 256 pixels (>= 256)",
+                              value=chunk, allowed="a multiple of 256")
+    return int(chunk)
+
+
+def plan_chunks(grid: Grid, chunk: int = DEFAULT_CHUNK) -> list[Window]:
+    """The windows of ``grid`` in chunks of ``chunk`` x ``chunk`` pixels, row by row (edges smaller)."""
+    chunk = _check_chunk(chunk)
+    return [Window(c, r, min(chunk, grid.width - c), min(chunk, grid.height - r))
+            for r in range(0, grid.height, chunk) for c in range(0, grid.width, chunk)]
+
+
+_images: dict[str, Image] = {}
+_images_lock = threading.Lock()
+
+
+def _image(request: dict) -> Image:
+    """The request's image, loaded once per process (its catalog made the process's catalog)."""
+    key = request["key"]
+    with _images_lock:
+        hit = _images.get(key)
+        if hit is None:
+            if str(get_catalog().path) != request["catalog"]:
+                set_catalog(request["catalog"])
+            # the graph was written by to_json of an image built in a trusted process (prepare_big),
+            # not by a request, so its file sources may be opened
+            hit = from_json(request["graph"], allow_files=True)
+            if len(_images) >= 16:
+                _images.clear()
+            _images[key] = hit
+        return hit
+
+
+def _window_tuple(window: Window | tuple) -> tuple[int, int, int, int]:
+    if isinstance(window, Window):
+        return int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+    return tuple(int(v) for v in window)  # type: ignore[return-value]
+
+
+def render_chunk(request: dict, window: Window | tuple) -> tuple[np.ndarray, np.ndarray | None]:
+    """One window of the output grid: (bands x rows x cols values in the export's dtype, masked
+    pixels 0; uint8 validity, 255 where any band is valid, or ``None`` when every pixel is)."""
+    col, row, width, height = _window_tuple(window)
+    grid = resolve_grid(request["grid"], None, None).window(col, row, width, height)
+    raster = evaluate(_image(request).node, grid)
+    values = raster.raw()
+    dtype = np.result_type(*[v.dtype for v in values])
+    valid = None
+    for m in raster.masks:
+        if m is None:
+            valid = None
+            break
+        valid = (m > 0) if valid is None else valid | (m > 0)
+    else:
+        valid = None if valid is None or valid.all() else valid.astype(np.uint8) * 255
+    return np.stack([v.astype(dtype, copy=False) for v in values]), valid
+
+
+def check_output(path: Any) -> Path:
+    """The output path of a file export: a ``.tif``/``.tiff`` file in an existing, writable folder."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise InvalidArgument(f"output path {path!r} must be a file path", value=path, allowed="a .tif file path")
+    out = Path(path).expanduser()
+    if out.suffix.lower() not in _SUFFIXES:
+        raise InvalidArgument(f"output path {str(out)!r} must end in .tif or .tiff (a Cloud Optimized GeoTIFF)",
+                              value=str(out), allowed=list(_SUFFIXES))
+    if out.is_dir():
+        raise InvalidArgument(f"output path {str(out)!r} is a folder; allowed: a file path", value=str(out),
+                              allowed="a file path")
+    folder = out.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InvalidArgument(f"output folder {str(folder)!r} of {str(out)!r} does not exist or is not writable",
+                              value=str(out), allowed="a path in an existing, writable folder")
+    return out.resolve()
+
+
+class CogWriter:
+    """Chunks -> a tiled GeoTIFF with an internal mask (a hidden temporary file next to ``path``)
+    -> :meth:`finish`: a COG with overviews renamed to ``path``; :meth:`abort` removes the temporaries."""
+
+    def __init__(self, request: BigRequest, path: str | os.PathLike, chunk: int = DEFAULT_CHUNK) -> None:
+        self.path = check_output(path)
+        self.request = request
+        tag = uuid.uuid4().hex[:12]
+        self._tmp = self.path.with_name(f".{self.path.name}.{tag}.chunks.tif")
+        self._cog = self.path.with_name(f".{self.path.name}.{tag}.cog.tif")
+        grid = request.grid
+        block = 512 if chunk % 512 == 0 else 256
+        profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(request.names),
+                   "dtype": request.dtype, "transform": grid.transform, "tiled": True, "blockxsize": block,
+                   "blockysize": block, "compress": "ZSTD", "zstd_level": 1, "bigtiff": "IF_SAFER"}
+        if grid.crs is not None:
+            profile["crs"] = grid.crs
+        with rasterio.Env(GDAL_TIF_INTERNAL_MASK=True):
+            self._dst = rasterio.open(self._tmp, "w", **profile)
+        for i, name in enumerate(request.names, start=1):
+            self._dst.set_band_description(i, name)
+        self._unmasked: list[Window] = []  # windows written before the first masked pixel
+        self._masked = False
+
+    def write(self, window: Window | tuple, values: np.ndarray, valid: np.ndarray | None) -> None:
+        """Write one chunk (from :func:`render_chunk`) at its window."""
+        window = Window(*_window_tuple(window))
+        self._dst.write(values, window=window)
+        if valid is None and not self._masked:
+            self._unmasked.append(window)
+            return
+        if not self._masked:  # the first masked chunk: the mask band appears; mark earlier chunks valid
+            self._masked = True
+            for w in self._unmasked:
+                self._write_mask(w, None)
+            self._unmasked = []
+        self._write_mask(window, valid)
+
+    def _write_mask(self, window: Window, valid: np.ndarray | None) -> None:
+        mask = np.full((int(window.height), int(window.width)), 255, np.uint8) if valid is None else valid
+        with rasterio.Env(GDAL_TIF_INTERNAL_MASK=True):
+            self._dst.write_mask(mask, window=window)
+
+    def finish(self) -> Path:
+        """Close the chunks' file, copy it as a COG with overviews and rename that to the output path."""
+        self._dst.close()
+        try:
+            rasterio.shutil.copy(self._tmp, self._cog, driver="COG", compress="DEFLATE", blocksize=512,
+                                 overview_resampling=self.request.overview_resampling, num_threads="ALL_CPUS",
+                                 bigtiff="IF_SAFER")
+            os.replace(self._cog, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._cleanup()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop: remove the temporary files (nothing is left under the output name)."""
+        if not self._dst.closed:
+            self._dst.close()
+        self._cleanup()
+        self._cog.unlink(missing_ok=True)
+
+    def _cleanup(self) -> None:
+        self._tmp.unlink(missing_ok=True)
+        Path(f"{self._tmp}.aux.xml").unlink(missing_ok=True)
+
+
+def export_chunks(request: BigRequest, path: str | os.PathLike, chunk: int = DEFAULT_CHUNK,
+                  on_chunk: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> Path | None:
+    """The export in this process, one chunk after another (no Dask): the COG's path, or ``None``
+    when ``cancelled()`` turned true (then no file is left). ``on_chunk(done, total)`` reports progress."""
+    windows = plan_chunks(request.grid, chunk)
+    writer = CogWriter(request, path, chunk)
+    doc = request.to_dict()
+    try:
+        for i, window in enumerate(windows, start=1):
+            if cancelled is not None and cancelled():
+                writer.abort()
+                return None
+            writer.write(window, *render_chunk(doc, window))
+            if on_chunk is not None:
+                on_chunk(i, len(windows))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
