@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--oauth-secret", default=None)
     s.add_argument("--oauth-redirect-uri", default=None)
     s.add_argument("--oauth-encryption-key", default=None)
+    s.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler that runs big file exports, e.g. tcp://host:8786 "
+                        "(default: $VIEWER_DASK_SCHEDULER, else a local cluster started on the first big export)")
     s.add_argument("--show", action="store_true", help="open a browser tab")
     c = sub.add_parser("catalog", help="print the images of the catalog")
     c.add_argument("--catalog", default=None, help="catalog JSON (default: $VIEWER_CATALOG or the bundled one)")
@@ -214,6 +217,16 @@ def _load_catalog(path: str | None) -> None:
         get_catalog()
 
 
+def _use_scheduler(address: str) -> None:
+    """``--dask-scheduler``: connect now, so an unreachable scheduler stops the start; sessions and
+    worker processes read it from the environment."""
+    os.environ["VIEWER_DASK_SCHEDULER"] = address
+    # Dask loads here, only with the flag (about three seconds of imports); no cycle
+    from .jobs.big_export import connect
+
+    connect(address)
+
+
 def _url(address: str, port: int) -> str:
     host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{port}/"
@@ -245,6 +258,8 @@ def serve(args: argparse.Namespace) -> None:
     settings()  # a bad environment variable stops the start, with its name and what is allowed
     configure_gdal()
     _load_catalog(args.catalog)
+    if args.dask_scheduler is not None:
+        _use_scheduler(args.dask_scheduler)
     kwargs = _login_options(args)
     # Panel, Bokeh and the UI load here, not at the top: ``viewer catalog``, ``--help`` and the
     # start-up checks above do not need them (about a second and a half of imports); no cycle.

@@ -71,6 +71,9 @@ VARIABLES: tuple[Variable, ...] = (
              "address of the background tile server of notebooks and scripts"),
     Variable("VIEWER_TILE_PORT", "tile_port", "0 (any free port)", "an integer 0..65535",
              "port of the background tile server (e.g. one jupyter-server-proxy forwards)"),
+    Variable("VIEWER_DASK_SCHEDULER", "dask_scheduler", "unset (a local Dask cluster)",
+             "a Dask scheduler address such as tcp://host:8786",
+             "scheduler that runs big file exports (``viewer serve --dask-scheduler`` sets it)"),
     Variable("GDAL_HTTP_TIMEOUT", "http_timeout", "10", "a positive number of seconds",
              "timeout of remote reads (GDAL's own variable; also the HEAD request for a remote file's identity)"),
     Variable("PANEL_COOKIE_SECRET", "cookie_secret", "unset", "any text",
@@ -97,6 +100,7 @@ class Settings:
     tile_url: str | None
     tile_host: str
     tile_port: int
+    dask_scheduler: str | None
     http_timeout: float
     cookie_secret: str | None
 
@@ -149,6 +153,7 @@ def _parse(env: tuple[str | None, ...]) -> Settings:
         tile_url=e["VIEWER_TILE_URL"],
         tile_host=_text(e["VIEWER_TILE_HOST"]) or "127.0.0.1",
         tile_port=int(_number("VIEWER_TILE_PORT", e["VIEWER_TILE_PORT"], 0, lambda v: 0 <= v <= 65535 and v == int(v))),
+        dask_scheduler=_text(e["VIEWER_DASK_SCHEDULER"]),
         http_timeout=_positive("GDAL_HTTP_TIMEOUT", e["GDAL_HTTP_TIMEOUT"], 10.0),
         cookie_secret=_text(e["PANEL_COOKIE_SECRET"]),
     )
