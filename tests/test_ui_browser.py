@@ -132,7 +132,7 @@ def test_hidden_layers_ask_for_no_tiles_and_the_map_comes_before_the_panels(app,
     assert first_screen <= answered, "the legend came before the map's first tiles arrived"
     app.class_button("vegetation").wait_for(timeout=20000)
     app.settle()
-    hidden = [name for name in ("Cloud-masked composite", PREDICTION)]
+    hidden = ["Cloud-masked composite", PREDICTION, "Landsat 8 collection (time slider)"]
     shown = [name for name in demo_tokens if name not in hidden]
     tokens_asked = {TILE.search(u).group(1) for u in requested}
     assert {demo_tokens[n] for n in shown} <= tokens_asked
