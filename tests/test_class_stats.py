@@ -1,5 +1,4 @@
 """Class counts, areas, prediction-vs-truth comparison, and downsampling that never invents ids."""
-import time
 
 import numpy as np
 import pytest
@@ -308,18 +307,14 @@ def test_class_stats_errors():
     assert by_id(class_counts(ints, PIXELS), "name") == {0: "class_0", 1: "class_1", 2: "class_2"}
 
 
-def test_class_counts_full_hd_view_is_fast():
+def test_class_counts_of_a_full_hd_view_with_a_cold_area_cache():
+    """A 1920x1080 view counted again after the pixel-area cache was cleared (timing: benchmarks)."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 12, size=(1080, 1920), dtype=np.uint8)
     grid = Grid(parse_crs("EPSG:3857"), Affine(20, 0, -9730000, 0, -20, 3600000), 1920, 1080)
     img = class_image(ids, crs=grid.crs, transform=grid.transform, classes=Classes.from_labels({0: "x"}))
     class_counts(img, grid)
-    times = []
-    for _ in range(5):
-        pixel_area.cache_clear()
-        t0 = time.perf_counter()
-        rows = class_counts(img, grid)
-        times.append(time.perf_counter() - t0)
+    pixel_area.cache_clear()
+    rows = class_counts(img, grid)
     assert sum(r["count"] for r in rows) == ids.size
     assert by_id(rows, "count")[3] == int((ids == 3).sum())
-    assert sorted(times)[2] < 0.1  # measured ~15-20 ms; generous for loaded CI machines

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from affine import Affine
+from pyproj import CRS, Transformer
 
+from .cache import memoized
 from .classes import MAX_CLASS_ID, Classes
 from .errors import InvalidArgument
 from .evaluate import evaluate
@@ -55,10 +56,8 @@ _FLAT = 1e-3  # relative variation below which a pixel area is treated as consta
 
 
 # pixel areas -------------------------------------------------------------------------------
-@lru_cache(maxsize=32)
+@memoized("geodesy of a CRS", 32)
 def _geodesy(wkt: str):
-    from pyproj import CRS, Transformer
-
     crs = CRS.from_wkt(wkt)
     geod = crs.geodetic_crs
     if geod is None:
@@ -95,7 +94,7 @@ def _areas_at(grid: Grid, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.abs(dlon_c * dlat_r - dlon_r * dlat_c) * m * n * np.cos(lat)
 
 
-@lru_cache(maxsize=256)
+@memoized("pixel areas", 256)
 def pixel_area(grid: Grid) -> float | np.ndarray | None:
     """Ground area in m2 of each pixel of ``grid``: a float when constant to 0.1%, else an
     array broadcastable to (H, W) (``(H, 1)`` when it only varies by row). ``None`` for
