@@ -28,9 +28,11 @@ from ..core.errors import InvalidArgument, LimitExceeded
 from ..core.export import export
 from ..core.layers import check_token, describe, resolve, resolve_cached
 from ..core.tiles import check_format, check_tile, media_type, render_tile
+from .activity import tile_activity
 from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
 
-__all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "export_executor", "CACHE_CONTROL",
+__all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "export_executor", "lookup_executor",
+           "CACHE_CONTROL",
            "RENDER_VERSION", "MAX_BODY_BYTES", "parse_tile_path", "tile_cache"]
 
 log = logging.getLogger("viewer.server")
@@ -60,6 +62,12 @@ def export_executor() -> ThreadPoolExecutor:
     """A separate, small pool for ``/pixels`` exports (``$VIEWER_EXPORT_THREADS``, default 2), so that
     large or slow exports never take the threads the map's tiles need."""
     return _pool("export", settings().export_threads)
+
+
+def lookup_executor() -> ThreadPoolExecutor:
+    """Two threads for spec-store lookups of tokens not in memory and layer descriptions: an
+    unknown token's 404 and a ``/layers`` answer never wait behind the tiles being rendered."""
+    return _pool("lookup", 2)
 
 
 def _job(fn: Callable, args: tuple) -> Any:
@@ -183,8 +191,16 @@ class TileHandler(_Base):
     """
 
     async def get(self, path: str | None = None) -> None:
+        tile_activity.begin()  # background work of this process (view statistics) waits for the tiles
+        try:
+            await self._tile(path)
+        finally:
+            tile_activity.end()
+
+    async def _tile(self, path: str | None) -> None:
         token, z, x, y, ext = parse_tile_path(path or "")
-        spec = resolve_cached(token) or await self.run(resolve, token)  # conditionals skip the pool
+        # conditionals skip the render pool; a token not in memory is looked up apart from the renders
+        spec = resolve_cached(token) or await self.run(resolve, token, executor=lookup_executor())
         self.set_header("ETag", _etag(token, z, x, y, ext))
         self.cache_headers()
         if self.check_etag_header():
@@ -215,7 +231,7 @@ class LayerHandler(_Base):
             shown = ("/layers/" + (token or ""))[:80]
             raise NotFound(f"layer path {shown!r} is not /layers/<token>", value=shown, allowed="/layers/<token>")
         check_token(token)
-        doc = await self.run(lambda: describe(resolve(token)))
+        doc = await self.run(lambda: describe(resolve(token)), executor=lookup_executor())
         self.set_header("Content-Type", "application/json")
         self.cache_headers()
         self.finish(json.dumps(doc))

@@ -19,6 +19,7 @@ from panel.io.state import set_curdoc, state as panel_state
 
 from viewer.core.catalog import get_catalog, set_catalog
 from viewer.core.config import settings
+from viewer.server.memory import release_memory_soon
 from viewer.ui.demo import demo_map
 from viewer.ui.map import Map
 from viewer.ui.mapview import CSS, MapView, layer_errors_html, tile_base_url
@@ -57,10 +58,12 @@ def _forget_views_when_closed(doc) -> None:
     Panel 1.9 removes a closed session's page from ``pn.state._views`` but not its notification
     area (a root of the document too), which keeps the destroyed document and the area's models
     alive for the life of the process: a leak of every session (found with ``gc.get_referrers``
-    after closing pages; ``benchmarks/bench_page.py --sessions`` shows the memory)."""
+    after closing pages; ``benchmarks/bench_page.py --sessions`` shows the memory). Then the
+    freed memory is handed back to the system (:func:`~viewer.server.memory.release_memory_soon`)."""
     ref = weakref.ref(doc)
 
     def forget(session_context) -> None:
+        release_memory_soon()  # in 2 s: the freed pages back to the system, once sessions stop closing
         views = getattr(panel_state, "_views", None)
         closed = ref()
         if closed is None or not isinstance(views, dict):

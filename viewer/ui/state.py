@@ -37,7 +37,7 @@ from ..core.tiles import pixel_max_zoom
 from ..core.visualize import check_opacity
 from .basemaps import BASEMAPS, OFFLINE, lonlat_to_mercator, mercator_to_lonlat
 from .specs import class_spec, default_vis, image_spec, mask_spec, stretch_for_view
-from .viewport import EXECUTOR, MERCATOR, WORLD_RES, spawn, view_grid, zoom_for
+from .viewport import EXECUTOR, MERCATOR, STATS_EXECUTOR, WORLD_RES, after_tiles, spawn, view_grid, zoom_for
 
 __all__ = ["Channel", "LayerState", "MapState", "LayerWatch", "STRETCHES", "MODES", "CUSTOM_PALETTE",
            "make_layer", "layer_uid", "palette_name",
@@ -678,13 +678,19 @@ class MapState(param.Parameterized):
             spawn(functools.partial(self._debounced, self._generation))
 
     async def _debounced(self, gen: int) -> None:
+        """After ``debounce`` s without a view change, and once the view's tiles have been served
+        (:func:`after_tiles`, bounded), compute the figures on :data:`STATS_EXECUTOR` (one
+        thread for all sessions, so they never take more than one core from the tiles)."""
         await asyncio.sleep(self.debounce)
+        if gen != self._generation:
+            return
+        await after_tiles()
         if gen != self._generation:
             return
         self.stats_loading = True
         try:
             grid = self.current_grid()
-            result = await asyncio.get_running_loop().run_in_executor(EXECUTOR, self.compute_stats, grid)
+            result = await asyncio.get_running_loop().run_in_executor(STATS_EXECUTOR, self.compute_stats, grid)
             if gen == self._generation:
                 self.apply_stats(result)
                 self.stats_error = ""

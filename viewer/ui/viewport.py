@@ -11,11 +11,20 @@ from affine import Affine
 from ..core.errors import InvalidArgument
 from ..core.grid import HALF_WORLD, Grid, parse_crs
 from ..core.image import Image
+from ..server.activity import tile_activity
 
-__all__ = ["EXECUTOR", "MERCATOR", "WORLD_RES", "MAX_VIEW_SIDE", "spawn", "zoom_for", "view_grid", "count_grid"]
+__all__ = ["EXECUTOR", "STATS_EXECUTOR", "MERCATOR", "WORLD_RES", "MAX_VIEW_SIDE", "spawn", "after_tiles", "zoom_for",
+           "view_grid", "count_grid"]
 
-#: Thread pool for view statistics, inspector reads and exports (off the event loop).
+#: Thread pool for inspector reads, region figures, charts and exports (off the event loop).
 EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="viewer-ui")
+#: One thread for the view statistics of every session (class counts, live stretches): they wait
+#: for the view's tiles (:func:`after_tiles`) and then take at most one core from the tiles.
+STATS_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viewer-stats")
+#: Tile quiet period (s) before background work starts, and the longest wait for it (a busy
+#: server with many users never goes quiet).
+TILES_QUIET_S = 0.15
+TILES_WAIT_CAP_S = 1.5
 
 MERCATOR = parse_crs("EPSG:3857")
 WORLD_RES = 2 * HALF_WORLD / 256  # metres per screen pixel at zoom 0
@@ -35,6 +44,13 @@ def spawn(coro_fn) -> bool:
     else:
         asyncio.get_running_loop().create_task(coro_fn())
     return True
+
+
+async def after_tiles(quiet: float = TILES_QUIET_S, cap: float = TILES_WAIT_CAP_S) -> float:
+    """Wait until this process has served the tiles being asked for (no tile request in flight and
+    none for ``quiet`` s), at most ``cap`` s; returns the seconds waited. Work started after a
+    pan or zoom calls it first, so that it does not compete with the new view's tiles."""
+    return await tile_activity.wait_quiet(quiet, cap)
 
 
 def zoom_for(x0: float, x1: float, width_px: int) -> float:
