@@ -111,6 +111,7 @@ def test_notebook_map_draws_offline(chromium, tmp_path, monkeypatch):
             page.screenshot(path=str(tmp_path / "notebook.png"))
             box = page.locator("canvas").first.bounding_box()
             shot = np.asarray(PILImage.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB"))
+            bar = page.locator(".viewer-colorbar").first.bounding_box()  # the legend's styles reached it
         finally:
             page.close()
     assert outside == [], f"requests left this machine: {outside[:5]}"
@@ -119,6 +120,7 @@ def test_notebook_map_draws_offline(chromium, tmp_path, monkeypatch):
     pixels = {tuple(int(v) for v in c): n for c, n in zip(*np.unique(shot.reshape(-1, 3), axis=0, return_counts=True))}
     for colour in _expected_colours():
         assert pixels.get(colour, 0) > 2000, (colour, sorted(pixels.items(), key=lambda kv: -kv[1])[:6])
+    assert bar is not None and bar["height"] >= 10 and bar["width"] > 200, bar
 
 
 def test_tile_server_options(monkeypatch):

@@ -321,12 +321,15 @@ class MapView(pn.viewable.Viewer):
         sidebar.objects = self._left_cards()
 
     def layout(self) -> pn.Row:
-        """Map and tabbed side panel in one row (notebooks)."""
+        """Map and a side column of folding sections in one row (notebooks): layers and legend open,
+        the rest folded (an accordion rather than tabs: eight tab titles do not fit its width)."""
+        if CSS not in pn.config.raw_css:  # the legends' styles (the served page sets them in build_app)
+            pn.config.raw_css = [*pn.config.raw_css, CSS]
         legend = pn.Column(self.legends, self.map.user_legend_panel(), sizing_mode="stretch_width")
-        tabs = pn.Tabs(("Layers", self.layer_panel), ("Legend", legend), ("Inspector", self.inspector),
-                       ("Compare", self.compare), ("Export", self.export), ("Add layer", self.add_layer),
-                       *[(t.title, pn.Column(*t.build(), sizing_mode="stretch_width")) for t in self.tools],
-                       dynamic=False, sizing_mode="stretch_width")
+        tabs = pn.Accordion(("Layers", self.layer_panel), ("Legend", legend), ("Inspector", self.inspector),
+                            ("Compare", self.compare), ("Export", self.export), ("Add layer", self.add_layer),
+                            *[(t.title, pn.Column(*t.build(), sizing_mode="stretch_width")) for t in self.tools],
+                            active=[0, 1], sizing_mode="stretch_width")
         h = self.map.height
         self.pane.param.update(sizing_mode="stretch_width", height=h, min_height=None)
         return pn.Row(pn.Column(self.status, self.notice_pane, self.pane, sizing_mode="stretch_width"),
