@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..core.chunked import DEFAULT_CHUNK, BigRequest, CogWriter, plan_chunks, prepare_big, render_chunk
 from ..core.config import settings
-from ..core.errors import InvalidArgument, ViewerError
+from ..core.errors import InvalidArgument, LimitExceeded, ViewerError
 
 __all__ = ["BigExport", "ExportCancelled", "SchedulerUnavailable", "start_export", "connect", "local_client",
            "computePixelsToFile"]
@@ -180,8 +180,8 @@ class BigExport:
         doc = self.request.to_dict()
         todo = iter(enumerate(self._windows))
         windows = {f"viewer-chunk-{self.id}-{i}": w for i, w in enumerate(self._windows)}
-        futures = as_completed()
         try:
+            futures = as_completed(loop=self.client.loop)
             for _ in range(self._in_flight):
                 self._submit(todo, doc, futures)
             for future in futures:
@@ -211,10 +211,18 @@ class BigExport:
 
 
 def start_export(params: dict, path: str | os.PathLike, *, client: Client | None = None,
-                 scheduler: str | None = None, chunk: int = DEFAULT_CHUNK) -> BigExport:
+                 scheduler: str | None = None, chunk: int = DEFAULT_CHUNK,
+                 max_bytes: int | None = None) -> BigExport:
     """Start a big export of a ``computePixels``-style request to a COG at ``path`` (see
-    :func:`viewer.core.chunked.prepare_big`); returns at once with the running :class:`BigExport`."""
+    :func:`viewer.core.chunked.prepare_big`); returns at once with the running :class:`BigExport`.
+    ``max_bytes`` caps the uncompressed size (the app's downloads)."""
     request = prepare_big(params)
+    if max_bytes is not None and request.nbytes > max_bytes:
+        grid = request.grid
+        raise LimitExceeded(f"export of {grid.width}x{grid.height} pixels x {len(request.names)} bands = "
+                            f"{request.nbytes / 2**20:.0f} MiB uncompressed; the limit here is "
+                            f"{max_bytes / 2**20:.0f} MiB (larger exports: viewer.data.computePixelsToFile)",
+                            value=request.nbytes, allowed=max_bytes)
     plan_chunks(request.grid, chunk)  # checks the chunk size before anything is written
     client = client if client is not None else connect(scheduler)
     writer = CogWriter(request, path, chunk)

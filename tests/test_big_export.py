@@ -1,0 +1,209 @@
+"""Big exports: chunked on Dask, written as a COG, identical to computePixels in one piece."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+import rasterio
+from distributed import Client, LocalCluster
+from rasterio.io import MemoryFile
+
+from viewer import Image, data
+from viewer.core.chunked import export_chunks, plan_chunks, prepare_big, render_chunk
+from viewer.core.errors import InvalidArgument, LimitExceeded
+from viewer.jobs import big_export
+from viewer.jobs.big_export import ExportCancelled, SchedulerUnavailable, connect, start_export
+
+LANDSAT = "LANDSAT/LC08/SAMPLE"
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded workers in this process (a few seconds less than worker processes)."""
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    c = Client(cluster, set_as_default=False)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def lattice_grid(width: int = 3000, height: int = 2500, res: float = 6.0) -> dict:
+    """A grid in the scene's UTM zone on a whole-metre lattice, reaching past the scene's edge
+    (so the mask has invalid pixels), upsampling the 30 m bands 5x."""
+    t = Image(LANDSAT).bands[0].grid.transform
+    return {"dimensions": {"width": width, "height": height}, "crsCode": "EPSG:32616",
+            "affineTransform": {"scaleX": res, "shearX": 0.0, "translateX": t.c + 1002.0,
+                                "shearY": 0.0, "scaleY": -res, "translateY": t.f - 498.0}}
+
+
+def one_piece(image: Image, grid: dict) -> tuple[np.ndarray, np.ndarray, rasterio.Affine, str]:
+    tif = data.computePixels({"expression": image, "grid": grid, "fileFormat": "GEO_TIFF"})
+    with MemoryFile(tif) as mem, mem.open() as ds:
+        return ds.read(), ds.read_masks(1), ds.transform, ds.crs.to_string()
+
+
+CASES = {
+    "nearest": lambda: Image(LANDSAT).select(["B4"]),
+    "bilinear": lambda: Image(LANDSAT).select(["B4", "B3"]).resample("bilinear"),
+    "normalizedDifference": lambda: Image(LANDSAT).resample("bilinear").normalizedDifference(["B5", "B4"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_chunks_on_dask_equal_computePixels_in_one_piece(case, client, tmp_path):
+    image, grid = CASES[case](), lattice_grid()
+    values, mask, transform, crs = one_piece(image, grid)
+    job = start_export({"expression": image, "grid": grid}, tmp_path / "out.tif", client=client, chunk=512)
+    path = job.result(timeout=120)
+    assert job.progress == (30, 30) and job.status == "finished"  # ceil(3000/512) x ceil(2500/512)
+    with rasterio.open(path) as ds:
+        got, got_mask = ds.read(), ds.read_masks(1)
+        assert ds.transform == transform and ds.crs.to_string() == crs
+        assert [ds.descriptions[i] for i in range(ds.count)] == list(image.bandNames())
+    assert got.dtype == values.dtype and got.tobytes() == values.tobytes()
+    assert np.array_equal(got_mask, mask)
+    assert 0 < (mask == 0).sum() < mask.size / 10  # some pixels lie beyond the scene, most inside
+    assert np.unique(got).size > 100  # real data, not a constant
+
+
+def test_one_process_chunks_equal_dask_chunks(client, tmp_path):
+    image, grid = CASES["normalizedDifference"](), lattice_grid(1600, 1200)
+    a = export_chunks(prepare_big({"expression": image, "grid": grid}), tmp_path / "a.tif", 512)
+    b = start_export({"expression": image, "grid": grid}, tmp_path / "b.tif", client=client, chunk=1024).result(60)
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert x.read().tobytes() == y.read().tobytes()
+        assert np.array_equal(x.read_masks(1), y.read_masks(1))
+
+
+def test_the_file_is_a_cog_with_overviews(client, tmp_path):
+    grid = lattice_grid(3100, 1700)  # past the scene's east edge: a mask
+    path = data.computePixelsToFile({"expression": CASES["bilinear"](), "grid": grid}, tmp_path / "cog.tif",
+                                    chunk=512, client=client, progress=False)
+    with rasterio.open(path) as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert ds.overviews(1) == [2, 4, 8] and ds.block_shapes[0] == (512, 512)
+        assert ds.crs.to_epsg() == 32616 and ds.transform == prepare_big({"expression": CASES["bilinear"](),
+                                                                          "grid": grid}).grid.transform
+        assert ds.transform.a == 6.0 and ds.transform.e == -6.0 and (ds.width, ds.height) == (3100, 1700)
+        assert ds.mask_flag_enums[0] == [rasterio.enums.MaskFlags.per_dataset]
+        assert (ds.read_masks(1)[:, -20:] == 0).all() and (ds.read_masks(1)[:, :2000] == 255).mean() > 0.9
+        overview = ds.read(1, out_shape=(ds.height // 8, ds.width // 8))
+        assert overview.max() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif"]  # no temporaries left
+
+
+def test_beyond_the_interactive_limit(client, tmp_path):
+    # 4100 x 3100 float32 x 2 bands = 97 MiB: computePixels refuses it, the file export writes it
+    image = Image(LANDSAT).select(["B5", "B4"]).toFloat()
+    grid = lattice_grid(4100, 3100, 4.0)
+    with pytest.raises(LimitExceeded):
+        data.computePixels({"expression": image, "grid": grid, "fileFormat": "GEO_TIFF"})
+    path = start_export({"expression": image, "grid": grid}, tmp_path / "big.tif", client=client,
+                        chunk=1024).result(120)
+    # any window equals computePixels of that window's grid (here the chunk at column 2048, row 1024)
+    g = prepare_big({"expression": image, "grid": grid}).grid.window(2048, 1024, 700, 600)
+    values, mask, _, _ = one_piece(image, g.to_dict())
+    with rasterio.open(path) as ds:
+        window = rasterio.windows.Window(2048, 1024, 700, 600)
+        assert ds.read(window=window).tobytes() == values.tobytes()
+        assert np.array_equal(ds.read_masks(1, window=window), mask)
+
+
+def test_progress_reaches_total_and_cancel_leaves_no_file(client, tmp_path):
+    image = CASES["normalizedDifference"]()
+    job = start_export({"expression": image, "grid": lattice_grid(6000, 5000, 3.0)}, tmp_path / "x.tif",
+                       client=client, chunk=256)
+    assert job.progress[1] == 24 * 20
+    deadline = time.time() + 60
+    while job.progress[0] < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    with pytest.raises(ExportCancelled, match="x.tif"):
+        job.result(timeout=60)
+    assert job.status == "cancelled" and 2 <= job.progress[0] < job.progress[1]
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
+
+
+def test_plan_and_render_chunk():
+    request = prepare_big({"expression": CASES["nearest"](), "grid": lattice_grid(1100, 600)})
+    windows = plan_chunks(request.grid, 512)
+    assert [(w.col_off, w.row_off, w.width, w.height) for w in windows] == [
+        (0, 0, 512, 512), (512, 0, 512, 512), (1024, 0, 76, 512),
+        (0, 512, 512, 88), (512, 512, 512, 88), (1024, 512, 76, 88)]
+    values, valid = render_chunk(request.to_dict(), windows[2])
+    assert values.shape == (1, 512, 76) and values.dtype == np.uint16
+    assert valid is None or valid.shape == (512, 76)
+    with pytest.raises(InvalidArgument, match="chunk 500"):
+        plan_chunks(request.grid, 500)
+
+
+@pytest.mark.parametrize("path, words", [
+    ("nowhere/deeper/out.tif", "does not exist"),
+    ("out.png", "must end in .tif"),
+    (".", "is a folder"),
+])
+def test_bad_output_path_names_it(path, words, client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if path == ".":
+        (tmp_path / "folder.tif").mkdir()
+        path = "folder.tif"
+    with pytest.raises(InvalidArgument, match=words) as info:
+        start_export({"expression": CASES["nearest"](), "grid": lattice_grid()}, path, client=client)
+    assert path.split("/")[-1] in str(info.value)
+
+
+def test_bad_format_and_keys_name_them(client, tmp_path):
+    params = {"expression": CASES["nearest"](), "grid": lattice_grid()}
+    with pytest.raises(InvalidArgument, match="fileFormat 'PNG'.*allowed: 'GEO_TIFF'"):
+        start_export({**params, "fileFormat": "PNG"}, tmp_path / "a.tif", client=client)
+    with pytest.raises(InvalidArgument, match="visualizationOptions"):
+        start_export({**params, "visualizationOptions": {}}, tmp_path / "a.tif", client=client)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_scheduler_address_names_it(monkeypatch):
+    monkeypatch.setattr(big_export, "CONNECT_TIMEOUT", 1.0)
+    with pytest.raises(SchedulerUnavailable, match="tcp://127.0.0.1:9"):
+        connect("tcp://127.0.0.1:9")
+    with pytest.raises(SchedulerUnavailable, match="'  '"):
+        connect("  ")
+    monkeypatch.setenv("VIEWER_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    with pytest.raises(SchedulerUnavailable, match="cannot be reached"):
+        connect()
+
+
+def test_cli_dask_scheduler_flag_stops_the_start(monkeypatch, capsys):
+    from viewer.cli import main
+
+    monkeypatch.setattr(big_export, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.delenv("VIEWER_DASK_SCHEDULER", raising=False)
+    assert main(["serve", "--port", "0", "--dask-scheduler", "tcp://127.0.0.1:9"]) == 1
+    assert "Dask scheduler 'tcp://127.0.0.1:9' cannot be reached" in capsys.readouterr().err
+    monkeypatch.delenv("VIEWER_DASK_SCHEDULER", raising=False)
+
+
+def test_export_card_progress_reaches_100_and_offers_the_file(client, tmp_path, monkeypatch):
+    import viewer
+    from viewer.ui.export import ExportPanel
+
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    m = viewer.Map()
+    m.add_layer(Image(LANDSAT), {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 13000}, "tc")
+    m.state.selected = "tc"
+    panel = ExportPanel(m.state, client=client)
+    panel.big_scale.value = 15.0  # half the native 30 m
+    panel.start_big()
+    deadline = time.time() + 60
+    while panel.big_download.visible is False and time.time() < deadline:
+        time.sleep(0.1)
+        panel.poll_big()
+    assert panel.big_progress.value == 100 and panel.big_download.visible
+    assert "done" in panel.big_status.object and not panel.big_cancel.visible
+    path = panel.big_download.file
+    assert path.startswith(str(tmp_path / "exports")) and path.endswith(".tif")
+    with rasterio.open(path) as ds:
+        assert ds.transform.a == 15.0 and ds.crs.to_epsg() == 32616 and ds.count == 3
+        assert list(ds.descriptions) == ["B4", "B3", "B2"] and ds.read(1).max() > 6000
+    assert panel.big_download.filename in panel.big_download.label
