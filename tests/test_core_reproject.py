@@ -311,3 +311,103 @@ def test_written_pixels_across_the_antimeridian_and_over_the_pole(tmp_path):
         if name == "global":  # the north pole on a polar stereographic grid: GDAL samples a grid of points
             north = Grid(CRS.from_epsg(3413), Affine(20000, 0, -3000000, 0, -20000, 3000000), 300, 300)
             assert approx.warp_chunks(transform, CRS.from_string(crs), w, h, north, 0, 8, 40) is None
+
+
+def _scene_typed(tmp_path, dtype: str, bands: int = 2, nodata=None, size: int = 600) -> str:
+    """A UTM scene of ``dtype`` without zeros (and, with ``nodata``, a block of nodata pixels)."""
+    rng = np.random.default_rng(11)
+    data = rng.integers(1, 250, (bands, size, size)).astype(dtype)
+    if dtype.startswith("float"):
+        data += rng.random((bands, size, size)).astype(dtype)
+    if nodata is not None:
+        data[:, 40:140, 60:200] = nodata
+    path = tmp_path / f"typed_{dtype}_{bands}_{nodata}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype=dtype, nodata=nodata,
+                       crs="EPSG:32616", transform=Affine(30, 0, 400000, 0, -30, 3420000), tiled=True,
+                       blockxsize=256, blockysize=256) as dst:
+        dst.write(data)
+    return str(path)
+
+
+def _bare_typed(path: str, grid: Grid, method: Resampling, count: int) -> np.ndarray:
+    with rasterio.open(path) as src:
+        out = np.zeros((count, grid.height, grid.width), src.dtypes[0])
+        reproject(rasterio.band(src, list(range(1, count + 1))), out, dst_transform=grid.transform, dst_crs=grid.crs,
+                  resampling=method, num_threads=1, init_dest_nodata=False)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+@pytest.mark.parametrize("method", ["nearest", "bilinear", "bicubic"])
+def test_native_grid_shifted_partly_off_the_source_is_read_without_a_warp(tmp_path, monkeypatch, dtype, method):
+    """The source's own grid shifted by whole pixels and partly (or wholly) off it: the overlap is read as
+    is, no GDAL warp; values equal a bare reproject's, and the (lazy) mask is 1 exactly where it wrote."""
+    from viewer.core import read
+
+    path = _scene_typed(tmp_path, dtype)
+    with rasterio.open(path) as src:
+        native = Grid(src.crs, src.transform, src.width, src.height)
+    warps = []
+    real = read.reproject
+    monkeypatch.setattr(read, "reproject", lambda *a, **k: warps.append(1) or real(*a, **k))
+    img = viewer.Image.open(path)
+    if method != "nearest":
+        img = img.resample(method)
+    for col, row, w, h in ((-250, -180, 700, 500), (200, 300, 500, 400), (-100, 100, 800, 300),
+                           (650, 0, 400, 400)):
+        grid = native.window(col, row, w, h)
+        assert w * h > read.TILE_SAMPLER_PIXELS
+        ref = _bare_typed(path, grid, Resampling[method.replace("bicubic", "cubic")], 2)
+        raw = viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+        for i, name in enumerate(["b1", "b2"]):
+            np.testing.assert_array_equal(raw[name], ref[i], err_msg=f"{dtype} {method} {col},{row}")
+        raster = evaluate(img.node, grid)
+        np.testing.assert_array_equal(raster[0].mask_or_ones() > 0, ref[0] > 0)
+    assert not warps
+
+
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.bilinear])
+def test_mask_of_a_warp_without_alpha_is_built_only_when_asked_and_falls_back_to_gdal(tmp_path, monkeypatch,
+                                                                                      method):
+    """A raw output of a grid across the source's edge never reproduces GDAL's chunks (its values are 0
+    where nothing was written); the mask, asked for, comes from the chunks, or where they cannot be
+    reproduced from the alpha band of the same warp: both equal the pixels a bare warp wrote."""
+    from viewer.core import approx, read
+
+    path = _scene(tmp_path, bands=3)
+    grid = _grids(path, 1100)["corner"]
+    ref = _bare(path, grid, method, [1, 2, 3])
+    img = viewer.Image.open(path)
+    if method != Resampling.nearest:
+        img = img.resample(method.name)
+    calls = []
+    monkeypatch.setattr(read, "warp_chunks", lambda *a, **k: calls.append(1) or approx.warp_chunks(*a, **k))
+    raw = viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+    for i, name in enumerate(["b1", "b2", "b3"]):
+        np.testing.assert_array_equal(raw[name], ref[i])
+    assert not calls  # the raw output asked for no mask
+    raster = evaluate(img.node, grid)
+    np.testing.assert_array_equal(raster.mask() > 0, ref[0] > 0)
+    assert calls
+    monkeypatch.setattr(read, "warp_chunks", lambda *a, **k: None)  # a grid the emulation does not reproduce
+    raster = evaluate(img.node, grid)
+    np.testing.assert_array_equal(raster[1].values, ref[1])
+    np.testing.assert_array_equal(raster.mask() > 0, ref[0] > 0)
+
+
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.bilinear])
+def test_masked_source_across_its_corner_equals_bare_gdal(tmp_path, method):
+    """A source with nodata on a grid across its corner (and the native grid shifted off it): raw values
+    equal a bare reproject's (nodata and unwritten pixels 0), the mask is 0 exactly there."""
+    path = _scene_typed(tmp_path, "uint16", bands=2, nodata=0)
+    with rasterio.open(path) as src:
+        native = Grid(src.crs, src.transform, src.width, src.height)
+    img = viewer.Image.open(path)
+    if method != Resampling.nearest:
+        img = img.resample(method.name)
+    for grid in (_grids(path, 700)["corner"], _grids(path, 700)["rotated"], native.window(-300, -200, 700, 700)):
+        ref = _bare_typed(path, grid, method, 2)
+        raw = viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+        for i, name in enumerate(["b1", "b2"]):
+            np.testing.assert_array_equal(raw[name], ref[i])
+        np.testing.assert_array_equal(evaluate(img.node, grid).mask() > 0, ref[0] > 0)

@@ -38,7 +38,7 @@ from .cache import memoized
 from .grid import Grid, center_long, wrap_longitudes
 
 __all__ = ["APPROX_ERROR", "WARP_MEMORY_LIMIT", "Plan", "Chunk", "transformer_for", "source_pixels", "row_plan",
-           "warp_chunks", "valid_mask", "chunks_mask", "chunk_pixels"]
+           "warp_chunks", "likely_reproduced", "valid_mask", "chunks_mask", "chunk_pixels"]
 
 #: GDAL's default error threshold of the approximate transformer (source pixels).
 APPROX_ERROR = 0.125
@@ -389,6 +389,23 @@ def _pole_inside(src_crs, grid: Grid) -> bool:
         if -1 <= c <= grid.width + 1 and -1 <= r <= grid.height + 1:
             return True
     return False
+
+
+def likely_reproduced(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid,
+                      bounds: tuple[float, float, float, float]) -> bool:
+    """A cheap first test of :func:`warp_chunks`, from the grid's ``bounds`` in the source CRS (densified
+    edges, :meth:`Grid.bounds_in`): no pole on the grid, finite bounds within GDAL's limits around the
+    source. ``False`` where :func:`warp_chunks` (almost) certainly returns ``None``. Callers that defer
+    :func:`warp_chunks` until a mask is asked for (most outputs never ask) warp without an alpha band
+    when this holds, and take the mask from a warp with one in the rare cases it then fails."""
+    if not all(math.isfinite(v) for v in bounds) or _pole_inside(src_crs, grid):
+        return False
+    left, bottom, right, top = bounds
+    c0, cx, cy, r0, rx, ry = _inverse(src_transform)
+    cols = [c0 + x * cx + y * cy for x in (left, right) for y in (bottom, top)]
+    rows = [r0 + x * rx + y * ry for x in (left, right) for y in (bottom, top)]
+    return (min(cols) >= -1e6 and min(rows) >= -1e6 and max(cols) <= src_width + 1e6
+            and max(rows) <= src_height + 1e6)
 
 
 def warp_chunks(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid, radius: int,

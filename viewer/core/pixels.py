@@ -12,7 +12,7 @@ from .encode import FILE_FORMATS, encode_geotiff, encode_jpeg, encode_npy, encod
 from .errors import InvalidArgument, LimitExceeded
 from .evaluate import evaluate
 from .geometry import geojson_bounds, to_geojson
-from .grid import Grid, parse_crs
+from .grid import Grid, crs_token, parse_crs
 from .image import Image
 from .serialize import from_json
 from .visualize import rgba, rgba_planes
@@ -96,9 +96,14 @@ def resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Gr
 
 def check_reachable(grid: Grid, crss: Any) -> None:
     """Refuse a grid in a CRS that PROJ cannot transform to a source CRS (e.g. another planet's)."""
-    for src in {c for c in crss if c is not None}:
-        if grid.crs is None or src == grid.crs:
+    if grid.crs is None:
+        return
+    seen = {None, crs_token(grid.crs)}  # CRSs by WKT, each once (rasterio hashes and compares CRSs slowly)
+    for src in crss:
+        token = crs_token(src)
+        if token in seen:
             continue
+        seen.add(token)
         try:
             grid.bounds_in(src)
         except Exception as exc:  # noqa: BLE001 - rasterio/PROJ: no coordinate operation between the CRSs
@@ -301,8 +306,8 @@ def prepare(params: dict, *, compute: bool) -> tuple[Image, Grid, str]:
     if len(image.bands) == 0:
         raise InvalidArgument("the image has no bands", value=[])
     native = image.bands[0].grid
-    grid = resolve_grid(params.get("grid"), params.get("region"), native)
-    check_reachable(grid, [b.grid.crs for b in image.bands if b.grid is not None])
+    grid = _resolve_grid(params.get("grid"), params.get("region"), native)
+    check_reachable(grid, [b.grid.crs for b in image.bands if b.grid is not None])  # native's among them
     if "visualizationOptions" in params and params["visualizationOptions"] is not None:
         if len(image.bands) not in (1, 3):
             raise InvalidArgument(f"visualizationOptions need 1 or 3 bands, got {len(image.bands)} "

@@ -33,7 +33,7 @@ from rasterio.warp import reproject
 from affine import Affine
 
 from .access import REMOTE_PREFIXES, configure_gdal, gdal_path, is_remote, raster_drivers, remote_identity
-from .approx import chunks_mask, warp_chunks
+from .approx import chunks_mask, likely_reproduced, warp_chunks
 from .cache import named_cache
 from .catalog import get_catalog
 from .errors import InvalidArgument, ReadError, SourceChanged
@@ -180,20 +180,28 @@ def _pick_overview(ds, bidx: int, grid: Grid, src_crs) -> int | None:
     return level
 
 
-def _inside(ds, grid: Grid) -> bool:
-    """Is the whole grid within the source's pixel area (so nothing outside is sampled)?"""
-    src_crs = ds.crs if ds.crs else None
+def _bounds_in(grid: Grid, src_crs) -> tuple[float, float, float, float] | None:
+    """The grid's bounds in the source CRS (densified edges), ``None`` where PROJ cannot give them."""
     try:
-        left, bottom, right, top = grid.bounds_in(src_crs)
-    except Exception:
+        return grid.bounds_in(src_crs)
+    except Exception:  # noqa: BLE001 - rasterio/PROJ errors: outside the CRS's domain
+        return None
+
+
+def _inside(ds, bounds: tuple[float, float, float, float] | None) -> bool:
+    """Is the whole grid (its ``bounds`` in the source CRS) within the source's pixel area (so nothing
+    outside is sampled)?"""
+    if bounds is None:
         return False
+    left, bottom, right, top = bounds
     b = ds.bounds
     eps = 1e-9 * max(abs(b.right - b.left), 1.0)
     return left >= b.left - eps and right <= b.right + eps and bottom >= b.bottom - eps and top <= b.top + eps
 
 
-def _exact_window(ds, grid: Grid):
-    """If the grid is an integer window of the source's own grid, that window, else None."""
+def _grid_offset(ds, grid: Grid) -> tuple[int, int] | None:
+    """If the grid is the source's own grid shifted by whole pixels, that shift ``(col, row)`` (it may lie
+    partly or wholly off the source), else None."""
     meta = _meta(ds)
     t, s = grid.transform, meta.transform
     if not all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) for a, b in
@@ -204,10 +212,39 @@ def _exact_window(ds, grid: Grid):
     col, row = ~s @ (t.c, t.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
-    col, row = int(round(col)), int(round(row))
+    return int(round(col)), int(round(row))
+
+
+def _exact_window(ds, grid: Grid):
+    """If the grid is an integer window of the source's own grid, that window, else None."""
+    offset = _grid_offset(ds, grid)
+    if offset is None:
+        return None
+    col, row = offset
     if col < 0 or row < 0 or col + grid.width > ds.width or row + grid.height > ds.height:
         return None
     return rasterio.windows.Window(col, row, grid.width, grid.height)
+
+
+def _read_shifted(ds, bidxs: tuple[int, ...], grid: Grid, offset: tuple[int, int],
+                  work: np.dtype) -> list[tuple[np.ndarray, Written]]:
+    """Bands of an all-valid source on its own grid shifted by ``offset`` and partly off it: the overlap
+    read as is, zeros elsewhere (what a GDAL warp of such a grid writes, without the warp)."""
+    col, row = offset
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + grid.width, ds.width), min(row + grid.height, ds.height)
+    out = np.zeros((len(bidxs), grid.height, grid.width), work)
+    if c1 <= c0 or r1 <= r0:
+        return [(out[i], Written(np.zeros(grid.shape, np.float32))) for i in range(len(bidxs))]
+    rows, cols = slice(r0 - row, r1 - row), slice(c0 - col, c1 - col)
+    out[:, rows, cols] = ds.read(list(bidxs), window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0))
+
+    def written() -> np.ndarray:
+        mask = np.zeros(grid.shape, np.float32)
+        mask[rows, cols] = 1.0
+        return mask
+    mask = Written(compute=written)
+    return [(out[i], mask) for i in range(len(bidxs))]
 
 
 def _work_dtype(dtype: np.dtype) -> np.dtype:
@@ -296,35 +333,70 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         if exact is not None:
             return exact
     mask = None
-    need_alpha = not (all_valid and _inside(ds, grid))
+    bounds = _bounds_in(grid, src_crs) if all_valid else None
+    need_alpha = not (all_valid and _inside(ds, bounds))
     if need_alpha and all_valid and method in _RADIUS:
-        # which pixels the warp writes, without an alpha band: GDAL's chunks and edge rules reproduced,
-        # the mask itself built only when asked for (a raw output never needs it: the values are 0 there)
-        gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
-        geo = (src.transform, gdal_crs, src.width, src.height)
-        chunks = warp_chunks(*geo, grid, _RADIUS[method], bits, bits)
-        if chunks is not None:
+        offset = _grid_offset(src, grid)
+        if offset is not None:  # the source's own grid, partly off it: no warp
+            return _read_shifted(src, bidxs, grid, offset, work)
+        # which pixels the warp writes, without an alpha band: GDAL's chunks and edge rules reproduced
+        # (approx.warp_chunks), only when a mask is asked for (a raw output never asks: the values are 0 there)
+        geo = (src.transform, src.crs if src_crs is not None else PIXEL_CRS, src.width, src.height)
+        if bounds is not None and likely_reproduced(*geo, grid, bounds):
             need_alpha = False
-            mask = Written(compute=lambda: chunks_mask(chunks, *geo, grid))
-    dst = np.zeros((n + 1 if need_alpha else n, grid.height, grid.width), dtype=work)
+            mask = Written(compute=lambda: _written_mask(path, level, current, bidxs, geo, grid, method, work))
+    src_gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
+    if need_alpha:
+        return _warp_with_alpha(src, bidxs, src_gdal_crs, grid, method, work, _meta(ds).alpha)
+    dst = np.zeros((n, grid.height, grid.width), dtype=work)
     reproject(
         source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]),
-        destination=dst if n > 1 or need_alpha else dst[0],
-        src_crs=src.crs if src_crs is not None else PIXEL_CRS,
+        destination=dst if n > 1 else dst[0],
+        src_crs=src_gdal_crs,
         dst_transform=grid.transform,
         dst_crs=grid.gdal_crs,
         resampling=method,
         src_alpha=_meta(ds).alpha,
-        dst_alpha=n + 1 if need_alpha else 0,
         init_dest_nodata=False,
         num_threads=1,
     )
-    if need_alpha:
-        mask = np.divide(dst[n], 255.0, dtype=np.float32)
-        np.clip(mask, 0.0, 1.0, out=mask)
-        if mask.min() >= 1:
-            mask = None
     return [(dst[i], mask) for i in range(n)]
+
+
+def _warp_with_alpha(src, bidxs: tuple[int, ...], src_crs, grid: Grid, method: Resampling, work: np.dtype,
+                     src_alpha: int = 0) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """One GDAL warp of bands ``bidxs`` with an alpha band: values, and the alpha as a float mask.
+
+    ``rasterio.warp.reproject`` puts source band ``b`` into destination band ``b`` unless the
+    destination has exactly one band per source band, which a destination with an alpha band has not:
+    so the destination holds bands ``1 .. max(bidxs)`` (the ones not read are never written, zero pages
+    that cost no memory) and the alpha after them.
+    """
+    n = len(bidxs)
+    in_order = bidxs == tuple(range(1, n + 1))
+    count = n if in_order else max(bidxs)
+    dst = np.zeros((count + 1, grid.height, grid.width), dtype=work)
+    reproject(source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]), destination=dst, src_crs=src_crs,
+              dst_transform=grid.transform, dst_crs=grid.gdal_crs, resampling=method, src_alpha=src_alpha,
+              dst_alpha=count + 1, init_dest_nodata=False, num_threads=1)
+    mask = np.divide(dst[count], 255.0, dtype=np.float32)
+    np.clip(mask, 0.0, 1.0, out=mask)
+    out_mask = None if mask.min() >= 1 else mask
+    return [(dst[b - 1], out_mask) for b in bidxs]
+
+
+def _written_mask(path: str, level: int | None, current: str, bidxs: tuple[int, ...], geo: tuple, grid: Grid,
+                 method: Resampling, work: np.dtype) -> np.ndarray | None:
+    """Which pixels a warp without an alpha band wrote (float32, ``None`` = all): GDAL's chunks reproduced,
+    or, for the rare grid :func:`viewer.core.approx.warp_chunks` does not reproduce, the alpha band of
+    the same warp with one (the dataset reopened: this may run later, in another thread)."""
+    n = len(bidxs)
+    bits = work.itemsize * 8 * n
+    chunks = warp_chunks(*geo, grid, _RADIUS[method], bits, bits)
+    if chunks is not None:
+        return chunks_mask(chunks, *geo, grid)
+    src = open_dataset(path, level, current)
+    return _warp_with_alpha(src, bidxs, geo[1], grid, method, work)[0][1]
 
 
 # the nearest sampler: index maps (viewer.core.sampling) cached and applied -------------------
