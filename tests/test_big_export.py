@@ -1,8 +1,10 @@
 """Big exports: chunked on Dask, written as a COG, identical to computePixels in one piece."""
 from __future__ import annotations
 
-import io
+import os
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,10 +202,38 @@ def test_export_card_progress_reaches_100_and_offers_the_file(client, tmp_path, 
         time.sleep(0.1)
         panel.poll_big()
     assert panel.big_progress.value == 100 and panel.big_download.visible
-    assert "done" in panel.big_status.object and not panel.big_cancel.visible
+    assert panel.big_status.object.startswith("done: ") and not panel.big_cancel.visible
     path = panel.big_download.file
     assert path.startswith(str(tmp_path / "exports")) and path.endswith(".tif")
     with rasterio.open(path) as ds:
         assert ds.transform.a == 15.0 and ds.crs.to_epsg() == 32616 and ds.count == 3
         assert list(ds.descriptions) == ["B4", "B3", "B2"] and ds.read(1).max() > 6000
-    assert panel.big_download.filename in panel.big_download.label
+    assert panel.big_download.filename == Path(path).name and panel.big_download.filename.startswith("tc-")
+
+
+@pytest.mark.browser
+def test_export_card_in_the_browser_offers_the_cog(chromium, viewer_server, tmp_path):
+    from test_ui_browser import App
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    app = App(context.new_page(), viewer_server)
+    try:
+        app.open()
+        app.page.get_by_text("Export", exact=True).click()  # expand the export card
+        app.page.get_by_role("button", name="Big GeoTIFF (COG) of the layer").click()
+        download = app.page.get_by_text(re.compile(r"^Download the COG \([\d.]+ MB\)"))
+        download.wait_for(timeout=120000)  # the first export starts the local cluster's worker processes
+        assert app.page.get_by_text(re.compile(r"^done: \d+ chunks? in [\d.]+ s")).count() == 1
+        bar = app.page.locator("progress").first
+        assert bar.get_attribute("value") == "100"
+        app.page.screenshot(path=str(Path(os.environ.get("VIEWER_SCREENSHOTS", tmp_path)) / "big_export_card.png"))
+        with app.page.expect_download(timeout=30000) as info:
+            download.click()
+        saved = tmp_path / info.value.suggested_filename
+        info.value.save_as(saved)
+        with rasterio.open(saved) as ds:
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG" and ds.crs is not None
+            assert ds.read(1).max() > 0
+        app.assert_no_errors()
+    finally:
+        context.close()

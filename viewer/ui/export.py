@@ -240,7 +240,7 @@ class ExportPanel(pn.viewable.Viewer):
         self.job, self._start_error = None, None
         self.big_download.visible = False
         self.big_progress.value, self.big_progress.visible, self.big_cancel.visible = 0, True, True
-        self.big_status.object = f"starting {path.name} ..."
+        self.big_status.object = "starting ..."
 
         def start() -> None:
             try:
@@ -271,17 +271,17 @@ class ExportPanel(pn.viewable.Viewer):
             return
         done, total = job.progress
         self.big_progress.value = round(100 * done / total) if total else 100
-        self.big_status.object = f"{job.path.name}: {done}/{total} chunks"
+        self.big_status.object = f"{done}/{total} chunks"
         if not job.done():
             return
         if job.status == "finished":
             size = job.path.stat().st_size
             self.big_download.file, self.big_download.filename = str(job.path), job.path.name
-            self.big_download.label = f"Download {job.path.name} ({size / 2**20:.1f} MB)"
+            self.big_download.label = f"Download the COG ({size / 2**20:.1f} MB)"
             self.big_download.visible = True
-            self._end_big(f"{job.path.name}: done, {total} chunks in {job.elapsed:.1f} s")
+            self._end_big(f"done: {total} chunk{'s' if total != 1 else ''} in {job.elapsed:.1f} s")
         elif job.status == "cancelled":
-            self._end_big(f"{job.path.name}: cancelled")
+            self._end_big("cancelled; no file written")
         else:
             try:
                 job.result()
