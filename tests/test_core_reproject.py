@@ -386,6 +386,11 @@ def test_mask_of_a_warp_without_alpha_is_built_only_when_asked_and_falls_back_to
     for i, name in enumerate(["b1", "b2", "b3"]):
         np.testing.assert_array_equal(raw[name], ref[i])
     assert not calls  # the raw output asked for no mask
+    raw["b1"] = 7  # the structured array is the caller's own (a view of the fresh warp, not of a cache)
+    again = viewer.data.computePixels({"expression": img, "grid": grid.to_dict(), "fileFormat": "NUMPY_NDARRAY"})
+    np.testing.assert_array_equal(again["b1"], ref[0])
+    summed = evaluate(img.select("b1").multiply(2).add(img.select("b3")).node, grid)[0]  # planes of one warp
+    np.testing.assert_array_equal(summed.values[ref[0] > 0], (ref[0] * 2.0 + ref[2])[ref[0] > 0])
     raster = evaluate(img.node, grid)
     np.testing.assert_array_equal(raster.mask() > 0, ref[0] > 0)
     assert calls

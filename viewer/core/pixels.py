@@ -333,10 +333,38 @@ def _fetch(params: dict, compute: bool):
         return encode_jpeg(rgba(raster))
     names, values = raster.names, raster.raw()
     if fmt == "NUMPY_NDARRAY":
-        return structured_array(names, values)
+        return _numpy_array(names, values)
     if fmt == "NPY":
         return encode_npy(names, values)
     return encode_geotiff(names, values, raster.masks, grid)
+
+
+def _interleaved_block(values: list[np.ndarray]) -> np.ndarray | None:
+    """The fresh (writeable) C-contiguous H x W x N array whose planes ``values`` are, in order, if they are
+    (a warp written pixel-interleaved, :mod:`viewer.core.read`), else None."""
+    base = values[0].base
+    n = len(values)
+    if not isinstance(base, np.ndarray) or base.ndim != 3 or base.shape[2] != n or base.dtype.fields is not None:
+        return None
+    if not (base.flags.c_contiguous and base.flags.writeable) or base.shape[:2] != values[0].shape:
+        return None
+    start, step = base.__array_interface__["data"][0], base.itemsize
+    for i, v in enumerate(values):
+        if (v.base is not base or v.dtype != base.dtype or v.strides != base.strides[:2]
+                or v.__array_interface__["data"][0] != start + i * step):
+            return None
+    return base
+
+
+def _numpy_array(names: list[str], values: list[np.ndarray]) -> np.ndarray:
+    """:func:`viewer.core.encode.structured_array`, as a view where the bands already lie pixel-interleaved
+    in one fresh array (no copy)."""
+    if len(values) > 1:
+        block = _interleaved_block(values)
+        if block is not None:
+            h, w = values[0].shape
+            return block.view(np.dtype([(n, block.dtype) for n in names])).reshape(h, w)
+    return structured_array(names, values)
 
 
 def getPixels(params: dict):

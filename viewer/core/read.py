@@ -348,7 +348,12 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
     src_gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
     if need_alpha:
         return _warp_with_alpha(src, bidxs, src_gdal_crs, grid, method, work, _meta(ds).alpha)
-    dst = np.zeros((n, grid.height, grid.width), dtype=work)
+    if n > 1 and mask is not None:
+        # across the source's edge GDAL writes only the chunks on it: written pixel-interleaved there (the
+        # layout of a NUMPY_NDARRAY, which then needs no interleaving copy of the whole grid)
+        dst = np.zeros((grid.height, grid.width, n), dtype=work).transpose(2, 0, 1)
+    else:
+        dst = np.zeros((n, grid.height, grid.width), dtype=work)
     reproject(
         source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]),
         destination=dst if n > 1 else dst[0],
@@ -359,6 +364,7 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         src_alpha=_meta(ds).alpha,
         init_dest_nodata=False,
         num_threads=1,
+        SKIP_NOSOURCE="YES",  # chunks off the source: not read and written back unchanged (zeros either way)
     )
     return [(dst[i], mask) for i in range(n)]
 
@@ -378,7 +384,7 @@ def _warp_with_alpha(src, bidxs: tuple[int, ...], src_crs, grid: Grid, method: R
     dst = np.zeros((count + 1, grid.height, grid.width), dtype=work)
     reproject(source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]), destination=dst, src_crs=src_crs,
               dst_transform=grid.transform, dst_crs=grid.gdal_crs, resampling=method, src_alpha=src_alpha,
-              dst_alpha=count + 1, init_dest_nodata=False, num_threads=1)
+              dst_alpha=count + 1, init_dest_nodata=False, num_threads=1, SKIP_NOSOURCE="YES")
     mask = np.divide(dst[count], 255.0, dtype=np.float32)
     np.clip(mask, 0.0, 1.0, out=mask)
     out_mask = None if mask.min() >= 1 else mask
