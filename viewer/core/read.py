@@ -152,16 +152,19 @@ def _meta(ds) -> _Meta:
     return meta
 
 
-def _level(ds, bidx: int, grid: Grid, src_crs) -> int | None:
-    """:func:`_pick_overview`, remembered per dataset and grid (a tile's grid comes back for every band
-    and layer)."""
+def _grid_facts(ds, bidx: int, grid: Grid, src_crs) -> tuple[int | None, tuple[float, float, float, float] | None]:
+    """The overview level (:func:`_pick_overview`, GDAL's AUTO rule) and the grid's bounds in the source CRS
+    (``None`` where PROJ cannot give them), remembered per dataset and grid (a tile's grid comes back for
+    every band and layer)."""
     levels = _meta(ds).levels
     key = (bidx,) + grid_key(grid)
-    if key not in levels:
+    hit = levels.get(key)
+    if hit is None:
         if len(levels) > 4096:
             levels.clear()
-        levels[key] = _pick_overview(ds, bidx, grid, src_crs)
-    return levels[key]
+        bounds = _bounds_in(grid, src_crs)
+        hit = levels[key] = (_pick_overview(ds, bidx, grid, src_crs), bounds)
+    return hit
 
 
 def _pick_overview(ds, bidx: int, grid: Grid, src_crs) -> int | None:
@@ -319,7 +322,8 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
             f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
             allowed="a grid in the same kind of coordinates as the image",
         )
-    level = _level(ds, bidxs[0], grid, src_crs) if use_overviews else None
+    level, bounds = _grid_facts(ds, bidxs[0], grid, src_crs)
+    level = level if use_overviews else None
     src = ds if level is None else open_dataset(path, level, current)
     n = len(bidxs)
     work = _work_dtype(np.dtype(_meta(ds).dtypes[bidxs[0] - 1]))
@@ -333,7 +337,6 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         if exact is not None:
             return exact
     mask = None
-    bounds = _bounds_in(grid, src_crs) if all_valid else None
     need_alpha = not (all_valid and _inside(ds, bounds))
     if need_alpha and all_valid and method in _RADIUS:
         offset = _grid_offset(src, grid)
