@@ -180,10 +180,9 @@ def test_cli_dask_scheduler_flag_stops_the_start(monkeypatch, capsys):
     from viewer.cli import main
 
     monkeypatch.setattr(big_export, "CONNECT_TIMEOUT", 1.0)
-    monkeypatch.delenv("VIEWER_DASK_SCHEDULER", raising=False)
+    monkeypatch.setenv("VIEWER_DASK_SCHEDULER", "")  # recorded, so the value serve sets is undone after
     assert main(["serve", "--port", "0", "--dask-scheduler", "tcp://127.0.0.1:9"]) == 1
     assert "Dask scheduler 'tcp://127.0.0.1:9' cannot be reached" in capsys.readouterr().err
-    monkeypatch.delenv("VIEWER_DASK_SCHEDULER", raising=False)
 
 
 def test_export_card_progress_reaches_100_and_offers_the_file(client, tmp_path, monkeypatch):
