@@ -236,3 +236,23 @@ def test_export_card_in_the_browser_offers_the_cog(chromium, viewer_server, tmp_
         app.assert_no_errors()
     finally:
         context.close()
+
+
+def test_in_memory_arrays_travel_to_a_fresh_process(tmp_path):
+    """Image.from_array lives in this process only: the request carries its data, and a new
+    process (as a Dask worker process is) renders a chunk equal to computePixels here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    arr = np.random.default_rng(0).integers(0, 1000, (300, 400)).astype(np.int16)
+    image = Image.from_array(arr, crs="EPSG:32616", transform=[30, 0, 452475, 0, -30, 3408645]).multiply(2)
+    grid = {"dimensions": {"width": 1600, "height": 1200}, "crsCode": "EPSG:32616",
+            "affineTransform": {"scaleX": 7.5, "shearX": 0.0, "translateX": 452475.0,
+                                "shearY": 0.0, "scaleY": -7.5, "translateY": 3408645.0}}
+    request = prepare_big({"expression": image, "grid": grid})
+    assert list(request.arrays) and all(isinstance(v[0], np.ndarray) for v in request.arrays.values())
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        values, valid = pool.submit(render_chunk, request.to_dict(), (512, 512, 512, 512), request.arrays).result()
+    expected, _, _, _ = one_piece(image, prepare_big({"expression": image, "grid": grid}).grid
+                                  .window(512, 512, 512, 512).to_dict())
+    assert values.tobytes() == expected.tobytes() and valid is None

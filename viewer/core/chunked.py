@@ -36,6 +36,7 @@ from .grid import Grid
 from .image import Image
 from .pixels import check_reachable, file_format, resolve_grid
 from .serialize import from_json, to_json
+from .sources import array_node, get_array
 
 __all__ = ["BigRequest", "prepare_big", "plan_chunks", "render_chunk", "CogWriter", "check_output",
            "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES"]
@@ -60,13 +61,17 @@ class BigRequest:
     dtype: str
     overview_resampling: str
     catalog: str
+    arrays: dict[str, tuple]
+
 
     @property
     def nbytes(self) -> int:
         return self.grid.width * self.grid.height * len(self.names) * np.dtype(self.dtype).itemsize
 
     def to_dict(self) -> dict:
-        """The JSON-able form :func:`render_chunk` takes (graph, grid, catalog path and a digest)."""
+        """The JSON-able form :func:`render_chunk` takes (graph, grid, catalog path and a digest); the
+        in-memory arrays the graph names (``Image.from_array``) travel apart, as :attr:`arrays`
+        (digest -> values, masks, CRS WKT, transform: plain data a worker registers again)."""
         doc = {"graph": self.graph, "grid": self.grid.to_dict(), "catalog": self.catalog}
         doc["key"] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
         return doc
@@ -104,14 +109,31 @@ def prepare_big(params: dict) -> BigRequest:
     grid = resolve_grid(params.get("grid"), params.get("region"), image.bands[0].grid)
     check_reachable(grid, [b.grid.crs for b in image.bands if b.grid is not None])
     dtype = np.result_type(*[np.dtype(b.dtype) for b in image.bands])
-    request = BigRequest(to_json(image), grid, tuple(image.bandNames()), dtype.name,
+    graph = to_json(image)
+    arrays = {n["args"][0]: _array_data(n["args"][0]) for n in graph["nodes"].values() if n["op"] == "array"}
+    request = BigRequest(graph, grid, tuple(image.bandNames()), dtype.name,
                          "NEAREST" if any(b.kind in _NEAREST_KINDS for b in image.bands) else "AVERAGE",
-                         str(get_catalog().path))
+                         str(get_catalog().path), arrays)
     if grid.width > MAX_BIG_SIDE or grid.height > MAX_BIG_SIDE or request.nbytes > MAX_BIG_BYTES:
         raise LimitExceeded(f"requested {grid.width}x{grid.height} pixels x {len(request.names)} bands = "
                             f"{request.nbytes} bytes; a file export allows {MAX_BIG_SIDE} pixels per side and "
                             f"{MAX_BIG_BYTES} bytes", value=(grid.width, grid.height), allowed=MAX_BIG_SIDE)
     return request
+
+
+def _array_data(digest: str) -> tuple:
+    data = get_array(digest)
+    masks = np.stack(data.masks) if any(m is not None for m in data.masks) else None  # as the layer store
+    crs = data.grid.crs.to_wkt() if data.grid.crs is not None else None
+    return np.stack(data.values), masks, crs, tuple(data.grid.transform)[:6]
+
+
+def _register(digest: str, values: np.ndarray, masks: np.ndarray | None, crs: str | None,
+              transform: tuple) -> None:
+    """Register an array shipped by :func:`_array_data` (as the layer store does); its digest is checked."""
+    node = array_node(values, crs=crs, transform=list(transform), mask=masks)
+    if node.args[0] != digest:
+        raise InvalidArgument(f"array {digest[:16]!r} arrived with other content", value=digest[:16])
 
 
 def _check_chunk(chunk: Any) -> int:
@@ -132,12 +154,15 @@ _images: dict[str, Image] = {}
 _images_lock = threading.Lock()
 
 
-def _image(request: dict) -> Image:
-    """The request's image, loaded once per process (its catalog made the process's catalog)."""
+def _image(request: dict, arrays: dict[str, tuple] | None) -> Image:
+    """The request's image, loaded once per process (its catalog made the process's catalog, its
+    in-memory arrays registered)."""
     key = request["key"]
     with _images_lock:
         hit = _images.get(key)
         if hit is None:
+            for digest, data in (arrays or {}).items():
+                _register(digest, *data)
             if str(get_catalog().path) != request["catalog"]:
                 set_catalog(request["catalog"])
             # the graph was written by to_json of an image built in a trusted process (prepare_big),
@@ -155,12 +180,14 @@ def _window_tuple(window: Window | tuple) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in window)  # type: ignore[return-value]
 
 
-def render_chunk(request: dict, window: Window | tuple) -> tuple[np.ndarray, np.ndarray | None]:
-    """One window of the output grid: (bands x rows x cols values in the export's dtype, masked
-    pixels 0; uint8 validity, 255 where any band is valid, or ``None`` when every pixel is)."""
+def render_chunk(request: dict, window: Window | tuple,
+                 arrays: dict[str, tuple] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One window of the output grid (``request`` from :meth:`BigRequest.to_dict`, ``arrays`` its
+    :attr:`BigRequest.arrays`): (bands x rows x cols values in the export's dtype, masked pixels 0;
+    uint8 validity, 255 where any band is valid, or ``None`` when every pixel is)."""
     col, row, width, height = _window_tuple(window)
     grid = resolve_grid(request["grid"], None, None).window(col, row, width, height)
-    raster = evaluate(_image(request).node, grid)
+    raster = evaluate(_image(request, arrays).node, grid)
     values = raster.raw()
     dtype = np.result_type(*[v.dtype for v in values])
     valid = None
@@ -274,7 +301,7 @@ def export_chunks(request: BigRequest, path: str | os.PathLike, chunk: int = DEF
             if cancelled is not None and cancelled():
                 writer.abort()
                 return None
-            writer.write(window, *render_chunk(doc, window))
+            writer.write(window, *render_chunk(doc, window, request.arrays))
             if on_chunk is not None:
                 on_chunk(i, len(windows))
     except BaseException:

@@ -164,26 +164,30 @@ class BigExport:
         return f"<BigExport {self.path.name}: {self._status}, {done}/{total} chunks>"
 
     # the loop --------------------------------------------------------------------------------
-    def _submit(self, todo, doc: dict, futures: as_completed) -> None:
+    def _submit(self, todo, doc: Any, arrays: Any, futures: as_completed) -> None:
         if self._cancel.is_set():
             return
         for index, window in todo:
             key = f"viewer-chunk-{self.id}-{index}"
             box = (int(window.col_off), int(window.row_off), int(window.width), int(window.height))
-            future = self.client.submit(render_chunk, doc, box, key=key, pure=False, retries=1)
+            future = self.client.submit(render_chunk, doc, box, arrays, key=key, pure=False, retries=1)
             with self._pending_lock:
                 self._pending[key] = future
             futures.add(future)
             return
 
     def _run(self) -> None:
-        doc = self.request.to_dict()
         todo = iter(enumerate(self._windows))
         windows = {f"viewer-chunk-{self.id}-{i}": w for i, w in enumerate(self._windows)}
         try:
+            # the request and its in-memory arrays go to every worker once, not with every task
+            [doc] = self.client.scatter([self.request.to_dict()], broadcast=True, hash=False)
+            arrays = None
+            if self.request.arrays:
+                [arrays] = self.client.scatter([self.request.arrays], broadcast=True, hash=False)
             futures = as_completed(loop=self.client.loop)
             for _ in range(self._in_flight):
-                self._submit(todo, doc, futures)
+                self._submit(todo, doc, arrays, futures)
             for future in futures:
                 with self._pending_lock:
                     self._pending.pop(future.key, None)
@@ -193,7 +197,7 @@ class BigExport:
                 future.release()
                 self._writer.write(windows[future.key], values, valid)
                 self._done_chunks += 1
-                self._submit(todo, doc, futures)
+                self._submit(todo, doc, arrays, futures)
             if self._cancel.is_set():
                 self.cancel()
                 self._writer.abort()
