@@ -63,7 +63,6 @@ class BigRequest:
     catalog: str
     arrays: dict[str, tuple]
 
-
     @property
     def nbytes(self) -> int:
         return self.grid.width * self.grid.height * len(self.names) * np.dtype(self.dtype).itemsize

@@ -206,9 +206,13 @@ class BigExport:
                 self._writer.finish()
                 self._status = "finished"
         except BaseException as exc:  # noqa: BLE001 - kept for result(); the temporaries go
+            cancelled = self._cancel.is_set()  # e.g. a chunk cancelled between the check and its result
             self.cancel()
             self._writer.abort()
-            self._error, self._status = exc, "error"
+            if cancelled:
+                self._status = "cancelled"
+            else:
+                self._error, self._status = exc, "error"
         finally:
             self.elapsed = time.perf_counter() - self.started
             self._finished.set()
