@@ -31,7 +31,7 @@ def test_defaults(clean_env):
     assert s.catalog is None and s.state_dir == Path("/tmp/xdg/viewer/layers")
     assert (s.state_max_files, s.state_max_mb, s.layer_cache) == (20000, 1024, 2048)
     assert (s.tile_timeout, s.export_timeout, s.export_threads, s.tile_cache_mb) == (20, 120, 2, 128)
-    assert s.tile_threads == min(8, (os.cpu_count() or 2) + 1)
+    assert s.tile_threads == min(8, os.cpu_count() or 2)
     assert (s.tile_url, s.tile_host, s.tile_port, s.http_timeout, s.cookie_secret) == (None, "127.0.0.1", 0, 10, None)
 
 

@@ -54,7 +54,8 @@ def _pool(name: str, threads: int) -> ThreadPoolExecutor:
 
 
 def tile_executor() -> ThreadPoolExecutor:
-    """The process-wide pool map tiles and layer descriptions render in (``$VIEWER_TILE_THREADS``)."""
+    """The process-wide pool map tiles render in (``$VIEWER_TILE_THREADS``, default one per core: more threads
+    only contend for the GIL)."""
     return _pool("tile", settings().tile_threads)
 
 
