@@ -1,6 +1,7 @@
 """URL routes of the viewer's HTTP edge, for ``panel.serve(extra_patterns=...)`` or any Tornado app."""
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Executor
 
 from tornado.web import Application
@@ -8,7 +9,13 @@ from tornado.web import Application
 from ..core.access import configure_gdal
 from .handlers import LayerHandler, PixelsHandler, TileHandler, tile_executor
 
-__all__ = ["tile_routes", "make_app"]
+__all__ = ["tile_routes", "make_app", "SWITCH_INTERVAL_S"]
+
+#: The interpreter's thread switch interval while serving, in seconds (Python's default is 5 ms).
+#: The event loop answers warm tiles and the sessions between renders and needs the GIL back
+#: after every socket call; a render thread keeps it for up to this long. Under 50 clients this
+#: was 20 % of the loop's time at 5 ms.
+SWITCH_INTERVAL_S = 0.001
 
 
 def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tuple[str, type, dict]]:
@@ -16,8 +23,12 @@ def tile_routes(prefix: str = "", executor: Executor | None = None) -> list[tupl
 
     Pass them as ``extra_patterns`` to ``panel.serve`` / a Bokeh ``Server`` (which add their
     own ``--prefix``), or to ``tornado.web.Application``. ``prefix`` is for other hosts.
+    Also configures the process for serving: GDAL's settings, and a thread switch interval of at
+    most :data:`SWITCH_INTERVAL_S`.
     """
     configure_gdal()  # before the first request, on the thread that starts serving
+    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     p = "/" + prefix.strip("/") if prefix.strip("/") else ""
     kwargs = {"executor": executor or tile_executor()}
     return [
