@@ -256,3 +256,34 @@ def test_in_memory_arrays_travel_to_a_fresh_process(tmp_path):
     expected, _, _, _ = one_piece(image, prepare_big({"expression": image, "grid": grid}).grid
                                   .window(512, 512, 512, 512).to_dict())
     assert values.tobytes() == expected.tobytes() and valid is None
+
+
+def test_export_card_cancel_and_size_cap(client, tmp_path, monkeypatch):
+    import viewer
+    from viewer.ui.export import ExportPanel
+
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    m = viewer.Map()
+    m.add_layer(Image(LANDSAT), {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 13000}, "tc")
+    m.state.selected = "tc"
+    panel = ExportPanel(m.state, client=client)
+    panel.big_scale.value = 1.0  # 3 bands at 1 m over the view: over the app's 512 MiB cap
+    panel.start_big()
+    deadline = time.time() + 30
+    while "limit" not in panel.big_status.object and time.time() < deadline:
+        time.sleep(0.05)
+        panel.poll_big()
+    assert "MiB uncompressed; the limit here is 512 MiB" in panel.big_status.object
+    assert not panel.big_download.visible and not panel.big_cancel.visible
+    panel.big_scale.value = 4.0
+    panel.start_big()
+    while (panel.job is None or panel.job.progress[0] < 1) and time.time() < deadline:
+        time.sleep(0.02)
+        panel.poll_big()
+    assert panel.big_cancel.visible and panel.job.progress[1] > 4, (panel.big_status.object, panel.job)
+    panel.cancel_big()
+    while panel.big_cancel.visible and time.time() < deadline:
+        time.sleep(0.05)
+        panel.poll_big()
+    assert panel.big_status.object == "cancelled; no file written" and not panel.big_download.visible
+    assert list((tmp_path / "exports").iterdir()) == []
