@@ -192,16 +192,16 @@ class ExportPanel(pn.viewable.Viewer):
                                            label="GeoTIFF of the layer's raw bands", sizing_mode="stretch_width")
         self.json = pn.widgets.FileDownload(callback=self._json, filename="requests.json",
                                             label="getPixels request JSON", sizing_mode="stretch_width")
-        self.big_scale = pn.widgets.FloatInput(name="pixel size of the big GeoTIFF (empty: native)", value=None,
+        self.big_scale = pn.widgets.FloatInput(label="pixel size of the big GeoTIFF (empty: native)", value=None,
                                                start=0, sizing_mode="stretch_width")
-        self.big_button = pn.widgets.Button(name="Big GeoTIFF (COG) of the layer", sizing_mode="stretch_width")
+        self.big_button = pn.widgets.Button(label="Big GeoTIFF (COG) of the layer", sizing_mode="stretch_width")
         self.big_button.on_click(lambda *_: self.start_big())
         self.big_progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
-        self.big_cancel = pn.widgets.Button(name="Cancel", button_type="warning", visible=False)
+        self.big_cancel = pn.widgets.Button(label="Cancel", color="warning", visible=False)
         self.big_cancel.on_click(lambda *_: self.cancel_big())
         self.big_status = pn.pane.Str("", sizing_mode="stretch_width", css_classes=["big-export-status"])
         self.big_download = pn.widgets.FileDownload(file=None, filename="export.tif", label="Download",
-                                                    visible=False, button_type="success",
+                                                    visible=False, color="success",
                                                     sizing_mode="stretch_width")
 
     def _options(self) -> None:
