@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_load.py --clients 50 --seconds 60
     uv run python benchmarks/bench_load.py --url http://127.0.0.1:5006 [--pid PID]
+    uv run python benchmarks/bench_load.py --vs-titiler /path/to/titiler-env/bin/python   # + titiler beside it
 
 Without ``--url`` it starts ``viewer serve`` of this checkout on a free 127.0.0.1 port with a
 temporary ``$VIEWER_STATE_DIR``; with ``--url`` the server must share this process's state
@@ -15,6 +16,12 @@ malformed/unknown tokens, bad or out-of-range z/x/y, bad extensions). Expected: 
 200 + PNG, 304, 4xx; anything else (5xx, other status, connection error, 30 s timeout) is an
 error. Prints counts by status and type, client-side latency percentiles (send to last byte),
 and the VmRSS of the server process and its children before and after the run.
+
+``--vs-titiler PYTHON`` (a Python with ``titiler.core`` and ``uvicorn``, e.g. a separate venv) then
+serves titiler's ``TilerFactory`` with uvicorn (one process, loopback) and runs the same clients for
+``--titiler-seconds`` against both servers, one after the other, over the same tiles of one layer
+(Landsat B5, grey, 6000..20000): distinct tiles (z10..z17 over the scene, none repeated: every tile
+rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio.
 """
 from __future__ import annotations
 
@@ -247,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-requests", type=int, default=5_000_000, help="upper bound on requests of the run")
     p.add_argument("--url", help="an already running server (http://127.0.0.1:PORT); default: start one")
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for its memory")
+    p.add_argument("--vs-titiler", metavar="PYTHON", help="a Python with titiler.core and uvicorn: compare throughput")
+    p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server and tile set (default 20)")
     args = p.parse_args(argv)
     proc = None
     if args.url:
@@ -267,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         before = rss_kib(pid) if pid else None
         wall = asyncio.run(load.run(args.clients, args.seconds, args.max_requests))
         after = rss_kib(pid) if pid else None
+        report(load, wall, args, before, after)
     finally:
         if proc is not None:
             proc.terminate()
@@ -274,7 +284,110 @@ def main(argv: list[str] | None = None) -> None:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    report(load, wall, args, before, after)
+    if args.vs_titiler:
+        versus_titiler(args)
+
+
+TITILER_APP = """
+from fastapi import FastAPI
+from titiler.core.factory import TilerFactory
+from titiler.core.errors import DEFAULT_STATUS_CODES, add_exception_handlers
+
+app = FastAPI()
+app.include_router(TilerFactory().router, prefix="/cog")
+add_exception_handlers(app, DEFAULT_STATUS_CODES)
+"""
+
+
+def start_titiler(python: str, tmp: Path) -> tuple[subprocess.Popen, int]:
+    """titiler (``TilerFactory`` under uvicorn, one process) on a free loopback port."""
+    (tmp / "titiler_app.py").write_text(TITILER_APP)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp / "titiler.log", "wb")
+    proc = subprocess.Popen([python, "-m", "uvicorn", "titiler_app:app", "--host", "127.0.0.1", "--port", str(port),
+                             "--no-access-log", "--log-level", "warning"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.25)
+    proc.kill()
+    raise SystemExit(f"titiler did not start; log:\n{(tmp / 'titiler.log').read_text()[-3000:]}")
+
+
+async def tiles_only(host: str, port: int, paths: list[str], clients: int, seconds: float,
+                     repeat: bool) -> tuple[int, float, list[float], Counter]:
+    """N keep-alive clients over ``paths`` (in turn; ``repeat``: round and round, else each once)."""
+    lat: list[float] = []
+    statuses: Counter = Counter()
+    state = {"i": 0}
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        conn = Conn(host, port)
+        while time.monotonic() < deadline and (repeat or state["i"] < len(paths)):
+            path, state["i"] = paths[state["i"] % len(paths)], state["i"] + 1
+            t0 = time.perf_counter()
+            try:
+                status, _, body = await asyncio.wait_for(conn.get(path), TIMEOUT)
+            except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+                conn.close()
+                statuses["conn-error"] += 1
+                continue
+            lat.append(time.perf_counter() - t0)
+            statuses[status if body[:4] == b"\x89PNG" or status != 200 else "not-png"] += 1
+        conn.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return len(lat), time.monotonic() - t0, lat, statuses
+
+
+def versus_titiler(args: argparse.Namespace) -> None:
+    """Tiles/s of a fresh ``viewer serve`` and of a fresh titiler over the same tiles of Landsat B5 (grey,
+    6000..20000), one server at a time."""
+    sys.path.insert(0, str(ROOT))
+    import viewer
+    from viewer.core.config import settings
+    from viewer.core.layers import describe, image_layer, register
+
+    spec = image_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    token = register(spec)
+    warm, cold = tile_sets([("B5", token, tuple(describe(spec)["bounds_wgs84"]))])
+    cog = ROOT / "assets" / "landsat8" / "B5.tif"
+    ours = {"distinct": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in cold],
+            "repeat": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in warm]}
+    theirs = {k: [f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url={cog}&rescale=6000,20000"
+                  for _, z, x, y in (cold if k == "distinct" else warm)] for k in ours}
+    with tempfile.TemporaryDirectory(prefix="titiler-") as tmp:
+        vproc, port = start_server(str(settings().state_dir), Path(tmp) / "viewer.log")
+        tproc, tport = start_titiler(args.vs_titiler, Path(tmp))
+        host = "127.0.0.1"
+        try:
+            print(f"\n== tiles/s against titiler (uvicorn, one process): Landsat B5 grey, {args.clients} clients x "
+                  f"{args.titiler_seconds:g} s per server and set ==")
+            for kind in ("distinct", "repeat"):
+                rates = {}
+                for name, (h, p, paths) in (("viewer", (host, port, ours[kind])),
+                                            ("titiler", ("127.0.0.1", tport, theirs[kind]))):
+                    n, wall, lat, st = asyncio.run(tiles_only(h, p, paths, args.clients, args.titiler_seconds,
+                                                              repeat=kind == "repeat"))
+                    rates[name] = n / wall
+                    print(f"  {kind:8s} {name:7s} {n:6d} tiles in {wall:5.1f} s = {n / wall:7.1f} tiles/s, p50/p99 "
+                          f"{pct(lat, .5):.1f}/{pct(lat, .99):.1f} ms, statuses {dict(st)}")
+                print(f"  {kind:8s} viewer / titiler: {rates['viewer'] / max(rates['titiler'], 1e-9):.1f}x")
+            print("  (titiler answers 404 for a tile outside the image, the viewer a transparent PNG)")
+        finally:
+            for proc in (vproc, tproc):
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 def report(load: Load, wall: float, args: argparse.Namespace, before: tuple | None, after: tuple | None) -> None:
