@@ -1,4 +1,4 @@
-"""The tile endpoint's activity (what view statistics wait for) and the memory release after sessions."""
+"""The tile endpoint's activity and the view statistics that wait for it; the memory release after sessions."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +15,8 @@ from viewer.server import make_app
 from viewer.server.activity import TileActivity, tile_activity
 from viewer.server import memory
 from viewer.server.memory import HAS_MALLOC_TRIM, release_memory, release_memory_soon
+from viewer.ui import viewport
+from viewer.ui.state import MapState, make_layer
 
 
 def test_wait_quiet_returns_at_once_when_no_tile_was_asked_for():
@@ -95,3 +97,36 @@ def test_release_memory_soon_runs_once_for_a_burst(monkeypatch):
 
     asyncio.run(scenario())
     assert calls == [1]
+
+
+def test_view_statistics_start_once_the_tiles_are_served(tmp_path, monkeypatch):
+    """After a view change the class counts wait while a tile request of this process is in flight
+    (up to the cap), then run on the one statistics thread and give the file's counts."""
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(viewport, "TILES_WAIT_CAP_S", 30.0)
+    state = MapState(debounce=0.0)
+    rules = viewer.Image("VIEWER/SAMPLE_CLASSES/LC08_RULES")
+    state.add(make_layer(rules, None, "rules", True, 1.0, kind="classes"))
+    grid = rules.native_grid()
+    x0, y0, x1, y1 = grid.bounds_in(viewport.MERCATOR)
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        tile_activity.begin()  # the browser is fetching the new view's tiles
+        try:
+            state.view = (x0, y0, x1, y1)  # schedules the statistics
+            await asyncio.sleep(0.5)
+            seen.append("counts before the tiles" if state.class_stats else "no counts while tiles load")
+        finally:
+            tile_activity.end()
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if state.class_stats:
+                break
+        seen.append("counts after the tiles" if state.class_stats else "no counts")
+
+    asyncio.run(scenario())
+    assert seen == ["no counts while tiles load", "counts after the tiles"]
+    counts = state.class_stats["rules"]
+    assert sum(c["count"] for c in counts) > 0 and {c["pixels"] for c in counts} == {"native"}
+    assert state.stats_error == ""

@@ -46,11 +46,13 @@ def spawn(coro_fn) -> bool:
     return True
 
 
-async def after_tiles(quiet: float = TILES_QUIET_S, cap: float = TILES_WAIT_CAP_S) -> float:
+async def after_tiles(quiet: float | None = None, cap: float | None = None) -> float:
     """Wait until this process has served the tiles being asked for (no tile request in flight and
-    none for ``quiet`` s), at most ``cap`` s; returns the seconds waited. Work started after a
-    pan or zoom calls it first, so that it does not compete with the new view's tiles."""
-    return await tile_activity.wait_quiet(quiet, cap)
+    none for ``quiet`` s, default :data:`TILES_QUIET_S`), at most ``cap`` s (:data:`TILES_WAIT_CAP_S`);
+    returns the seconds waited. Work started after a pan or zoom calls it first, so that it does
+    not compete with the new view's tiles."""
+    return await tile_activity.wait_quiet(TILES_QUIET_S if quiet is None else quiet,
+                                          TILES_WAIT_CAP_S if cap is None else cap)
 
 
 def zoom_for(x0: float, x1: float, width_px: int) -> float:
