@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import rasterio
 from distributed import Client, LocalCluster
+import rasterio.warp
 from rasterio.io import MemoryFile
 
 from viewer import Image, data
-from viewer.core.chunked import export_chunks, plan_chunks, prepare_big, render_chunk
+from viewer.core.chunked import export_chunks, plan, plan_chunks, prepare_big, render_chunk
 from viewer.core.errors import InvalidArgument, LimitExceeded
 from viewer.jobs import big_export
 from viewer.jobs.big_export import ExportCancelled, SchedulerUnavailable, connect, start_export
 
 LANDSAT = "LANDSAT/LC08/SAMPLE"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,46 @@ def test_chunks_on_dask_equal_computePixels_in_one_piece(case, client, tmp_path)
     assert np.array_equal(got_mask, mask)
     assert 0 < (mask == 0).sum() < mask.size / 10  # some pixels lie beyond the scene, most inside
     assert np.unique(got).size > 100  # real data, not a constant
+
+
+def mercator_grid(width: int, height: int, shift: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """A Web Mercator grid over the scene (whole-metre origin), ``shift`` of its size off it."""
+    native = Image(LANDSAT).bands[0].grid
+    left, bottom, right, top = rasterio.warp.transform_bounds(native.crs, "EPSG:3857", *native.bounds)
+    res = max(right - left, top - bottom) / max(width, height)
+    return {"dimensions": {"width": width, "height": height}, "crsCode": "EPSG:3857",
+            "affineTransform": {"scaleX": res, "shearX": 0.0, "translateX": float(round(left + shift[0] * width * res)),
+                                "shearY": 0.0, "scaleY": -res,
+                                "translateY": float(round(top - shift[1] * height * res))}}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_across_crss_the_chunks_are_gdals_and_equal_computePixels(case, client, tmp_path):
+    """Across CRSs a warp's pixels depend on the chunk GDAL warps them in: the export's chunks
+    are GDAL's own (here split by its source-window fill ratio: two thirds lie off the scene)."""
+    image, grid = CASES[case](), mercator_grid(3000, 2500, (0.6, 0.3))
+    values, mask, _, _ = one_piece(image, grid)
+    job = start_export({"expression": image, "grid": grid}, tmp_path / "m.tif", client=client, chunk=512)
+    path = job.result(timeout=120)
+    assert job.progress == (2, 2)
+    with rasterio.open(path) as ds:
+        assert ds.read().tobytes() == values.tobytes() and np.array_equal(ds.read_masks(1), mask)
+    assert 0.5 < (mask == 0).mean() < 0.8
+
+
+def test_across_crss_a_big_grid_equals_one_bare_gdal_warp(client, tmp_path):
+    image, grid = Image(LANDSAT).select(["B4"]), mercator_grid(6000, 6000)  # 69 MiB: GDAL warps it in 2 chunks
+    request = prepare_big({"expression": image, "grid": grid})
+    assert [(w.col_off, w.row_off, w.width, w.height) for w in plan(request)] == [(0, 0, 6000, 3000),
+                                                                                 (0, 3000, 6000, 3000)]
+    path = start_export({"expression": image, "grid": grid}, tmp_path / "b.tif", client=client).result(120)
+    g = request.grid
+    whole = np.zeros((g.height, g.width), np.uint16)
+    with rasterio.open(ASSETS / "landsat8" / "B4.tif") as src:
+        rasterio.warp.reproject(rasterio.band(src, 1), whole, dst_transform=g.transform, dst_crs=g.crs,
+                                resampling=rasterio.enums.Resampling.nearest, init_dest_nodata=False)
+    with rasterio.open(path) as ds:
+        assert np.array_equal(ds.read(1), whole)
 
 
 def test_one_process_chunks_equal_dask_chunks(client, tmp_path):

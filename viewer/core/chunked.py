@@ -1,8 +1,9 @@
 """Big exports, engine-agnostic: plan an output grid in chunks, render one chunk, assemble a COG.
 
 An export larger than the interactive limit of ``computePixels`` (48 MiB) is split into
-windows of the output grid (:func:`plan_chunks`); each window is evaluated by the one
-evaluator on its sub-grid (:func:`render_chunk`), so a chunk holds exactly the pixels the
+windows of the output grid (:func:`plan`): GDAL's own chunks of the whole grid across CRSs
+(:func:`gdal_windows`), else regular ones (:func:`plan_chunks`); each window is evaluated by the
+one evaluator on its sub-grid (:func:`render_chunk`), so a chunk holds exactly the pixels the
 whole grid computed in one piece has there; :class:`CogWriter` writes the chunks into a tiled
 GeoTIFF with an internal mask, then copies it as a Cloud Optimized GeoTIFF (with overviews)
 to the final name in one rename, so a cancelled or failed export leaves nothing under it.
@@ -29,17 +30,19 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from .approx import warp_chunks
 from .catalog import get_catalog, set_catalog
 from .errors import InvalidArgument, LimitExceeded
 from .evaluate import evaluate
-from .grid import Grid
+from .graph import Node
+from .grid import Grid, grid_key
 from .image import Image
 from .pixels import check_reachable, file_format, resolve_grid
 from .serialize import from_json, to_json
 from .sources import array_node, get_array
 
-__all__ = ["BigRequest", "prepare_big", "plan_chunks", "render_chunk", "CogWriter", "check_output",
-           "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES"]
+__all__ = ["BigRequest", "prepare_big", "plan_chunks", "plan", "gdal_windows", "render_chunk", "CogWriter",
+           "check_output", "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES"]
 
 #: Side of a chunk (output pixels); a multiple of the COG's 512-pixel tiles.
 DEFAULT_CHUNK = 2048
@@ -62,6 +65,7 @@ class BigRequest:
     overview_resampling: str
     catalog: str
     arrays: dict[str, tuple]
+    gdal_windows: tuple[Window, ...] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -112,12 +116,92 @@ def prepare_big(params: dict) -> BigRequest:
     arrays = {n["args"][0]: _array_data(n["args"][0]) for n in graph["nodes"].values() if n["op"] == "array"}
     request = BigRequest(graph, grid, tuple(image.bandNames()), dtype.name,
                          "NEAREST" if any(b.kind in _NEAREST_KINDS for b in image.bands) else "AVERAGE",
-                         str(get_catalog().path), arrays)
+                         str(get_catalog().path), arrays, gdal_windows(image.node, grid))
     if grid.width > MAX_BIG_SIDE or grid.height > MAX_BIG_SIDE or request.nbytes > MAX_BIG_BYTES:
         raise LimitExceeded(f"requested {grid.width}x{grid.height} pixels x {len(request.names)} bands = "
                             f"{request.nbytes} bytes; a file export allows {MAX_BIG_SIDE} pixels per side and "
                             f"{MAX_BIG_BYTES} bytes", value=(grid.width, grid.height), allowed=MAX_BIG_SIDE)
     return request
+
+
+# GDAL's own chunks ------------------------------------------------------------------------------
+_RADIUS = {"nearest": 0, "bilinear": 1, "bicubic": 2, "cubic": 2}
+
+
+def _warp_bits(dtype: np.dtype) -> int:
+    """Bits GDAL counts per pixel of one band warped in the working type the reader uses
+    (:func:`viewer.core.read.read_bands`: the native type where GDAL rounds as a bare warp, else float)."""
+    if dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        return dtype.itemsize * 8
+    return 64 if dtype.kind in "iu" else 32
+
+
+def _nodes_in(value: Any) -> list[Node]:
+    if isinstance(value, Node):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _nodes_in(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _nodes_in(v)]
+    return []
+
+
+def _reads(node: Node, mode: str, wanted: tuple[int, ...] | None, out: dict) -> bool:
+    """Collect what every source band the evaluation reads warps: path -> {(grid, dtype, method, band)};
+    ``False`` where it cannot tell (in-memory arrays)."""
+    if node.op == "array":
+        return False
+    if node.op == "source":
+        for i in (wanted if wanted is not None else range(len(node.bands))):
+            b = node.bands[i]
+            if b.grid is None or b.grid.crs is None:
+                return False
+            method = mode if b.kind == "continuous" else "nearest"
+            out.setdefault(node.args[1][i][0], set()).add((b.grid, np.dtype(b.dtype), method, i))
+        return True
+    if node.op == "select":
+        index = tuple(node.args[1])
+        return _reads(node.args[0], mode, index if wanted is None else tuple(index[i] for i in wanted), out)
+    if node.op == "resample":
+        return _reads(node.args[0], node.args[1], wanted, out)
+    return all(_reads(child, mode, None, out) for child in _nodes_in(node.args))
+
+
+def gdal_windows(node: Node, grid: Grid) -> tuple[Window, ...] | None:
+    """The chunks GDAL itself warps ``grid`` in (:func:`viewer.core.approx.warp_chunks`), when every
+    band the image reads is warped alike: another CRS than the output's, one source grid, one working
+    type, one resampling, one band per file, and no overview (output pixels no coarser than the
+    source's). A chunk warped alone then equals the same pixels of one warp of the whole grid, which
+    arbitrary chunks across CRSs do not (GDAL's transformer and source window follow its chunk).
+    ``None`` otherwise (then :func:`plan_chunks` cuts regular chunks)."""
+    reads: dict = {}
+    if not _reads(node, "nearest", None, reads) or not reads or any(len(v) != 1 for v in reads.values()):
+        return None
+    kinds = {(grid_key(g), dtype.name, method) for [(g, dtype, method, _)] in reads.values()}
+    if len(kinds) != 1:
+        return None
+    [(src, dtype, method, _)] = next(iter(reads.values()))
+    if grid.crs is None or src.crs == grid.crs or method not in _RADIUS:
+        return None
+    try:
+        left, bottom, right, top = grid.bounds_in(src.crs)
+    except Exception:  # noqa: BLE001 - PROJ cannot tell: regular chunks
+        return None
+    if max((right - left) / grid.width, (top - bottom) / grid.height) > min(abs(src.transform.a),
+                                                                            abs(src.transform.e)):
+        return None  # the reader may pick an overview: its chunks are not these
+    bits = _warp_bits(dtype)
+    chunks = warp_chunks(src.transform, src.crs, src.width, src.height, grid, _RADIUS[method], bits, bits)
+    if chunks is None:
+        return None
+    return tuple(Window(c.col, c.row, c.width, c.height) for c in sorted(chunks, key=lambda c: (c.row, c.col)))
+
+
+def plan(request: BigRequest, chunk: int = DEFAULT_CHUNK) -> list[Window]:
+    """The windows an export renders: GDAL's own chunks across CRSs where :func:`gdal_windows` tells
+    them, else ``chunk``-sized windows (:func:`plan_chunks`)."""
+    _check_chunk(chunk)
+    return list(request.gdal_windows) if request.gdal_windows else plan_chunks(request.grid, chunk)
 
 
 def _array_data(digest: str) -> tuple:
@@ -292,7 +376,7 @@ def export_chunks(request: BigRequest, path: str | os.PathLike, chunk: int = DEF
                   cancelled: Callable[[], bool] | None = None) -> Path | None:
     """The export in this process, one chunk after another (no Dask): the COG's path, or ``None``
     when ``cancelled()`` turned true (then no file is left). ``on_chunk(done, total)`` reports progress."""
-    windows = plan_chunks(request.grid, chunk)
+    windows = plan(request, chunk)
     writer = CogWriter(request, path, chunk)
     doc = request.to_dict()
     try:

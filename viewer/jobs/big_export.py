@@ -23,7 +23,7 @@ from typing import Any
 from distributed import Client, Future, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
-from ..core.chunked import DEFAULT_CHUNK, BigRequest, CogWriter, plan_chunks, prepare_big, render_chunk
+from ..core.chunked import DEFAULT_CHUNK, BigRequest, CogWriter, plan, prepare_big, render_chunk
 from ..core.config import settings
 from ..core.errors import InvalidArgument, LimitExceeded, ViewerError
 
@@ -89,7 +89,7 @@ class BigExport:
         self.request, self.path, self.client = request, writer.path, client
         self.id = uuid.uuid4().hex[:12]
         self._writer = writer
-        self._windows = plan_chunks(request.grid, chunk)
+        self._windows = plan(request, chunk)
         self._done_chunks = 0
         self._status = "running"
         self._error: BaseException | None = None
@@ -231,7 +231,7 @@ def start_export(params: dict, path: str | os.PathLike, *, client: Client | None
                             f"{request.nbytes / 2**20:.0f} MiB uncompressed; the limit here is "
                             f"{max_bytes / 2**20:.0f} MiB (larger exports: viewer.data.computePixelsToFile)",
                             value=request.nbytes, allowed=max_bytes)
-    plan_chunks(request.grid, chunk)  # checks the chunk size before anything is written
+    plan(request, chunk)  # checks the chunk size before anything is written
     client = client if client is not None else connect(scheduler)
     writer = CogWriter(request, path, chunk)
     return BigExport(request, writer, client, chunk)
