@@ -329,3 +329,20 @@ def test_export_card_cancel_and_size_cap(client, tmp_path, monkeypatch):
         panel.poll_big()
     assert panel.big_status.object == "cancelled; no file written" and not panel.big_download.visible
     assert list((tmp_path / "exports").iterdir()) == []
+
+
+def test_app_exports_keep_the_newest_files_and_never_a_running_exports_temporaries(tmp_path, monkeypatch):
+    from viewer.ui.export import BIG_KEEP, big_export_path
+
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    running = folder / ".a-1.tif.0123456789ab.chunks.tif"
+    running.write_bytes(b"x")
+    for i in range(BIG_KEEP + 2):
+        (folder / f"old-{i}.tif").write_bytes(b"x")
+        os.utime(folder / f"old-{i}.tif", (1000 + i, 1000 + i))
+    path = big_export_path("../../etc/passwd layer")
+    assert path.parent == folder and path.name.startswith("etc_passwd_layer-") and path.suffix == ".tif"
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == [running.name] + [f"old-{i}.tif" for i in range(3, BIG_KEEP + 2)]  # room for the new one

@@ -116,7 +116,8 @@ def big_export_path(name: str) -> Path:
     :data:`BIG_KEEP` deleted."""
     folder = settings().state_dir / "exports"
     folder.mkdir(parents=True, exist_ok=True)
-    old = sorted(folder.glob("*.tif"), key=lambda p: p.stat().st_mtime)
+    # finished files only: a running export's temporaries are hidden (".name.*.tif")
+    old = sorted((p for p in folder.glob("*.tif") if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
     for p in old[:max(0, len(old) - BIG_KEEP + 1)]:
         p.unlink(missing_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "layer").strip("._")[:40] or "layer"
