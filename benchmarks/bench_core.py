@@ -70,6 +70,45 @@ def make_cog() -> Path:
     return COG
 
 
+MASKED = DATA / "masked_uint16_4096.tif"
+
+
+def make_masked() -> Path:
+    """A 4096 x 4096, 3-band uint16 COG with nodata 0: values 1..4000 with zero blocks (seeded)."""
+    if MASKED.exists():
+        return MASKED
+    DATA.mkdir(exist_ok=True)
+    rng = np.random.default_rng(7)
+    data = rng.integers(1, 4000, (3, 4096, 4096), dtype=np.uint16)
+    for _ in range(40):
+        r, c = rng.integers(0, 3800, 2)
+        data[:, r:r + 256, c:c + 256] = 0
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy as gdal_copy
+
+    prof = dict(driver="GTiff", width=4096, height=4096, count=3, dtype="uint16", crs=SRC_CRS, transform=SRC_T,
+                nodata=0, tiled=True, blockxsize=512, blockysize=512)
+    with MemoryFile() as mem:
+        with mem.open(**prof) as dst:
+            dst.write(data)
+        with mem.open() as src:
+            gdal_copy(src, MASKED, driver="COG", BLOCKSIZE=512, COMPRESS="DEFLATE", OVERVIEW_RESAMPLING="NEAREST")
+    return MASKED
+
+
+def masked_grid(edge: bool):
+    """2048^2 EPSG:3857 at the masked source's pixel size: inside it, or centred on its top-left corner."""
+    from viewer.core.grid import Grid
+
+    mx, my, k = _centre_mercator()
+    (lon,), (lat,) = warp_points(SRC_CRS, "EPSG:4326", [SRC_T.c + 4096 * 15], [SRC_T.f - 4096 * 15])
+    (mx,), (my,) = warp_points("EPSG:4326", "EPSG:3857", [lon], [lat])
+    if edge:
+        (mx,), (my,) = warp_points(SRC_CRS, "EPSG:3857", [SRC_T.c], [SRC_T.f])
+    res = 30.0 * k
+    return Grid(CRS.from_epsg(3857), Affine(res, 0, mx - 1024 * res, 0, -res, my + 1024 * res), 2048, 2048)
+
+
 # grids ----------------------------------------------------------------------------------------
 #: (label, factor): output pixel = factor x the source pixel on the ground; None = the source's own grid.
 SCALES = (("down 16x", 16.0), ("down 6x", 6.0), ("down 2x", 2.0), ("identity", None),
@@ -230,6 +269,13 @@ def bench_pixels(repeat: int, size: int) -> None:
     over = sum(r > 1.2 for r in ratios)
     print(f"  worst ratio {max(ratios):.2f}x, median {statistics.median(ratios):.2f}x over {len(ratios)} cases, "
           f"{over} above 1.2x")
+    masked = make_masked()
+    print("a masked source: 4096x4096x3 uint16 COG, nodata 0 (zero blocks), nearest, 2048^2 grids")
+    for edge in (False, True):
+        for names in (["b1"], ["b1", "b2", "b3"]):
+            bands = [int(n[1:]) for n in names]
+            compare("inside" if not edge else "corner", viewer.Image.open(masked).select(names), names, masked, bands,
+                    masked_grid(edge), "nearest", repeat)
     landsat = viewer.Image("LANDSAT/LC08/SAMPLE")
     path = viewer.get_catalog().image("LANDSAT/LC08/SAMPLE").bands[3].path
     print("issue 9's case: Landsat sample B4 (627x603 uint16) onto 4096^2 EPSG:3857 over its bounds")

@@ -142,6 +142,7 @@ class _Meta:
         #: 1-based index of the alpha band, 0 if there is none
         self.alpha = next((i for i, ci in enumerate(ds.colorinterp, start=1) if ci == ColorInterp.alpha), 0)
         self.transform, self.crs = ds.transform, (ds.crs if ds.crs else None)
+        self.nodata = tuple(ds.nodatavals)
         self.levels: dict = {}  # (band, grid) -> overview level
 
 
@@ -260,13 +261,56 @@ def _work_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _groupable(ds, bidxs: tuple[int, ...]) -> bool:
-    """Can these bands be warped in one GDAL call (same dtype, one shared mask)?"""
+def _groupable(ds, bidxs: tuple[int, ...], method: Resampling) -> bool:
+    """Can these bands be read in one GDAL call (same dtype; one shared mask, or, nearest, one nodata value
+    each band is masked by)?"""
     meta = _meta(ds)
     if len(bidxs) < 2 or len({meta.dtypes[i - 1] for i in bidxs}) != 1:
         return False
     flags = {meta.flags[i - 1] for i in bidxs}
-    return flags == {(MaskFlags.all_valid,)} or all(MaskFlags.per_dataset in f for f in flags)
+    if flags == {(MaskFlags.all_valid,)} or all(MaskFlags.per_dataset in f for f in flags):
+        return True
+    return method == Resampling.nearest and _nodata_of(ds, bidxs) is not None
+
+
+def _nodata_of(ds, bidxs: tuple[int, ...]) -> float | None:
+    """The nodata value that alone masks each of these bands (the same for all, finite and exact in the
+    dtype they are warped in), else None."""
+    meta = _meta(ds)
+    if any(meta.flags[b - 1] != (MaskFlags.nodata,) for b in bidxs):
+        return None
+    values = {meta.nodata[b - 1] for b in bidxs}
+    if len(values) != 1:
+        return None
+    (value,) = values
+    work = _work_dtype(np.dtype(meta.dtypes[bidxs[0] - 1]))
+    if value is None or not math.isfinite(value) or float(np.array(value).astype(work)) != value:
+        return None
+    return value
+
+
+def _warp_nodata(src, bidxs: tuple[int, ...], src_crs, grid: Grid, work: np.dtype,
+                 nodata: float) -> list[tuple[np.ndarray, np.ndarray | Written | None]]:
+    """Nearest warp of bands masked by one ``nodata`` value: one GDAL call without an alpha band, as a bare
+    warp of them is. A pixel is valid where its value is not ``nodata`` (nearest copies valid values,
+    which never equal it; the destination starts at ``nodata``); invalid values are then set to 0."""
+    n = len(bidxs)
+    fill = np.array(nodata).astype(work)
+    dst = np.zeros((n, grid.height, grid.width), work) if fill == 0 else np.full((n, grid.height, grid.width), fill)
+    reproject(source=rasterio.band(src, list(bidxs) if n > 1 else bidxs[0]), destination=dst if n > 1 else dst[0],
+              src_crs=src_crs, dst_transform=grid.transform, dst_crs=grid.gdal_crs, resampling=Resampling.nearest,
+              src_nodata=nodata, dst_nodata=nodata, init_dest_nodata=False, num_threads=1, SKIP_NOSOURCE="YES")
+    out: list[tuple[np.ndarray, np.ndarray | Written | None]] = []
+    for i in range(n):
+        values = dst[i]
+        valid = values != fill
+        if valid.all():
+            out.append((values, None))
+            continue
+        if fill != 0:
+            values[~valid] = 0
+        out.append((values, Written(compute=lambda valid=valid: valid.astype(np.float32))))
+    return out
 
 
 def read_bands(
@@ -293,7 +337,7 @@ def read_bands(
     for bidx in bidxs:
         if not 1 <= bidx <= ds.count:
             raise ReadError(f"band {bidx} does not exist in {path!r} (it has {ds.count})", value=bidx)
-    if len(bidxs) > 1 and not _groupable(ds, bidxs):
+    if len(bidxs) > 1 and not _groupable(ds, bidxs, method):
         return [_read_open(ds, path, current, (b,), grid, method, use_overviews)[0] for b in bidxs]
     return _read_open(ds, path, current, bidxs, grid, method, use_overviews)
 
@@ -336,6 +380,11 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         exact = sample_dataset(src, bidxs, grid, True, exact_bits=(bits, bits), build=False)
         if exact is not None:
             return exact
+    src_gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
+    if not all_valid and method == Resampling.nearest:
+        nodata = _nodata_of(ds, bidxs)
+        if nodata is not None:
+            return _warp_nodata(src, bidxs, src_gdal_crs, grid, work, nodata)
     mask = None
     need_alpha = not (all_valid and _inside(ds, bounds))
     if need_alpha and all_valid and method in _RADIUS:
@@ -348,7 +397,6 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         if bounds is not None and likely_reproduced(*geo, grid, bounds):
             need_alpha = False
             mask = Written(compute=lambda: _written_mask(path, level, current, bidxs, geo, grid, method, work))
-    src_gdal_crs = src.crs if src_crs is not None else PIXEL_CRS
     if need_alpha:
         return _warp_with_alpha(src, bidxs, src_gdal_crs, grid, method, work, _meta(ds).alpha)
     if n > 1 and mask is not None:
