@@ -9,8 +9,10 @@
    AUTO rule, remembered per dataset and grid) and then
 4. the nearest sampler for tile-sized grids: an index map (:mod:`viewer.core.sampling` computes
    it, the process-wide ``index maps`` cache here keeps it) applied to one window read per file;
-   or the exact sampler, or one GDAL warp (with GDAL's written pixels reproduced by
-   :mod:`viewer.core.approx` instead of an alpha band where possible).
+   or the exact sampler, or one GDAL warp: of an all-valid source without an alpha band (the pixels
+   it wrote reproduced by :mod:`viewer.core.approx`, only when a mask is asked for); of bands masked
+   by one nodata value, nearest, without one either (valid where the value is not nodata); else with
+   an alpha band. The source's own grid shifted partly off it is read as a window, no warp.
 
 In-memory arrays take :func:`warp_array` (the sampler or one warp as well).
 """
