@@ -4,7 +4,8 @@
 the layer's min/max marked as vertical lines. ``ViewHistogram`` keeps one such chart of
 what is in view: after each pan or zoom (debounced) and each change of the selected layer
 or its visualization it evaluates the layer on the view's grid off the event loop
-(:data:`~viewer.ui.viewport.EXECUTOR`) and updates the chart's data sources.
+(:data:`~viewer.ui.viewport.STATS_EXECUTOR`, once the view's tiles are served) and updates
+the chart's data sources.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..core.image import Image
 from ..core.stats import band_histograms
 from .notify import doc_runner, notify_error
 from .state import LayerState, MapState
-from .viewport import EXECUTOR, spawn
+from .viewport import STATS_EXECUTOR, after_tiles, spawn
 
 __all__ = ["histogram_figure", "histogram_columns", "mark_columns", "band_colors", "layer_image", "layer_marks",
            "view_histogram", "ViewHistogram", "VIEW_BUCKETS", "VIEW_CHART"]
@@ -169,12 +170,13 @@ class ViewHistogram(pn.viewable.Viewer):
 
     async def _run(self, gen: int) -> None:
         await asyncio.sleep(self.debounce)
+        await after_tiles()  # the view's tiles first: a chart may wait, the map should not
         layer = self._layer()
         if gen != self._generation or layer is None:
             return
         try:
             grid = self.state.current_grid()
-            result = await asyncio.get_running_loop().run_in_executor(EXECUTOR, view_histogram, layer, grid)
+            result = await asyncio.get_running_loop().run_in_executor(STATS_EXECUTOR, view_histogram, layer, grid)
         except Exception as exc:  # noqa: BLE001 - shown as a notification
             if gen == self._generation:
                 notify_error(exc, "view histogram")

@@ -26,6 +26,7 @@ from ..core.grid import Grid
 from .notify import guarded, notify_error
 from .split import SplitControls
 from .state import EXECUTOR, LayerState, MapState, spawn
+from .viewport import STATS_EXECUTOR, after_tiles
 from .viewport import count_grid
 
 __all__ = ["ComparePanel", "comparison_grid", "compare_view", "default_pair", "class_layers",
@@ -259,12 +260,13 @@ class ComparePanel(pn.viewable.Viewer):
 
     async def _debounced(self, gen: int) -> None:
         await asyncio.sleep(self.state.debounce)
+        await after_tiles()  # the view's tiles first
         if gen != self._generation:
             return
         pred, truth = self.prediction, self.truth
         try:
             cmp = await asyncio.get_running_loop().run_in_executor(
-                EXECUTOR, functools.partial(compare_view, self.state, pred, truth))
+                STATS_EXECUTOR, functools.partial(compare_view, self.state, pred, truth))
         except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised into the event loop
             if gen == self._generation:
                 self.error = str(exc) or type(exc).__name__
