@@ -462,3 +462,24 @@ def test_two_layers_with_one_name_get_unique_names(tmp_path, monkeypatch):
     m.add_layer(img, {"bands": ["B3"], "min": 0, "max": 3000}, "x")
     assert [l.name for l in m.layers] == ["x", "x (2)"]
     assert m.layer("x (2)").bands == ["B3"]
+
+
+def test_request_json_of_a_layer_with_per_band_gammas_keeps_them(tmp_path, monkeypatch):
+    """getPixels takes one gamma; a layer with a gamma per band exports its display expression,
+    and that request draws the layer's tiles' pixels (each band with its own gamma)."""
+    from viewer.core.tiles import render_rgba
+    from viewer.ui.export import layer_request
+
+    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
+    m = viewer.Map()
+    vis = {"bands": ["B4", "B3", "B2"], "min": 300, "max": 1800}
+    one = m.add_layer(viewer.Image("COPERNICUS/S2/SAMPLE"), dict(vis, gamma=1.3), "one gamma")
+    per = m.add_layer(viewer.Image("COPERNICUS/S2/SAMPLE"), dict(vis, gamma=[0.6, 1.0, 2.0]), "per band")
+    grid = m.state.current_grid()
+    assert layer_request(one, grid)["method"] == "data.getPixels"
+    req = layer_request(per, grid)
+    assert req["method"] == "data.computePixels"
+    got = np.asarray(PILImage.open(io.BytesIO(viewer.data.computePixels(json.loads(json.dumps(req["request"]))))))
+    want = render_rgba(per.spec(), grid)
+    assert got.shape[:2] == want.shape[:2] and np.abs(got[..., :3].astype(int) - want[..., :3]).max() <= 1
+    assert not np.array_equal(want, render_rgba(one.spec(), grid))  # the gammas do change the pixels

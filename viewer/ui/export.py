@@ -146,13 +146,15 @@ def _asset_selection(node: Node) -> tuple[str, list[str]] | None:
 def layer_request(layer: LayerState, grid: Grid) -> dict:
     """The request reproducing the layer's pixels on ``grid`` as the map shows them (PNG).
 
-    A plain catalog image layer gives an Earth Engine ``getPixels`` request (asset, bands,
-    visualization options); every other layer (class and mask overlays, derived images) a
+    A plain catalog image layer with one gamma gives an Earth Engine ``getPixels`` request (asset,
+    bands, visualization options); every other layer (per-band gammas too) (class and mask overlays, derived images) a
     ``computePixels`` request of its display expression, which draws exactly its tiles
     (hidden classes included).
     """
     spec = layer.spec()
     sel = _asset_selection(spec.node) if spec.kind == "image" else None
+    if sel is not None and len(set(spec.style["vis"]["gamma"])) > 1:
+        sel = None  # getPixels takes one gamma for all bands: per-band gammas go as the display expression
     if sel is None:
         return {"method": "data.computePixels", "layer": layer.name, "request": display_request(spec, grid),
                 "note": "expression is the layer's display graph: pass the request to viewer.data.computePixels"}
