@@ -9,7 +9,7 @@ that subsampled grid, and the grid actually used is reported with each result.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -65,15 +65,9 @@ def band_stats(image: Image, grid: Grid, percentiles: Sequence[float] = DEFAULT_
         raise InvalidArgument(f"band_stats needs a viewer.Image, got {type(image).__name__}",
                               value=type(image).__name__, allowed="Image")
     pcts = _check_percentiles(percentiles)
-    g = stats_grid(grid)
     out = []
-    for info, layer in zip(image.bands, evaluate(image.node, g)):
-        v = layer.values
-        valid = np.ones(v.shape, bool) if layer.mask is None else layer.mask > 0
-        if v.dtype.kind == "f":
-            valid &= ~np.isnan(v)
-        x = v[valid].astype(np.float64)
-        entry: dict = {"band": info.name, "count": int(x.size), "grid": {"width": g.width, "height": g.height}}
+    for name, x, g in _valid_values(image, grid):
+        entry: dict = {"band": name, "count": int(x.size), "grid": {"width": g.width, "height": g.height}}
         if x.size:
             q = np.percentile(x, pcts) if pcts else []
             entry.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()), std=float(x.std()),
@@ -127,14 +121,17 @@ def band_histograms(image: Image, grid: Grid, buckets: int = 64) -> list[dict]:
                               value=type(image).__name__, allowed="Image")
     if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= 1024:
         raise InvalidArgument(f"buckets {buckets!r} must be an integer in 1..1024", value=buckets, allowed="1..1024")
+    return [{"band": name, "count": int(x.size), "grid": {"width": g.width, "height": g.height},
+             "histogram": histogram(x, buckets) if x.size else None} for name, x, g in _valid_values(image, grid)]
+
+
+def _valid_values(image: Image, grid: Grid) -> Iterator[tuple[str, np.ndarray, Grid]]:
+    """Per band: its name, its valid values (mask > 0, not NaN) as float64 on the subsampled
+    :func:`stats_grid` of ``grid``, and that grid."""
     g = stats_grid(grid)
-    out = []
     for info, layer in zip(image.bands, evaluate(image.node, g)):
         v = layer.values
         valid = np.ones(v.shape, bool) if layer.mask is None else layer.mask > 0
         if v.dtype.kind == "f":
             valid &= ~np.isnan(v)
-        x = v[valid].astype(np.float64)
-        out.append({"band": info.name, "count": int(x.size), "grid": {"width": g.width, "height": g.height},
-                    "histogram": histogram(x, buckets) if x.size else None})
-    return out
+        yield info.name, v[valid].astype(np.float64), g
