@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -76,17 +77,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def viewer_server(tmp_path_factory):
-    """``viewer serve`` in a subprocess on a free port; yields its base URL."""
-    port = _free_port()
-    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path_factory.mktemp("state")), PYTHONUNBUFFERED="1")
-    env.pop("VIEWER_TILE_URL", None)
-    log = tmp_path_factory.mktemp("server") / "server.log"
+@contextlib.contextmanager
+def served(cmd: list[str], url: str, log: Path, env: dict, what: str, cwd: Path | None = None):
+    """Run the server ``cmd`` (output to ``log``) until ``url`` answers 200, then stop it on exit."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port),
-                                 "--address", "127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     deadline = time.time() + 90
     while True:
         try:
@@ -97,11 +92,26 @@ def viewer_server(tmp_path_factory):
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            pytest.fail(f"viewer serve did not start: {log.read_text()[-3000:]}")
+            pytest.fail(f"{what} did not start: {log.read_text()[-3000:]}")
         time.sleep(0.3)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def viewer_server(tmp_path_factory):
+    """``viewer serve`` in a subprocess on a free port; yields its base URL."""
+    port = _free_port()
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path_factory.mktemp("state")), PYTHONUNBUFFERED="1")
+    env.pop("VIEWER_TILE_URL", None)
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    url = f"http://127.0.0.1:{port}/"
+    with served([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                url, log, env, "viewer serve"):
+        yield url

@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from viewer.core.classes import Classes
 from viewer.core.grid import Grid, parse_crs
 
 from compare_app import COLLECTION, PREDICTION_COLORS, RULES, TRUE_COLOUR, prediction
-from conftest import _free_port
+from conftest import _free_port, served
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets" / "landsat8_224"
@@ -40,25 +38,10 @@ def compare_server(tmp_path_factory):
                PYTHONPATH=str(ROOT))
     env.pop("VIEWER_TILE_URL", None)
     log = tmp_path_factory.mktemp("server") / "compare_app.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "compare_app.py"), str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "split", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"the compare app did not start: {log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with served([sys.executable, str(ROOT / "tests" / "compare_app.py"), str(port)], url + "split", log, env,
+                "the compare app", cwd=ROOT):
+        yield url
 
 
 @pytest.fixture

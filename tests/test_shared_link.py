@@ -6,11 +6,17 @@ open it in a window of another size: the same centre and zoom.
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 import urllib.parse
 
+import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 
+from conftest import _free_port, served
 from test_ui_browser import TILE, App
 
 pytestmark = pytest.mark.browser
@@ -146,18 +152,6 @@ build_app(map_obj=m).servable()
 @pytest.fixture
 def across_180_server(tmp_path):
     """``panel serve`` of a map with one EPSG:4326 GeoTIFF stored at 170..190 E (1 west of 180, 2 east)."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    import numpy as np
-    import rasterio
-    from affine import Affine
-
-    from conftest import _free_port
-
     values = np.ones((200, 200), np.uint8)
     values[:, 100:] = 2
     tif = tmp_path / "geo.tif"
@@ -169,28 +163,11 @@ def across_180_server(tmp_path):
     port = _free_port()
     env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"))
     env.pop("VIEWER_TILE_URL", None)
-    log = open(tmp_path / "panel.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(script), "--port", str(port), "--address",
-                             "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins",
-                             "viewer.server.plugin"], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/across"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"panel serve did not start: {(tmp_path / 'panel.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with served([sys.executable, "-m", "panel", "serve", str(script), "--port", str(port), "--address", "127.0.0.1",
+                 "--allow-websocket-origin", f"127.0.0.1:{port}", "--plugins", "viewer.server.plugin"],
+                url, tmp_path / "panel.log", env, "panel serve"):
+        yield url
 
 
 def test_a_source_across_the_antimeridian_is_drawn_whole_and_fitted_in_the_browser(context_of, across_180_server):
