@@ -33,11 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 from pyproj import Transformer
+from pyproj.exceptions import ProjError
 
 from .cache import memoized
-from .grid import Grid, center_long, wrap_longitudes
+from .grid import Grid, center_long, crs_token, same_crs, wrap_longitudes
 
-__all__ = ["APPROX_ERROR", "WARP_MEMORY_LIMIT", "Plan", "Chunk", "transformer_for", "source_pixels", "row_plan",
+__all__ = ["APPROX_ERROR", "WARP_MEMORY_LIMIT", "Plan", "Chunk", "transformer_for", "source_bounds", "source_pixels",
+           "row_plan",
            "warp_chunks", "likely_reproduced", "valid_mask", "chunks_mask", "chunk_pixels"]
 
 #: GDAL's default error threshold of the approximate transformer (source pixels).
@@ -67,21 +69,39 @@ def _pyproj(src_crs, dst_crs) -> Transformer:
     cache = getattr(_local, "transformers", None)
     if cache is None:
         cache = _local.transformers = {}
-    key = (src_crs, dst_crs)
+    key = (crs_token(src_crs), crs_token(dst_crs))  # WKTs: hashing a rasterio CRS exports its WKT each time
     t = cache.get(key)
     if t is None:
-        t = cache[key] = Transformer.from_crs(dst_crs.to_wkt(), src_crs.to_wkt(), always_xy=True)
+        t = cache[key] = Transformer.from_crs(key[1], key[0], always_xy=True)
     return t
 
 
 def transformer_for(src_crs, dst_crs, src_transform: Affine, src_width: int, src_height: int):
     """Destination -> source CRS transformer (per thread; ``None`` when both CRSs are the same),
     longitudes wrapped as GDAL does for a geographic source across 180 degrees."""
-    if src_crs == dst_crs:
+    if same_crs(src_crs, dst_crs):
         return None
     t = _pyproj(src_crs, dst_crs)
     center = center_long(src_crs, src_transform, src_width, src_height)
     return t if center is None else _LonWrap(t, center)
+
+
+def source_bounds(grid: Grid, src_crs) -> tuple[float, float, float, float] | None:
+    """The grid's bounds in the source CRS through the thread's transformer of :func:`transformer_for`
+    (PROJ's ``proj_trans_bounds``, 21 points per edge: GDAL's ``OCTTransformBounds`` algorithm, without
+    building a GDAL transformation per call); ``None`` where PROJ gives no finite box. A geographic box
+    across the antimeridian has ``right`` above 180, as :meth:`Grid.bounds_in`."""
+    if grid.crs is None or src_crs is None or same_crs(src_crs, grid.crs):
+        return grid.bounds
+    try:
+        left, bottom, right, top = _pyproj(src_crs, grid.crs).transform_bounds(*grid.bounds, densify_pts=21)
+    except ProjError:
+        return None
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+        return None
+    if src_crs.is_geographic and left > right:  # PROJ's form of a box across the antimeridian
+        right += 360.0
+    return left, bottom, right, top
 
 
 def _inverse(t: Affine) -> tuple[float, float, float, float, float, float]:

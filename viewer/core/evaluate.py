@@ -18,7 +18,7 @@ from rasterio.warp import transform_geom
 
 from .errors import InvalidArgument, ReadError, SourceChanged, SourceUnavailable
 from .graph import Node
-from .grid import Grid, center_long, wrap_longitudes
+from .grid import Grid, center_long, same_crs, wrap_longitudes
 from .ops import ARITHMETIC, BINARY, UNARY
 from .raster import EVERYWHERE, Band, Footprint, Raster
 from .read import read_bands, warp_array
@@ -37,7 +37,7 @@ def _footprint_of(src: Grid, grid: Grid) -> Footprint:
     def compute():
         rows, cols = np.mgrid[0:grid.height, 0:grid.width]
         x, y = grid.transform @ (cols + 0.5, rows + 0.5)
-        if src.crs is not None and grid.crs is not None and src.crs != grid.crs:
+        if src.crs is not None and grid.crs is not None and not same_crs(src.crs, grid.crs):
             x, y = Transformer.from_crs(grid.crs, src.crs, always_xy=True).transform(x, y)
             center = center_long(src.crs, src.transform, src.width, src.height)
             if center is not None:  # a geographic source across the antimeridian, as GDAL wraps it

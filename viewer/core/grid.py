@@ -22,6 +22,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,13 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
-from .cache import memoized
+from .cache import memoized, named_cache
 from .access import configure_gdal
 from .errors import InvalidArgument, UnknownCRS
 
 __all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS", "WEB_MERCATOR", "WGS84", "EARTH_RADIUS", "HALF_WORLD",
            "MAX_LATITUDE", "lonlat_bounds", "mercator_bounds", "center_long", "wrap_longitudes", "grid_key",
-           "crs_token"]
+           "crs_token", "same_crs"]
 
 #: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
 PIXEL_CRS = CRS.from_epsg(3857)
@@ -138,17 +139,52 @@ def crs_token(crs: CRS | None) -> str | None:
     return hit[1]
 
 
+_crs_equal: dict[tuple[str, str], bool] = {}
+
+
+def same_crs(a: CRS | None, b: CRS | None) -> bool:
+    """``a == b`` for CRSs (``None`` = pixel space), remembered per pair of WKTs: rasterio compares
+    two different CRSs through GDAL each time (about 9 us, several times per map tile)."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    if not (isinstance(a, CRS) and isinstance(b, CRS)):
+        return bool(a == b)
+    ta, tb = crs_token(a), crs_token(b)
+    if ta == tb:
+        return True
+    hit = _crs_equal.get((ta, tb))
+    if hit is None:
+        if len(_crs_equal) > 1024:
+            _crs_equal.clear()
+        hit = _crs_equal[(ta, tb)] = bool(a == b)
+    return hit
+
+
 def grid_key(grid: "Grid") -> tuple:
-    """A cheap hashable key of a grid (equal grids give equal keys)."""
-    return (tuple(grid.transform)[:6], crs_token(grid.crs), grid.width, grid.height)
+    """A cheap hashable key of a grid (equal grids give equal keys), computed once per grid."""
+    return grid.key
 
 
-@memoized("grid bounds", 4096)
+_grid_bounds = named_cache("grid bounds", 4096)
+
+
 def _bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
-    # cached: every band read of a map tile asks for the same bounds (overview choice, coverage)
-    if crs == WEB_MERCATOR:
+    # cached: every band read of a map tile asks for the same bounds (overview choice, coverage); keyed by
+    # the grid's key and the CRS's WKT (hashing a rasterio CRS exports its WKT each time)
+    key = (grid.key, crs_token(crs))
+    hit = _grid_bounds.get(key)
+    if hit is None:
+        hit = _compute_bounds_in(grid, crs)
+        _grid_bounds.put(key, hit)
+    return hit
+
+
+def _compute_bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
+    if same_crs(crs, WEB_MERCATOR):
         return mercator_bounds(grid)
-    if crs == WGS84:
+    if same_crs(crs, WGS84):
         return lonlat_bounds(grid)
     left, bottom, right, top = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
     if crs.is_geographic and left > right:  # GDAL's form of a box across the antimeridian
@@ -175,9 +211,9 @@ def lonlat_bounds(grid: "Grid") -> tuple[float, float, float, float]:
         raise InvalidArgument("a grid in pixel coordinates has no longitude/latitude bounds", value=None,
                               allowed="a grid with a CRS")
     left, bottom, right, top = grid.bounds
-    if crs == WEB_MERCATOR:  # exact (EPSG:3857's inverse), and not wrapped
+    if same_crs(crs, WEB_MERCATOR):  # exact (EPSG:3857's inverse), and not wrapped
         return (_mercator_lon(left), _mercator_lat(bottom), _mercator_lon(right), _mercator_lat(top))
-    if crs == WGS84:
+    if same_crs(crs, WGS84):
         return (left, max(bottom, -90.0), right, min(top, 90.0))
     west, south, east, north = transform_bounds(crs, WGS84, left, bottom, right, top, densify_pts=21)
     if west > east:  # GDAL's form of a box across the antimeridian
@@ -193,7 +229,7 @@ def mercator_bounds(grid: "Grid") -> tuple[float, float, float, float]:
     EPSG:3857's formulas, so ``right`` may exceed :data:`HALF_WORLD` for a grid across the
     antimeridian, and latitudes are clipped at Mercator's limit (a polar grid ends at the map's edge).
     """
-    if grid.crs == WEB_MERCATOR:
+    if same_crs(grid.crs, WEB_MERCATOR):
         return grid.bounds
     west, south, east, north = lonlat_bounds(grid)
 
@@ -204,7 +240,6 @@ def mercator_bounds(grid: "Grid") -> tuple[float, float, float, float]:
     return (EARTH_RADIUS * math.radians(west), y(south), EARTH_RADIUS * math.radians(east), y(north))
 
 
-@memoized("grid centre longitude", 1024)
 def center_long(crs: CRS | None, transform: Affine, width: int, height: int) -> float | None:
     """GDAL's ``CENTER_LONG`` for a source grid: the centre of its longitudes when it is geographic,
     spans at most 360° and leaves [-180°, 180°]; else ``None`` (no wrapping needed).
@@ -213,8 +248,14 @@ def center_long(crs: CRS | None, transform: Affine, width: int, height: int) -> 
     (``gdaltransformer.cpp``, ``InsertCenterLong``, from the four corners); GDAL does it for
     every geographic source, which changes nothing for one inside [-180°, 180°].
     """
-    if crs is None or not crs.is_geographic:
+    if crs is None or not crs.is_geographic:  # before the cache: a projected CRS needs no key
         return None
+    return _center_long(crs_token(crs), transform, width, height)
+
+
+@memoized("grid centre longitude", 1024)
+def _center_long(_crs: str, transform: Affine, width: int, height: int) -> float | None:
+    """:func:`center_long` of a geographic CRS (given by its WKT, which only keys the cache)."""
     xs = [(transform @ (c, r))[0] for c, r in ((0, 0), (width, 0), (0, height), (width, height))]
     lo, hi = min(xs), max(xs)
     if hi - lo > 360.0 or (lo >= -180.0 and hi <= 180.0):
@@ -259,11 +300,20 @@ class Grid:
                 value=coeffs, allowed="an invertible affine transform",
             )
 
+    def __hash__(self) -> int:
+        # the key's hash: the dataclass's would hash the rasterio CRS, which exports its WKT each time
+        return hash(self.key)
+
+    @cached_property
+    def key(self) -> tuple:
+        """(transform coefficients, CRS WKT, width, height): hashable, equal for equal grids, made once."""
+        return (tuple(self.transform)[:6], crs_token(self.crs), self.width, self.height)
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
-    @property
+    @cached_property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) of the grid's corners in its own CRS."""
         xs, ys = [], []
@@ -284,7 +334,7 @@ class Grid:
         (continuous across the antimeridian, Mercator latitudes clipped at its limit); in any
         geographic CRS ``left < right``, ``right`` possibly above 180.
         """
-        if crs is None or self.crs is None or crs == self.crs:
+        if crs is None or self.crs is None or same_crs(crs, self.crs):
             return self.bounds
         return _bounds_in(self, crs)
 

@@ -35,11 +35,11 @@ from rasterio.warp import reproject
 from affine import Affine
 
 from .access import REMOTE_PREFIXES, configure_gdal, gdal_path, is_remote, raster_drivers, remote_identity
-from .approx import chunks_mask, likely_reproduced, warp_chunks
+from .approx import chunks_mask, likely_reproduced, source_bounds, warp_chunks
 from .cache import named_cache
 from .catalog import get_catalog
 from .errors import InvalidArgument, ReadError, SourceChanged
-from .grid import PIXEL_CRS, Grid, crs_token, grid_key
+from .grid import PIXEL_CRS, Grid, crs_token, grid_key, same_crs
 from .raster import Written
 from .sampling import IndexMap, exact_map, tile_map
 
@@ -155,27 +155,27 @@ def _meta(ds) -> _Meta:
     return meta
 
 
-def _grid_facts(ds, bidx: int, grid: Grid, src_crs) -> tuple[int | None, tuple[float, float, float, float] | None]:
-    """The overview level (:func:`_pick_overview`, GDAL's AUTO rule) and the grid's bounds in the source CRS
-    (``None`` where PROJ cannot give them), remembered per dataset and grid (a tile's grid comes back for
-    every band and layer)."""
+def _overview_level(ds, bidx: int, grid: Grid, src_crs) -> int | None:
+    """The overview level (:func:`_pick_overview`, GDAL's AUTO rule), remembered per dataset and grid (a
+    tile's grid comes back for every band and layer)."""
     levels = _meta(ds).levels
-    key = (bidx,) + grid_key(grid)
+    key = (bidx,) + grid.key
     hit = levels.get(key)
     if hit is None:
         if len(levels) > 4096:
             levels.clear()
-        bounds = _bounds_in(grid, src_crs)
-        hit = levels[key] = (_pick_overview(ds, bidx, grid, src_crs), bounds)
-    return hit
+        hit = levels[key] = (_pick_overview(ds, bidx, grid, src_crs),)
+    return hit[0]
 
 
 def _pick_overview(ds, bidx: int, grid: Grid, src_crs) -> int | None:
-    """Index of the coarsest overview still at least as fine as the grid (GDAL's AUTO rule)."""
+    """Index of the coarsest overview still at least as fine as the grid (GDAL's AUTO rule), from the grid's
+    bounds in the source CRS (:func:`viewer.core.approx.source_bounds`; GDAL's where PROJ gives none)."""
     factors = ds.overviews(bidx)
     if not factors:
         return None
-    left, bottom, right, top = grid.bounds_in(src_crs) if src_crs is not None else grid.bounds
+    bounds = source_bounds(grid, src_crs) if src_crs is not None else grid.bounds
+    left, bottom, right, top = bounds if bounds is not None else grid.bounds_in(src_crs)
     dst_res = min((right - left) / grid.width, (top - bottom) / grid.height)
     src_res = min(abs(ds.transform.a) or 1.0, abs(ds.transform.e) or 1.0)
     ratio = dst_res / src_res
@@ -213,7 +213,7 @@ def _grid_offset(ds, grid: Grid) -> tuple[int, int] | None:
     if not all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) for a, b in
                ((t.a, s.a), (t.b, s.b), (t.d, s.d), (t.e, s.e))):
         return None
-    if meta.crs != grid.crs:
+    if not same_crs(meta.crs, grid.crs):
         return None
     col, row = ~s @ (t.c, t.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -368,8 +368,7 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
             f"{'pixel coordinates' if grid.crs is None else grid.crs}", value=str(grid.crs),
             allowed="a grid in the same kind of coordinates as the image",
         )
-    level, bounds = _grid_facts(ds, bidxs[0], grid, src_crs)
-    level = level if use_overviews else None
+    level = _overview_level(ds, bidxs[0], grid, src_crs) if use_overviews else None
     src = ds if level is None else open_dataset(path, level, current)
     n = len(bidxs)
     work = _work_dtype(np.dtype(_meta(ds).dtypes[bidxs[0] - 1]))
@@ -388,6 +387,7 @@ def _read_open(ds, path: str, current: str, bidxs: tuple[int, ...], grid: Grid, 
         if nodata is not None:
             return _warp_nodata(src, bidxs, src_gdal_crs, grid, work, nodata)
     mask = None
+    bounds = _bounds_in(grid, src_crs)  # GDAL's (cached per grid): what its warp of the grid will cover
     need_alpha = not (all_valid and _inside(ds, bounds))
     if need_alpha and all_valid and method in _RADIUS:
         offset = _grid_offset(src, grid)

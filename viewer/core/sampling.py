@@ -95,23 +95,24 @@ def _linear_map(sx0: np.ndarray, dx: np.ndarray, sy0: np.ndarray, dy: np.ndarray
         return None
     c0, c1 = int(lo_x.min()), int(hi_x.max())
     r0, r1 = int(lo_y.min()), int(hi_y.max())
-    ww = c1 - c0 + 1
+    ww, hh = c1 - c0 + 1, r1 - r0 + 1
+    # int32 from the start where the window's flat indices and the source's rows and columns fit (every
+    # tile): half the memory traffic, and no conversion at the end; (row - r0) * ww + (col - c0) < ww * hh
+    index = np.int32 if ww * hh < 2 ** 31 and max(src_width, src_height) < 2 ** 31 else np.intp
     dist = np.arange(w, dtype=np.float64)
     h = len(sx0)
     buf = np.empty((h, w))
     np.multiply(dist, dy[:, None], out=buf)
     buf += (sy0 + _EPS)[:, None]
-    flat = buf.astype(np.intp)
+    flat = buf.astype(index)  # truncation: the coordinates are >= _EPS > 0 here
     flat -= r0
     flat *= ww
     np.multiply(dist, dx[:, None], out=buf)
     buf += (sx0 + _EPS)[:, None]
-    cols = buf.astype(np.intp)
+    cols = buf.astype(index)
+    cols -= c0
     flat += cols
-    flat -= c0
-    if ww * (r1 - r0 + 1) < 2 ** 31:
-        flat = flat.astype(np.int32)
-    return IndexMap(flat, None, Window(c0, r0, ww, r1 - r0 + 1), (h, w))
+    return IndexMap(flat, None, Window(c0, r0, ww, hh), (h, w))
 
 
 def tile_map(src_transform: Affine, src_crs, src_width: int, src_height: int, grid: Grid) -> IndexMap:

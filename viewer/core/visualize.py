@@ -172,7 +172,8 @@ def palette_lut(palette: Sequence[Sequence[int]]) -> np.ndarray:
 def stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.ndarray:
     """Values -> uint8 0..255 with a linear stretch and gamma."""
     if values.dtype in (np.uint8, np.uint16) and values.size > 16384:  # one lookup (same formula)
-        return _stretch_lut(values.dtype.str, float(vmin), float(vmax), float(gamma))[values]
+        # take(): a third of the time of fancy indexing (which converts the indices to intp first)
+        return _stretch_lut(values.dtype.str, float(vmin), float(vmax), float(gamma)).take(values)
     return _stretch(values, vmin, vmax, gamma)
 
 
