@@ -23,7 +23,6 @@ import io
 import json
 import math
 import re
-import weakref
 from typing import Any
 
 import panel as pn
@@ -422,9 +421,6 @@ class RegionPanel(pn.viewable.Viewer):
                          self.json, self.clear_button, sizing_mode="stretch_width")
 
 
-_INSTALLED: "weakref.WeakKeyDictionary[Any, RegionTool]" = weakref.WeakKeyDictionary()
-
-
 def draw_tools(view: Any) -> RegionTool:
     """The region draw tools on a MapView's map figure, again on each new figure (pixel-mode switch);
     none on a map in pixel coordinates."""
@@ -443,11 +439,12 @@ def draw_tools(view: Any) -> RegionTool:
 def install(view: Any) -> RegionTool:
     """Put the region draw tools on ``view``'s map and the "Region" and "View histogram" cards
     in its side panel (``MapView.add_card``; each card's contents are built when first opened).
-    A second call for the same view does nothing."""
-    tool = _INSTALLED.get(view)
+    A second call for the same view does nothing. The tool is kept on the view (a module-level
+    weak-key dict leaked every session's view: the tool refers back to it)."""
+    tool = getattr(view, "_region_tool", None)
     if tool is not None:  # once per view
         return tool
-    tool = _INSTALLED[view] = draw_tools(view)
+    tool = view._region_tool = draw_tools(view)
     view.add_card(REGION_CARD, lambda: [RegionPanel(view, tool)], collapsed=True)
     view.add_card(HISTOGRAM_CARD, lambda: [ViewHistogram(view.map.state)], collapsed=True)
     return tool

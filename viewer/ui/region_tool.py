@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from typing import Any, Callable
 
 import param
@@ -45,14 +44,12 @@ class RegionState(param.Parameterized):
                             doc="Where the region came from.")
 
 
-_STATES: "weakref.WeakKeyDictionary[MapState, RegionState]" = weakref.WeakKeyDictionary()
-
-
 def region_state(state: MapState) -> RegionState:
-    """The :class:`RegionState` of a map (made on first use)."""
-    region = _STATES.get(state)
+    """The :class:`RegionState` of a map (made on first use), kept on the map's state: a module-level
+    weak-key dict leaked every session's map (its watchers refer back to the state)."""
+    region = getattr(state, "_region_state", None)
     if region is None:
-        region = _STATES[state] = RegionState()
+        region = state._region_state = RegionState()
     return region
 
 
