@@ -7,6 +7,7 @@ by map state) kept every session's map, figure and document alive for the life o
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 
@@ -29,3 +30,28 @@ def test_a_map_view_with_its_region_tools_and_a_region_is_collected():
             "figure": weakref.ref(view.map_figure.fig)}
     del m, view
     assert {name: _collected(r) for name, r in refs.items()} == dict.fromkeys(refs, True)
+
+
+def test_panels_busy_timer_starts_outside_any_session(monkeypatch):
+    """``viewer serve`` starts Panel's process-wide busy-cleanup timer at start; a session that
+    gets busy later does not start it (its task would keep that session's document forever)."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc, state
+
+    from viewer.cli import _start_busy_cleanup
+
+    monkeypatch.setattr(type(state), "_busy_cleanup_scheduled", None)
+    seen: list[object] = []
+
+    async def scenario() -> None:
+        _start_busy_cleanup(state)
+        timer = type(state)._busy_cleanup_scheduled
+        seen.append(timer is not None and timer.running)
+        with set_curdoc(Document()):
+            state._add_busy_event("a session's event")
+            state._remove_busy_event("a session's event")
+        seen.append(type(state)._busy_cleanup_scheduled is timer)
+        timer.stop()
+
+    asyncio.run(scenario())
+    assert seen == [True, True]
