@@ -24,7 +24,10 @@ For each it prints the time to the first byte of the page (navigation timing ``r
 to the first tile request, to the last response of a tile at the zoom level the view is drawn at
 ("visible tiles loaded": BokehJS asks for the tiles of the view plus a ring of one tile) and to
 the last tile response of all (with BokehJS's prefetch of the next level's tiles, which it starts
-500 ms after the map last painted). Tile responses are counted until no tile request started or
+500 ms after the map last painted). For page loads also the phases before the first tile: all scripts and
+stylesheets the page asked for before DOMContentLoaded received, DOMContentLoaded (the scripts
+evaluated), the websocket open, and the Bokeh document received over it (the page's WebSocket is
+wrapped to note the times). Tile responses are counted until no tile request started or
 ended for ``--quiet`` s and every requested tile was answered. Also the number of tile requests
 (at the view's level / all) and viewer/bare ratios. For pan and zoom, times are from the start of the gesture. The viewer's
 requests for layers that are not shown are counted separately ("hidden").
@@ -78,8 +81,31 @@ _TIMINGS_JS = r"""() => {
       level = r.tile_source.get_level_by_extent([xr.start, yr.start, xr.end, yr.end], b.height, b.width);
     }
   }
-  return {first_byte: nav ? nav.responseStart : null, tiles: tiles, level: level, now: performance.now()};
+  const dcl = nav ? nav.domContentLoadedEventStart : null;
+  const assets = performance.getEntriesByType('resource')
+      .filter(e => /\/static\//.test(e.name) && dcl != null && e.startTime < dcl).map(e => e.responseEnd);
+  const phases = window._bench_phases || {};
+  return {first_byte: nav ? nav.responseStart : null, tiles: tiles, level: level, now: performance.now(),
+          assets: assets.length ? Math.max(...assets) : null, dcl: dcl, ws_open: phases.ws_open ?? null,
+          doc: phases.doc ?? null};
 }"""
+
+#: Page phases (ms from navigation start): when the websocket opened and when the Bokeh document
+#: arrived over it (its content frame), recorded by wrapping the page's WebSocket.
+_PHASES_INIT = r"""
+window._bench_phases = {};
+const _BenchWS = window.WebSocket;
+window.WebSocket = function (...args) {
+  const ws = new _BenchWS(...args);
+  ws.addEventListener('open', () => { window._bench_phases.ws_open ??= performance.now(); });
+  ws.addEventListener('message', (e) => {
+    if (typeof e.data === 'string' && e.data.startsWith('{"doc"')) { window._bench_phases.doc ??= performance.now(); }
+  });
+  return ws;
+};
+window.WebSocket.prototype = _BenchWS.prototype;
+for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) { window.WebSocket[k] = _BenchWS[k]; }
+"""
 
 _FRAME_JS = r"""() => {
   if (typeof Bokeh === 'undefined' || Bokeh.index == null) { return null; }
@@ -214,6 +240,7 @@ async def new_page(browser):
     context = await browser.new_context(viewport=VIEWPORT)
     # the default buffer holds 250 entries; a map page makes more tile requests than that
     await context.add_init_script("performance.setResourceTimingBufferSize(100000)")
+    await context.add_init_script(_PHASES_INIT)
     page = await context.new_page()
     return context, page
 
@@ -230,6 +257,7 @@ def summarize(timings: dict, since_ms: float, tokens: dict, log: TileLog) -> dic
     visible = [e for e in entries if level is None or int(TILE.search(e[0]).group(2)) == level]
     return {
         "first_byte": timings["first_byte"] / 1e3 if since_ms == 0 and timings["first_byte"] else None,
+        **{key: (timings[key] / 1e3 if since_ms == 0 and timings.get(key) is not None else None) for key in PHASES},
         "first_tile": (min(e[1] for e in entries) - since_ms) / 1e3 if entries else None,
         "tiles_loaded": (max(e[2] for e in visible) - since_ms) / 1e3 if visible else None,
         "last_tile": (max(e[2] for e in entries) - since_ms) / 1e3 if entries else None,
@@ -339,7 +367,11 @@ def print_case(case: str, viewer: dict, bare: dict) -> None:
         print(f"    ! {n}")
 
 
-CASE_ROWS = (("first_byte", "first byte"), ("first_tile", "first tile requested"),
+#: Page load phases (page loads only): scripts and stylesheets the page asked for before
+#: DOMContentLoaded all received; DOMContentLoaded (scripts evaluated); websocket open; document received.
+PHASES = {"assets": "page scripts/styles loaded", "dcl": "DOMContentLoaded", "ws_open": "websocket open",
+          "doc": "document received"}
+CASE_ROWS = (("first_byte", "first byte"), *PHASES.items(), ("first_tile", "first tile requested"),
              ("tiles_loaded", "visible tiles loaded"), ("last_tile", "last tile (with prefetch)"))
 
 
