@@ -172,9 +172,15 @@ def palette_lut(palette: Sequence[Sequence[int]]) -> np.ndarray:
 def stretch(values: np.ndarray, vmin: float, vmax: float, gamma: float) -> np.ndarray:
     """Values -> uint8 0..255 with a linear stretch and gamma."""
     if values.dtype in (np.uint8, np.uint16) and values.size > 16384:  # one lookup (same formula)
-        # take(): a third of the time of fancy indexing (which converts the indices to intp first)
-        return _stretch_lut(values.dtype.str, float(vmin), float(vmax), float(gamma)).take(values)
+        return _lookup(_stretch_lut(values.dtype.str, float(vmin), float(vmax), float(gamma)), values)
     return _stretch(values, vmin, vmax, gamma)
+
+
+def _lookup(lut: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``lut[index]``: ``take()`` for a contiguous index (a third of the time of fancy indexing on a
+    tile), fancy indexing otherwise (take copies a strided index first: a band of a pixel-interleaved
+    warp took 15 ms instead of 9 for 2048 x 2048)."""
+    return lut.take(index) if index.flags.c_contiguous else lut[index]
 
 
 def _palette_rgbx(values: np.ndarray, vmin: float, vmax: float, gamma: float, palette) -> np.ndarray:
@@ -184,9 +190,9 @@ def _palette_rgbx(values: np.ndarray, vmin: float, vmax: float, gamma: float, pa
     colors = tuple(tuple(int(v) for v in c) for c in palette)
     if values.dtype in (np.uint8, np.uint16) and values.size > 16384:
         lut = _value_colors(values.dtype.str, float(vmin), float(vmax), float(gamma), colors)
-        packed = lut.take(values)
+        packed = _lookup(lut, values)
     else:
-        packed = _palette_colors(colors).take(stretch(values, vmin, vmax, gamma))
+        packed = _lookup(_palette_colors(colors), stretch(values, vmin, vmax, gamma))
     return packed.view(np.uint8).reshape(values.shape + (4,))
 
 
