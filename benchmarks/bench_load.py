@@ -11,7 +11,7 @@ true colour, Landsat B5 with a palette, the Landsat rules class layer, Sentinel-
 Each client is one HTTP/1.1 keep-alive connection (minimal asyncio client) looping, until the
 time is up or ``--max-requests`` are sent, over: ``warm`` (40 %, 7 tiles per layer, fetched
 once before the run), ``cold`` (30 %, tiles never requested, walking each layer's extent at
-z10..z17), ``304`` (20 %, a fetched tile with ``If-None-Match: <its ETag>``) and ``bad`` (10 %,
+z10..z18), ``304`` (20 %, a fetched tile with ``If-None-Match: <its ETag>``) and ``bad`` (10 %,
 malformed/unknown tokens, bad or out-of-range z/x/y, bad extensions). Expected: 200 + PNG,
 200 + PNG, 304, 4xx; anything else (5xx, other status, connection error, 30 s timeout) is an
 error. Prints counts by status and type, client-side latency percentiles (send to last byte),
@@ -20,7 +20,7 @@ and the VmRSS of the server process and its children before and after the run.
 ``--vs-titiler PYTHON`` (a Python with ``titiler.core`` and ``uvicorn``, e.g. a separate venv) then
 serves titiler's ``TilerFactory`` with uvicorn (one process, loopback) and runs the same clients for
 ``--titiler-seconds`` against both servers, one after the other, over the same tiles of one layer
-(Landsat B5, grey, 6000..20000): distinct tiles (z10..z17 over the scene, none repeated: every tile
+(Landsat B5, grey, 6000..20000): distinct tiles (z10..z18 over the scene, none repeated: every tile
 rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def make_layers() -> list[tuple[str, str, tuple[float, float, float, float]]]:
 
 def tile_sets(layers: list) -> tuple[list[Tile], list[Tile]]:
     """(warm tiles, cold tiles): warm = the centre tile at z10..z12 + 2x2 at z13 per layer; cold = every
-    other tile over each layer's bounds at z10..z17, interleaved across layers and zooms."""
+    other tile over each layer's bounds at z10..z18, interleaved across layers and zooms."""
     import morecantile
 
     tms = morecantile.tms.get("WebMercatorQuad")
@@ -76,7 +76,7 @@ def tile_sets(layers: list) -> tuple[list[Tile], list[Tile]]:
         warm += [(token, z, t.x, t.y) for z in (10, 11, 12) for t in [tms.tile(cx, cy, z)]]
         t = tms.tile(cx, cy, 13)
         warm += [(token, 13, t.x + dx, t.y + dy) for dx in (0, 1) for dy in (0, 1)]
-        for z in range(10, 18):
+        for z in range(10, 19):
             walks.append([(token, z, t.x, t.y) for t in tms.tiles(w, s, e, n, [z])])
     seen = set(warm)
     cold = [t for i in range(max(map(len, walks))) for walk in walks if i < len(walk) for t in [walk[i]]
