@@ -18,7 +18,8 @@ error. Prints counts by status and type, client-side latency percentiles (send t
 and the VmRSS of the server process and its children before and after the run.
 
 ``--vs-titiler PYTHON`` (a Python with ``titiler.core`` and ``uvicorn``, e.g. a separate venv) then
-serves titiler's ``TilerFactory`` with uvicorn (one process, loopback) and runs the same clients for
+serves titiler's ``TilerFactory`` with uvicorn (``--procs`` workers, default one process, loopback;
+``viewer serve`` gets ``--num-procs`` of the same number) and runs the same clients for
 ``--titiler-seconds`` against both servers, one after the other, over the same tiles of one layer
 (Landsat B5, grey, 6000..20000): distinct tiles (z10..z18 over the scene, none repeated: every tile
 rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio.
@@ -228,14 +229,15 @@ def pct(values: list[float], q: float) -> float:
     return 1e3 * s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def start_server(state: str, log_path: Path) -> tuple[subprocess.Popen, int]:
+def start_server(state: str, log_path: Path, procs: int = 1) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "VIEWER_STATE_DIR": state}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address",
-                                 "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 "127.0.0.1", "--num-procs", str(procs)], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for its memory")
     p.add_argument("--vs-titiler", metavar="PYTHON", help="a Python with titiler.core and uvicorn: compare throughput")
     p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server and tile set (default 20)")
+    p.add_argument("--procs", type=int, default=1, help="server processes: viewer serve --num-procs N and, with "
+                   "--vs-titiler, uvicorn --workers N (default 1)")
     args = p.parse_args(argv)
     proc = None
     if args.url:
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="viewer-load-")
         os.environ["VIEWER_STATE_DIR"] = tmp.name
-        proc, port = start_server(tmp.name, Path(tmp.name) / "server.log")
+        proc, port = start_server(tmp.name, Path(tmp.name) / "server.log", args.procs)
         host, pid = "127.0.0.1", proc.pid
     try:
         layers = make_layers()
@@ -299,15 +303,15 @@ add_exception_handlers(app, DEFAULT_STATUS_CODES)
 """
 
 
-def start_titiler(python: str, tmp: Path) -> tuple[subprocess.Popen, int]:
-    """titiler (``TilerFactory`` under uvicorn, one process) on a free loopback port."""
+def start_titiler(python: str, tmp: Path, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    """titiler (``TilerFactory`` under uvicorn, ``workers`` processes) on a free loopback port."""
     (tmp / "titiler_app.py").write_text(TITILER_APP)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp / "titiler.log", "wb")
     proc = subprocess.Popen([python, "-m", "uvicorn", "titiler_app:app", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-access-log", "--log-level", "warning"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+                             "--no-access-log", "--log-level", "warning", "--workers", str(workers)], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -364,11 +368,11 @@ def versus_titiler(args: argparse.Namespace) -> None:
     theirs = {k: [f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url={cog}&rescale=6000,20000"
                   for _, z, x, y in (cold if k == "distinct" else warm)] for k in ours}
     with tempfile.TemporaryDirectory(prefix="titiler-") as tmp:
-        vproc, port = start_server(str(settings().state_dir), Path(tmp) / "viewer.log")
-        tproc, tport = start_titiler(args.vs_titiler, Path(tmp))
+        vproc, port = start_server(str(settings().state_dir), Path(tmp) / "viewer.log", args.procs)
+        tproc, tport = start_titiler(args.vs_titiler, Path(tmp), args.procs)
         host = "127.0.0.1"
         try:
-            print(f"\n== tiles/s against titiler (uvicorn, one process): Landsat B5 grey, {args.clients} clients x "
+            print(f"\n== tiles/s against titiler ({args.procs} process(es) each): Landsat B5 grey, {args.clients} clients x "
                   f"{args.titiler_seconds:g} s per server and set ==")
             for kind in ("distinct", "repeat"):
                 rates = {}
