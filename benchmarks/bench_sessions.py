@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_sessions.py                  # 1, 5, 20 sessions, viewer and bare page
     uv run python benchmarks/bench_sessions.py --counts 1,5 --hold 12
+    uv run python benchmarks/bench_sessions.py --procs 2             # viewer serve --num-procs 2
 
 ``bench_page.py --sessions`` opens N Chromium pages at once, but on a 2-core machine the
 browser then takes most of the CPU (20 bare pages alone need 45-53 s), so it cannot show what
@@ -37,9 +38,22 @@ from bench_page import ROOT, Server, rss_kib  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of ``pid`` and its children (``--num-procs`` workers) in seconds."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def open_sessions(url: str, n: int, hold: float) -> list[float]:
@@ -94,13 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--counts", default="1,5,20", help="session counts, comma separated; the first is 'alone'")
     p.add_argument("--hold", type=float, default=1.0, help="seconds each session stays connected")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of rest between rounds")
+    p.add_argument("--procs", type=int, default=1, help="viewer serve --num-procs N (the bare page: one process)")
     args = p.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",")]
     env = {**os.environ, "VIEWER_STATE_DIR": tempfile.mkdtemp(prefix="bench-sessions-"), "PYTHONUNBUFFERED": "1"}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-sessions-logs-"))
-    print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs; hold {args.hold:g} s")
+    print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs; hold {args.hold:g} s; viewer processes "
+          f"{args.procs}")
     results = {}
-    for name, command in (("viewer", [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1"]),
+    viewer = [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1", "--num-procs", str(args.procs)]
+    for name, command in (("viewer", viewer),
                           ("bare", [sys.executable, str(ROOT / "benchmarks" / "bare_page.py")])):
         server = Server(name, command, env, log_dir)
         try:
