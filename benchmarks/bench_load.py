@@ -238,6 +238,11 @@ def start_server(state: str, log_path: Path, procs: int = 1) -> tuple[subprocess
         proc = subprocess.Popen([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address",
                                  "127.0.0.1", "--num-procs", str(procs)], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
+    return wait_listening(proc, port, log_path, "viewer serve")
+
+
+def wait_listening(proc: subprocess.Popen, port: int, log_path: Path, what: str) -> tuple[subprocess.Popen, int]:
+    """``(proc, port)`` once ``proc`` accepts connections on ``port`` (at most 120 s), else exit with its log."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -246,7 +251,7 @@ def start_server(state: str, log_path: Path, procs: int = 1) -> tuple[subprocess
         except OSError:
             time.sleep(0.25)
     proc.kill()
-    raise SystemExit(f"viewer serve did not start; log:\n{log_path.read_text()[-3000:]}")
+    raise SystemExit(f"{what} did not start; log:\n{log_path.read_text()[-3000:]}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,15 +317,7 @@ def start_titiler(python: str, tmp: Path, workers: int = 1) -> tuple[subprocess.
     log = open(tmp / "titiler.log", "wb")
     proc = subprocess.Popen([python, "-m", "uvicorn", "titiler_app:app", "--host", "127.0.0.1", "--port", str(port),
                              "--no-access-log", "--log-level", "warning", "--workers", str(workers)], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.25)
-    proc.kill()
-    raise SystemExit(f"titiler did not start; log:\n{(tmp / 'titiler.log').read_text()[-3000:]}")
+    return wait_listening(proc, port, tmp / "titiler.log", "titiler")
 
 
 async def tiles_only(host: str, port: int, paths: list[str], clients: int, seconds: float,

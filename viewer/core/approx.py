@@ -35,7 +35,7 @@ from affine import Affine
 from pyproj import Transformer
 from pyproj.exceptions import ProjError
 
-from .cache import memoized, named_cache
+from .cache import memoized
 from .grid import Grid, center_long, crs_token, same_crs, wrap_longitudes
 
 __all__ = ["APPROX_ERROR", "WARP_MEMORY_LIMIT", "Plan", "Chunk", "transformer_for", "source_bounds", "source_pixels",
@@ -49,8 +49,6 @@ WARP_MEMORY_LIMIT = 64 * 1024 * 1024
 #: GDAL's slack when it truncates a source coordinate to a pixel index.
 EPS = 1e-10
 _local = threading.local()
-#: :func:`source_bounds` by (grid key, source CRS WKT), each as a 1-tuple (``None`` is an answer too).
-_source_bounds = named_cache("grid bounds in a source CRS", 4096)
 
 
 # transforms ------------------------------------------------------------------------------------
@@ -95,14 +93,11 @@ def source_bounds(grid: Grid, src_crs) -> tuple[float, float, float, float] | No
     across the antimeridian has ``right`` above 180, as :meth:`Grid.bounds_in`."""
     if grid.crs is None or src_crs is None or same_crs(src_crs, grid.crs):
         return grid.bounds
-    key = (grid.key, crs_token(src_crs))  # the bands of a layer in several files share a tile's bounds
-    hit = _source_bounds.get(key)
-    if hit is None:
-        hit = (_transformed_bounds(grid, src_crs),)
-        _source_bounds.put(key, hit)
-    return hit[0]
+    return _transformed_bounds(grid, src_crs)
 
 
+# the bands of a layer in several files share a tile's bounds
+@memoized("grid bounds in a source CRS", 4096, key=lambda grid, src_crs: (grid.key, crs_token(src_crs)))
 def _transformed_bounds(grid: Grid, src_crs) -> tuple[float, float, float, float] | None:
     try:
         left, bottom, right, top = _pyproj(src_crs, grid.crs).transform_bounds(*grid.bounds, densify_pts=21)

@@ -96,24 +96,29 @@ def cache_stats() -> list[CacheStats]:
     return [c.stats() for c in caches]
 
 
-def memoized(name: str, max_items: int) -> Callable[[F], F]:
+def memoized(name: str, max_items: int, key: Callable[..., Hashable] | None = None) -> Callable[[F], F]:
     """``functools.lru_cache(typed=True)`` under the one policy: the results of a pure function
     with hashable arguments kept in the named cache ``name`` (bounded, counted; ``fn.cache_clear()``).
 
-    Argument types are part of the key, so ``True`` and ``1`` are different calls."""
+    Argument types are part of the key, so ``True`` and ``1`` are different calls. ``key`` (called
+    with the function's arguments) gives the cache key instead, for arguments that are slow to hash
+    or compare (a rasterio CRS exports its WKT on every hash). Results may be ``None``."""
     def decorate(fn: F) -> F:
         cache = named_cache(name, max_items)
 
         @wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
-            key = args + tuple(map(type, args))
-            if kwargs:
-                key += tuple(sorted((k, type(v), v) for k, v in kwargs.items()))
-            hit = cache.get(key)
+            if key is not None:
+                k = key(*args, **kwargs)
+            else:
+                k = args + tuple(map(type, args))
+                if kwargs:
+                    k += tuple(sorted((n, type(v), v) for n, v in kwargs.items()))
+            hit = cache.get(k)
             if hit is not None:
                 return hit[0]
             value = fn(*args, **kwargs)
-            cache.put(key, (value,))
+            cache.put(k, (value,))
             return value
 
         call.cache = cache  # type: ignore[attr-defined]

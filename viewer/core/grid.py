@@ -31,7 +31,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 
-from .cache import memoized, named_cache
+from .cache import memoized
 from .access import configure_gdal
 from .errors import InvalidArgument, UnknownCRS
 
@@ -139,9 +139,6 @@ def crs_token(crs: CRS | None) -> str | None:
     return hit[1]
 
 
-_crs_equal: dict[tuple[str, str], bool] = {}
-
-
 def same_crs(a: CRS | None, b: CRS | None) -> bool:
     """``a == b`` for CRSs (``None`` = pixel space), remembered per pair of WKTs: rasterio compares
     two different CRSs through GDAL each time (about 9 us, several times per map tile)."""
@@ -151,15 +148,12 @@ def same_crs(a: CRS | None, b: CRS | None) -> bool:
         return False
     if not (isinstance(a, CRS) and isinstance(b, CRS)):
         return bool(a == b)
-    ta, tb = crs_token(a), crs_token(b)
-    if ta == tb:
-        return True
-    hit = _crs_equal.get((ta, tb))
-    if hit is None:
-        if len(_crs_equal) > 1024:
-            _crs_equal.clear()
-        hit = _crs_equal[(ta, tb)] = bool(a == b)
-    return hit
+    return crs_token(a) == crs_token(b) or _gdal_same_crs(a, b)
+
+
+@memoized("CRS equality", 1024, key=lambda a, b: (crs_token(a), crs_token(b)))
+def _gdal_same_crs(a: CRS, b: CRS) -> bool:
+    return bool(a == b)
 
 
 def grid_key(grid: "Grid") -> tuple:
@@ -167,21 +161,10 @@ def grid_key(grid: "Grid") -> tuple:
     return grid.key
 
 
-_grid_bounds = named_cache("grid bounds", 4096)
-
-
+@memoized("grid bounds", 4096, key=lambda grid, crs: (grid.key, crs_token(crs)))
 def _bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
     # cached: every band read of a map tile asks for the same bounds (overview choice, coverage); keyed by
     # the grid's key and the CRS's WKT (hashing a rasterio CRS exports its WKT each time)
-    key = (grid.key, crs_token(crs))
-    hit = _grid_bounds.get(key)
-    if hit is None:
-        hit = _compute_bounds_in(grid, crs)
-        _grid_bounds.put(key, hit)
-    return hit
-
-
-def _compute_bounds_in(grid: "Grid", crs: CRS) -> tuple[float, float, float, float]:
     if same_crs(crs, WEB_MERCATOR):
         return mercator_bounds(grid)
     if same_crs(crs, WGS84):
