@@ -13,11 +13,12 @@ from distributed import Client, LocalCluster
 import rasterio.warp
 from rasterio.io import MemoryFile
 
-from viewer import Image, data
+from viewer import Image, Map, data
 from viewer.core.chunked import export_chunks, plan, plan_chunks, prepare_big, render_chunk
 from viewer.core.errors import InvalidArgument, LimitExceeded
 from viewer.jobs import big_export
 from viewer.jobs.big_export import ExportCancelled, SchedulerUnavailable, connect, start_export
+from viewer.ui.export import ExportPanel
 
 LANDSAT = "LANDSAT/LC08/SAMPLE"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -227,15 +228,18 @@ def test_cli_dask_scheduler_flag_stops_the_start(monkeypatch, capsys):
     assert "Dask scheduler 'tcp://127.0.0.1:9' cannot be reached" in capsys.readouterr().err
 
 
-def test_export_card_progress_reaches_100_and_offers_the_file(client, tmp_path, monkeypatch):
-    import viewer
-    from viewer.ui.export import ExportPanel
-
+@pytest.fixture
+def export_panel(client, tmp_path, monkeypatch) -> ExportPanel:
+    """The app's export card over a map of Landsat true colour (selected), exports in ``tmp_path``."""
     monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
-    m = viewer.Map()
+    m = Map()
     m.add_layer(Image(LANDSAT), {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 13000}, "tc")
     m.state.selected = "tc"
-    panel = ExportPanel(m.state, client=client)
+    return ExportPanel(m.state, client=client)
+
+
+def test_export_card_progress_reaches_100_and_offers_the_file(export_panel, tmp_path):
+    panel = export_panel
     panel.big_scale.value = 15.0  # half the native 30 m
     panel.start_big()
     deadline = time.time() + 60
@@ -300,15 +304,8 @@ def test_in_memory_arrays_travel_to_a_fresh_process(tmp_path):
     assert values.tobytes() == expected.tobytes() and valid is None
 
 
-def test_export_card_cancel_and_size_cap(client, tmp_path, monkeypatch):
-    import viewer
-    from viewer.ui.export import ExportPanel
-
-    monkeypatch.setenv("VIEWER_STATE_DIR", str(tmp_path))
-    m = viewer.Map()
-    m.add_layer(Image(LANDSAT), {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 13000}, "tc")
-    m.state.selected = "tc"
-    panel = ExportPanel(m.state, client=client)
+def test_export_card_cancel_and_size_cap(export_panel, tmp_path):
+    panel = export_panel
     panel.big_scale.value = 1.0  # 3 bands at 1 m over the view: over the app's 512 MiB cap
     panel.start_big()
     deadline = time.time() + 30
