@@ -21,8 +21,8 @@ import math
 from typing import Callable
 
 from bokeh.events import Tap
-from bokeh.models import (ColumnDataSource, CustomJS, CustomJSTicker, CustomJSTickFormatter, Range1d, TileRenderer,
-                          WMTSTileSource)
+from bokeh.models import (ColumnDataSource, CustomJS, CustomJSTicker, CustomJSTickFormatter, Glyph, GlyphRenderer, Grid,
+                          MultiLine, Range1d, Scatter, Text, TileRenderer, WMTSTileSource)
 from bokeh.plotting import figure
 
 from ..core.errors import InvalidArgument
@@ -30,7 +30,7 @@ from ..core.tiles import pixel_tile_source_options
 from .basemaps import BASEMAPS, graticule
 from .state import LayerState, MapState
 
-__all__ = ["MapFigure", "DEBOUNCE_MS", "FIT_PADDING"]
+__all__ = ["MapFigure", "glyph_renderer", "DEBOUNCE_MS", "FIT_PADDING"]
 
 DEBOUNCE_MS = 250
 #: Margin around a fitted layer, as a share of its extent on each side.
@@ -103,6 +103,16 @@ plot._viewer_timer = setTimeout(() => {
 """
 
 
+def glyph_renderer(glyph: Glyph, source: ColumnDataSource, **kwargs) -> GlyphRenderer:
+    """A renderer of ``glyph`` over ``source`` without the glyph copies ``figure.<glyph>()`` makes.
+
+    Bokeh's plotting methods add a "nonselection" and a "muted" copy of every glyph to the
+    document (three models per renderer); left "auto", BokehJS derives them in the browser, so
+    each session's document has two models fewer per renderer to build, send and decode. The map's
+    own glyphs are never muted; tapped, the other items keep their lines (not dimmed to 0.1)."""
+    return GlyphRenderer(data_source=source, glyph=glyph, **kwargs)
+
+
 class MapFigure:
     """A Bokeh figure mirroring a :class:`MapState`."""
 
@@ -131,7 +141,7 @@ class MapFigure:
                      tools="pan,wheel_zoom,box_zoom,reset,tap", active_scroll="wheel_zoom",
                      output_backend="canvas", **kwargs)
         fig.toolbar.logo = None
-        fig.grid.visible = False
+        fig.center = [c for c in fig.center if not isinstance(c, Grid)]  # no grid lines: not in the document at all
         fig.background_fill_color = "#eef1f4"
         fig.border_fill_color = "#ffffff"
         fig.xaxis.axis_label = "column" if pixel else "longitude"
@@ -144,14 +154,13 @@ class MapFigure:
             fig.xaxis.formatter = CustomJSTickFormatter(code=_LON_LABEL_JS)
         self.fig = fig
         self.grat_source = ColumnDataSource({"xs": [], "ys": [], "lx": [], "ly": [], "text": []})
-        self._grat_lines = fig.multi_line("xs", "ys", source=self.grat_source, line_color="#8f9ba8",
-                                          line_alpha=0.55, line_width=1, level="image")
-        self._grat_text = fig.text("lx", "ly", "text", source=self.grat_source, text_font_size="9px",
-                                   text_color="#46505a", x_offset=3, y_offset=-3, level="glyph",
-                                   background_fill_color="#ffffff", background_fill_alpha=0.6)
+        self._grat_lines = glyph_renderer(MultiLine(xs="xs", ys="ys", line_color="#8f9ba8", line_alpha=0.55,
+                                                    line_width=1), self.grat_source, level="image")
+        self._grat_text = glyph_renderer(Text(x="lx", y="ly", text="text", text_font_size="9px", text_color="#46505a",
+                                              x_offset=3, y_offset=-3, background_fill_color="#ffffff",
+                                              background_fill_alpha=0.6), self.grat_source, level="glyph")
         self.tap_source = ColumnDataSource({"x": [], "y": []})
-        self._tap_marker = fig.scatter("x", "y", source=self.tap_source, marker="circle_cross", size=14,
-                                       fill_alpha=0.0, line_color="#e6007e", line_width=2)
+        self._tap_marker: GlyphRenderer | None = None  # made on the first tap: not in the first document
         self._basemap_renderer: TileRenderer | None = None
         self.view_source = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": [], "w": [], "h": []})
         self.target_callback = CustomJS(args={"plot_ref": fig, "target": target}, code=_TARGET_JS)
@@ -217,6 +226,12 @@ class MapFigure:
 
     def _on_tap_event(self, event) -> None:
         self.tap_source.data = {"x": [event.x], "y": [event.y]}
+        if self._tap_marker is None:
+            # Appended, the other renderers untouched: a tap can be a click of a draw tool (a polygon's
+            # vertex), whose drawing BokehJS would drop if the renderers it draws into were replaced.
+            self._tap_marker = glyph_renderer(Scatter(x="x", y="y", marker="circle_cross", size=14, fill_alpha=0.0,
+                                                      line_color="#e6007e", line_width=2), self.tap_source)
+            self.fig.renderers = [*self.fig.renderers, self._tap_marker]
         if self.on_tap is not None:
             self.on_tap(event.x, event.y)
 
@@ -310,7 +325,8 @@ class MapFigure:
             if key not in alive:
                 del self._renderers[key]
                 del self._tokens[key]
-        wanted.append(self._tap_marker)
+        if self._tap_marker is not None:
+            wanted.append(self._tap_marker)
         if list(self.fig.renderers) != wanted:
             self.fig.renderers = wanted
         if self.state.view:

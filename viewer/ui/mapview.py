@@ -106,6 +106,11 @@ document.addEventListener("pointermove", (event) => {
 }, {capture: true, passive: true});
 """
 
+#: The page's scripts in one callback (one model of the document instead of three), each in its
+#: own function so that its early ``return``s end only itself: the basemap check, the aspect fix
+#: (both idempotent) and the tooltip fix (installed once).
+_PAGE_JS = "\n".join(f"(() => {{\n{code}\n}})();" for code in (BASEMAP_PROBE_JS, TILE_ASPECT_FIX_JS, STALE_TOOLTIP_JS))
+
 _ALERT_CSS = """
 .viewer-alert { background: #f8d7da; color: #842029; border: 1px solid #f5c2c7; border-radius: 4px;
                 padding: 8px 12px; font-size: 13px; }
@@ -257,13 +262,10 @@ class MapView(pn.viewable.Viewer):
         BokehJS reports no tile errors, so the page loads the basemap's zoom-0 tile as an image
         when the basemap changes (and again on a pan after a failure)."""
         online = {b.url: b.name for b in BASEMAPS.values() if b.url}
-        cb = CustomJS(args={"plot": fig, "notice": self.basemap_notice, "online": online}, code=BASEMAP_PROBE_JS)
-        fix = CustomJS(args={"plot": fig}, code=TILE_ASPECT_FIX_JS)
-        tooltips = CustomJS(code=STALE_TOOLTIP_JS)
+        cb = CustomJS(args={"plot": fig, "notice": self.basemap_notice, "online": online}, code=_PAGE_JS)
         fig.js_on_change("renderers", cb)
-        for callback in (cb, fix, tooltips):  # the frame's first layout (the page is drawn), pans and zooms
-            fig.js_on_change("inner_width", callback)
-            fig.js_on_event("rangesupdate", callback)
+        fig.js_on_change("inner_width", cb)  # the frame's first layout (the page is drawn)
+        fig.js_on_event("rangesupdate", cb)  # pans and zooms
 
     def _new_figure(self) -> None:
         self.map_figure.dispose()

@@ -18,11 +18,12 @@ import math
 from typing import Any, Callable
 
 import param
-from bokeh.models import BoxEditTool, ColumnDataSource, PolyDrawTool
+from bokeh.models import BoxEditTool, ColumnDataSource, Patches, PolyDrawTool, Rect, Scatter
 
 from ..core.errors import InvalidArgument
 from ..core.geometry import Geometry, to_geojson
 from .basemaps import lonlat_to_mercator, mercator_to_lonlat
+from .figure import glyph_renderer
 from .notify import guarded
 from .state import MapState
 
@@ -134,9 +135,11 @@ class RegionTool:
             return
         style = dict(fill_color=REGION_COLOR, fill_alpha=0.08, line_color=REGION_COLOR, line_width=2,
                      line_dash="dashed")
-        box = fig.rect("x", "y", "width", "height", source=self.box_source, **style)
-        poly = fig.patches("xs", "ys", source=self.poly_source, **style)
-        vertices = fig.scatter([], [], size=7, color=REGION_COLOR)
+        box = glyph_renderer(Rect(x="x", y="y", width="width", height="height", **style), self.box_source)
+        poly = glyph_renderer(Patches(xs="xs", ys="ys", **style), self.poly_source)
+        vertices = glyph_renderer(Scatter(x="x", y="y", size=7, fill_color=REGION_COLOR, line_color=REGION_COLOR),
+                                  ColumnDataSource({"x": [], "y": []}))
+        fig.renderers = [*fig.renderers, box, poly, vertices]
         box_tool = BoxEditTool(renderers=[box], num_objects=1, description="Draw a region (box): shift+drag")
         poly_tool = PolyDrawTool(renderers=[poly], num_objects=1, vertex_renderer=vertices,
                                  description="Draw a region (polygon): press and hold for the first vertex, click "
