@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import cProfile
+import gc
 import os
 import pstats
 import signal
@@ -41,8 +42,14 @@ _loop: list[tornado.ioloop.IOLoop] = []
 _start = tornado.platform.asyncio.BaseAsyncIOLoop.start
 
 
+_freeze = [False]
+
+
 def _start_and_keep(self: tornado.ioloop.IOLoop) -> None:
     _loop.append(self)
+    if _freeze[0]:  # what --gc-freeze measures: the objects of the started server kept out of collections
+        gc.collect()
+        gc.freeze()
     _start(self)
 
 
@@ -73,6 +80,29 @@ def describe(session) -> None:
         print(f"  {n:4d} {name}")
 
 
+class GcTimer:
+    """Time spent in the garbage collector, per generation (``gc.callbacks``), while ``on``."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._t0
+            self.counts[info["generation"]] += 1
+
+
+GC = GcTimer()
+
+
 class _NoProfile:
     def enable(self) -> None:
         pass
@@ -96,6 +126,7 @@ def _client(port: int, n: int, prof, times: list[float], cpu: list[float]) -> No
         describe(s)
     time.sleep(1)
     _loop[0].add_callback(lambda: cpu.append(time.thread_time()))
+    _loop[0].add_callback(lambda: setattr(GC, "on", True))
     _loop[0].add_callback(prof.enable)
     time.sleep(0.2)
     for _ in range(n):
@@ -105,6 +136,7 @@ def _client(port: int, n: int, prof, times: list[float], cpu: list[float]) -> No
         s.close()
     time.sleep(1)
     _loop[0].add_callback(prof.disable)
+    _loop[0].add_callback(lambda: setattr(GC, "on", False))
     _loop[0].add_callback(lambda: cpu.append(time.thread_time()))
     time.sleep(0.3)
 
@@ -117,10 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--top", type=int, default=40)
     p.add_argument("--no-profile", action="store_true",
                    help="only the event loop's CPU time per session (thread time, without cProfile's overhead)")
+    p.add_argument("--gc-freeze", action="store_true",
+                   help="gc.freeze() when the event loop starts (after imports, before any session)")
     p.add_argument("serve_args", nargs="*", help="more arguments of viewer serve (after --)")
     args = p.parse_args(argv)
     os.environ.setdefault("VIEWER_STATE_DIR", tempfile.mkdtemp(prefix="profile-session-"))
     tornado.platform.asyncio.BaseAsyncIOLoop.start = _start_and_keep
+    _freeze[0] = args.gc_freeze
     port = free_port()
     prof = None if args.no_profile else cProfile.Profile()
     times: list[float] = []
@@ -135,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     n = len(times)
     print(f"{n} sessions one after the other: {sum(times) / n:.3f} s each (client wall), "
           f"event loop CPU {(cpu[1] - cpu[0]) / n:.3f} s per session")
+    print("garbage collections per session (generation 0, 1, 2): "
+          + ", ".join(f"{c / n:.1f} x, {t / n * 1000:.1f} ms" for c, t in zip(GC.counts, GC.seconds)))
     if prof is None:
         return
     prof.disable()
