@@ -383,10 +383,15 @@ def spread(values: list[float | None]) -> str:
 
 
 # modes -------------------------------------------------------------------------------------------
+def viewer_command(args) -> list[str]:
+    """``viewer serve`` on loopback, with ``--viewer-args``."""
+    return [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1", *args.viewer_args.split()]
+
+
 async def page_mode(browser, args, env: dict, log_dir: Path, tokens: dict) -> None:
     results: dict[str, list[tuple[dict, dict]]] = {"cold": [], "warm": [], "pan": [], "zoom": []}
     for run in range(1, args.runs + 1):
-        viewer = Server("viewer", [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1"], env,
+        viewer = Server("viewer", viewer_command(args), env,
                         log_dir)
         bare = Server("bare", [sys.executable, str(ROOT / "benchmarks" / "bare_page.py")], env, log_dir)
         try:
@@ -444,7 +449,7 @@ async def open_many(browser, url: str, n: int, tokens: dict, args, panels: str |
 
 
 async def sessions_mode(browser, args, env: dict, log_dir: Path, tokens: dict) -> None:
-    viewer = Server("viewer", [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1"], env,
+    viewer = Server("viewer", viewer_command(args), env,
                     log_dir)
     bare = Server("bare", [sys.executable, str(ROOT / "benchmarks" / "bare_page.py")], env, log_dir)
     try:
@@ -557,6 +562,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="pan/zoom by setting the plot's ranges in the page (js, default) or with the mouse")
     p.add_argument("--rest", type=float, default=2.0, help="pause between steps, seconds (default 2)")
     p.add_argument("--timeout", type=float, default=600.0, help="bound of every wait, seconds")
+    p.add_argument("--viewer-args", default="", help="more arguments of viewer serve, e.g. '--session-pool 0'")
     args = p.parse_args(argv)
     args.sessions = [int(n) for n in args.sessions.split(",") if n.strip()]
     if any(n < 1 or n > 100 for n in args.sessions):

@@ -6,9 +6,11 @@
 
 ``bench_page.py --sessions`` opens N Chromium pages at once, but on a 2-core machine the
 browser then takes most of the CPU (20 bare pages alone need 45-53 s), so it cannot show what
-the *server* spends. This script opens the sessions with ``bokeh.client.pull_session`` instead:
-the server builds each session's document exactly as for a browser and sends it over the
-websocket, and the client only decodes it. Both servers of ``bench_page.py`` run side by side
+the *server* spends. This script does what a page does, without a browser: it asks for the
+page, opens the websocket with the session token the page names and pulls the document (raw
+frames, not decoded: a browser decodes on its own CPU), N at once. The server builds (or takes
+from its pool of sessions built ahead, ``viewer serve --session-pool``) and sends each session's
+document exactly as for a browser. Both servers of ``bench_page.py`` run side by side
 (``viewer serve`` on the demo, ``benchmarks/bare_page.py``: one figure with the same tiles),
 one after the other, fresh processes, after one warm-up session each.
 
@@ -21,17 +23,18 @@ viewer builds its side panels on the page's document-ready, or after ``PANELS_FA
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import panel  # noqa: F401 - registers Panel's Bokeh models, which the client must decode
-import panel.models  # noqa: F401
-import panel_material_ui  # noqa: F401 - the viewer's widgets' models
-from bokeh.client import pull_session
+from tornado.httpclient import AsyncHTTPClient
+from tornado.websocket import websocket_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_page import ROOT, Server, rss_kib  # noqa: E402
@@ -56,25 +59,37 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+async def _one_session(url: str, hold: float) -> float:
+    """Ask for the page, as a browser does, open the websocket with the page's token and pull the
+    document without decoding it (a browser decodes on its own CPU); seconds until it arrived."""
+    t0 = time.perf_counter()
+    page = (await AsyncHTTPClient().fetch(url, request_timeout=120)).body.decode()
+    token = re.search(r'"token":\s*"([^"]+)"', page).group(1)
+    ws = await websocket_connect(url.replace("http", "ws", 1) + "ws", subprotocols=["bokeh", token])
+
+    async def until(msgtype: str) -> None:  # a message: header, metadata, content, a header + payload per buffer
+        while True:
+            header = json.loads(await ws.read_message())
+            for _ in range(2 + 2 * header.get("num_buffers", 0)):
+                await ws.read_message()
+            if header["msgtype"] == msgtype:
+                return
+
+    await until("ACK")  # the server has its side of the connection ready
+    for frame in (json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}), "{}", "{}"):
+        await ws.write_message(frame)
+    await until("PULL-DOC-REPLY")
+    elapsed = time.perf_counter() - t0
+    await asyncio.sleep(hold)
+    ws.close()
+    return elapsed
+
+
 def open_sessions(url: str, n: int, hold: float) -> list[float]:
-    """Open ``n`` sessions at once; each one's seconds until its document arrived."""
-    times: list[float] = [float("nan")] * n
-    start = threading.Barrier(n)
-
-    def one(i: int) -> None:
-        start.wait()
-        t0 = time.perf_counter()
-        session = pull_session(url=url)
-        times[i] = time.perf_counter() - t0
-        time.sleep(hold)
-        session.close()
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return times
+    """Open ``n`` sessions at once; each one's seconds from its page request to its document."""
+    async def all_at_once() -> list[float]:
+        return list(await asyncio.gather(*(_one_session(url, hold) for _ in range(n))))
+    return asyncio.run(all_at_once())
 
 
 def measure(server: Server, counts: list[int], hold: float, settle: float) -> dict[int, tuple]:
@@ -107,8 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--counts", default="1,5,20", help="session counts, comma separated; the first is 'alone'")
     p.add_argument("--hold", type=float, default=1.0, help="seconds each session stays connected")
-    p.add_argument("--settle", type=float, default=3.0, help="seconds of rest between rounds")
+    p.add_argument("--settle", type=float, default=8.0,
+                   help="seconds of rest between rounds (the viewer refills its session pool after 3 s idle)")
     p.add_argument("--procs", type=int, default=1, help="viewer serve --num-procs N (the bare page: one process)")
+    p.add_argument("--viewer-args", default="", help="more arguments of viewer serve, e.g. '--session-pool 0'")
     args = p.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",")]
     env = {**os.environ, "VIEWER_STATE_DIR": tempfile.mkdtemp(prefix="bench-sessions-"), "PYTHONUNBUFFERED": "1"}
@@ -116,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs; hold {args.hold:g} s; viewer processes "
           f"{args.procs}")
     results = {}
-    viewer = [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1", "--num-procs", str(args.procs)]
+    viewer = [sys.executable, "-m", "viewer.cli", "serve", "--address", "127.0.0.1", "--num-procs", str(args.procs),
+              *args.viewer_args.split()]
     for name, command in (("viewer", viewer),
                           ("bare", [sys.executable, str(ROOT / "benchmarks" / "bare_page.py")])):
         server = Server(name, command, env, log_dir)

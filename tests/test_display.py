@@ -310,7 +310,8 @@ def test_server_and_cli_import_at_the_top():
     # the exceptions: ``viewer serve`` loads Panel and the UI, and Dask only with ``--dask-scheduler``;
     # ``viewer catalog``/``--help`` do not need them
     assert _imports_in_functions(CORE.parent / "cli.py") == ["cli.py:_use_scheduler:jobs.big_export",
-                                                             "cli.py:serve:panel", "cli.py:serve:ui.app"]
+                                                             "cli.py:serve:panel", "cli.py:serve:ui.app",
+                                                             "cli.py:serve:ui.session_pool"]
 
 
 def test_core_modules_import_only_their_row_or_rows_below_as_the_architecture_draws():

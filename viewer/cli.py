@@ -29,6 +29,7 @@ from .core.access import configure_gdal
 from .core.catalog import get_catalog, set_catalog
 from .core.config import settings
 from .core.errors import ViewerError
+from .core.read import source_identity
 from .core.image import Image
 from .server.routes import tile_routes
 
@@ -42,6 +43,20 @@ _ALL_INTERFACES = ("0.0.0.0", "::", "")
 #: page closed, now 15-18 s. The 15 s stay: a slow browser still connects to the session built
 #: for its page request.
 CHECK_UNUSED_SESSIONS_MS = 3000
+#: Sessions of the plain page each process builds ahead while idle (``--session-pool``): a burst
+#: of this many visitors finds theirs built (each holds 3-8 MB).
+SESSION_POOL = 8
+
+
+def _pool_size(text: str) -> int:
+    """``--session-pool``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer >= 0")
+    return value
 
 
 class StartupError(Exception):
@@ -59,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"address to listen on (default: {DEFAULT_ADDRESS}, this machine only; "
                         "0.0.0.0 for every interface)")
     s.add_argument("--num-procs", type=int, default=1, help="worker processes (0 = one per CPU)")
+    s.add_argument("--session-pool", type=_pool_size, default=SESSION_POOL, metavar="N",
+                   help=f"sessions of the plain page built ahead while idle, per process (default {SESSION_POOL}; "
+                        "0 turns it off; off behind a login)")
     s.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="host allowed to open the websocket (repeatable)")
     s.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
@@ -271,6 +289,7 @@ def serve(args: argparse.Namespace) -> None:
     import panel as pn
 
     from .ui.app import TITLE, build_app
+    from .ui.session_pool import SessionPool, pooled_pages
 
     address = args.address
     if address in _ALL_INTERFACES:
@@ -284,20 +303,31 @@ def serve(args: argparse.Namespace) -> None:
     # websocket), so Panel may answer a page request from a page built earlier and build the
     # visitor's own session right after answering ("warm"): the first byte does not wait for it.
     pn.config.reuse_sessions = "warm"
+    # Better still, sessions of the plain page are built ahead while the server is idle, and a
+    # page request takes one (not behind a login: a session carries its visitor's cookies).
+    login = bool(args.basic_auth or args.oauth_provider)
+    pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity)
     try:
-        server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
-                          websocket_origin=_websocket_origins(args), show=args.show, title=TITLE,
-                          extra_patterns=tile_routes(), verbose=False, start=False,
-                          check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS, **kwargs)
+        with pooled_pages(pool):
+            server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
+                              websocket_origin=_websocket_origins(args), show=args.show, title=TITLE,
+                              extra_patterns=tile_routes(), verbose=False, start=False,
+                              check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS, **kwargs)
     except OSError as exc:  # bind failed: port in use, address not on this machine, unknown host name
         raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None
     if task_id() in (None, 0):  # one line, also with several worker processes
         print(f"viewer: serving {_url(address or '0.0.0.0', server.port)}", flush=True)
     server.start()
     server.io_loop.add_callback(_start_busy_cleanup, pn.state)
-    if not (args.basic_auth or args.oauth_provider):  # behind a login the first visitor builds it
+    if not login:  # behind a login the first visitor builds it
         server.io_loop.add_callback(_build_page_shell, address, server.port)
     server.io_loop.start()
+
+
+def _catalog_files_identity() -> tuple[str, ...]:
+    """Size and modification time of the catalog and its local files: a pooled session built
+    before one of them changed is not handed out (it would show the old file, then 410s)."""
+    return tuple(source_identity(path) for path in get_catalog().local_files())
 
 
 def _start_busy_cleanup(panel_state: Any) -> None:

@@ -201,6 +201,11 @@ class Catalog:
                 f"{sorted(self.images)}", value=asset_id, allowed=sorted(self.images),
             ) from None
 
+    def local_files(self) -> list[str]:
+        """The catalog file and every local band file it names (not remote URLs), each once."""
+        bands = (b.path for entry in self.images.values() for b in entry.bands if not is_remote(b.path))
+        return list(dict.fromkeys([str(self.path), *bands]))
+
     def collection_images(self, collection_id: str) -> list[str]:
         check_asset_id(collection_id)
         if collection_id in self.collections:

@@ -34,6 +34,8 @@ __all__ = ["MapView", "build_app", "page", "demo_map", "tile_base_url", "layer_e
 TITLE = "viewer — images, masks and segmentation overlays"
 #: Seconds after which a served page builds its side panels even if the map has not finished drawing.
 PANELS_FALLBACK_S = 10.0
+#: How often (ms) a session without a browser yet looks whether its browser has come.
+_BROWSER_POLL_MS = 250
 HEADER_COLOR = "#1f6f8b"
 #: Widths (px) of the open side panels: layers on the left; legend, inspector and export on the right.
 LEFT_WIDTH = 305
@@ -76,13 +78,27 @@ def _forget_views_when_closed(doc) -> None:
     doc.on_session_destroyed(forget)
 
 
+def _connected(doc) -> bool:
+    session = getattr(doc.session_context, "session", None)
+    return session is not None and getattr(session, "connection_count", 0) > 0
+
+
+def _panels_fallback(doc) -> None:
+    """Once a browser is on the session, give it :data:`PANELS_FALLBACK_S` to report the document
+    ready, then build the side panels anyway (:func:`_load_anyway`). A session may exist long
+    before its browser comes (built ahead, :mod:`viewer.ui.session_pool`), so the wait starts then."""
+    if _connected(doc):
+        doc.add_timeout_callback(functools.partial(_load_anyway, doc), int(PANELS_FALLBACK_S * 1000))
+    else:
+        doc.add_timeout_callback(functools.partial(_panels_fallback, doc), _BROWSER_POLL_MS)
+
+
 def _load_anyway(doc) -> None:
     """Run the page's onload callbacks (the side panels) if BokehJS has not reported the document
     idle within :data:`PANELS_FALLBACK_S`: it never does while a shown tile layer has no tile in
     view (a pixel-coordinate view beside the image) or an online basemap never answers."""
-    session = getattr(doc.session_context, "session", None)
-    if session is None or getattr(session, "connection_count", 0) == 0:
-        return  # no browser on this session (yet): nothing to show the panels to
+    if not _connected(doc):
+        return  # the browser left: nothing to show the panels to
     with set_curdoc(doc):
         if pn.state.loaded:
             return
@@ -163,7 +179,7 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
         sidebar = pn.Column(_placeholder("Loading the layer controls…"), sizing_mode="stretch_width")
         side = pn.Column(_placeholder("Loading the legend…"), sizing_mode="stretch_width")
         pn.state.onload(functools.partial(view.fill_panels, sidebar, side))
-        doc.add_timeout_callback(functools.partial(_load_anyway, doc), int(PANELS_FALLBACK_S * 1000))
+        _panels_fallback(doc)
     else:
         sidebar, side = view.sidebar(), view.side_panels()
     layout = page(view, sidebar, side)

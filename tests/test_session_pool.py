@@ -1,0 +1,111 @@
+"""Sessions built ahead: a plain page request gets a session that already exists.
+
+A real Panel server (in a thread) with :func:`viewer.ui.session_pool.pooled_pages`; pages are
+asked for over HTTP and their documents pulled over the websocket as a browser does.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import urllib.request
+
+import panel as pn
+import pytest
+from bokeh.client import pull_session
+from bokeh.util.token import get_session_id
+
+from tests.test_server import free_port
+from viewer.cli import build_parser
+from viewer.core.errors import InvalidArgument
+from viewer.ui.session_pool import SessionPool, pooled_pages
+
+
+def _page_session(url: str) -> str:
+    page = urllib.request.urlopen(url, timeout=60).read().decode()
+    return get_session_id(re.search(r'"token":\s*"([^"]+)"', page).group(1))
+
+
+def _until(condition, what: str, bound: float = 60.0) -> None:
+    end = time.monotonic() + bound
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"still not {what} after {bound:g} s")
+        time.sleep(0.05)
+
+
+def _text(session) -> str:
+    return " ".join(getattr(m, "text", "") or "" for m in session.document.roots[0].references())
+
+
+@pytest.fixture
+def pooled_server():
+    """A server whose sessions say which build they were; the pool holds 2, the files' state is a dict."""
+    counter = itertools.count(1)
+    files = {"identity": "a"}
+    pool = SessionPool(2, idle_s=0.2, sources=lambda: files["identity"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    pn.config.reuse_sessions = "warm"
+    with pooled_pages(pool):
+        thread = pn.serve({"/": lambda: pn.pane.Str(f"build {next(counter)}")}, port=port, address="127.0.0.1",
+                          websocket_origin=[f"127.0.0.1:{port}"], show=False, start=True, threaded=True,
+                          verbose=False)
+        _until(lambda: _answers(base), "serving")
+    try:
+        yield base, pool, files
+    finally:
+        thread.stop()
+        pn.config.reuse_sessions = False
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5).read()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_plain_page_gets_a_session_built_before_it_was_asked_for(pooled_server):
+    base, pool, _files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+    ready = pool.ready
+    sid = _page_session(base)
+    assert sid == ready[0] and pool.handed == 1
+    session = pull_session(session_id=sid, url=base)
+    try:  # the websocket got that very session, the pool's first (build 1 is Panel's page shell)
+        assert re.findall(r"build \d+", _text(session)) == ["build 2"]
+    finally:
+        session.close()
+    _until(lambda: len(pool.ready) == 2, "the pool refilled")
+    assert pool.built == 3 and sid not in pool.ready
+
+
+def test_a_shared_link_is_built_from_its_own_query_not_taken_from_the_pool(pooled_server):
+    base, pool, _files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+    ready = pool.ready
+    sid = _page_session(base + "?lon=1&lat=2")
+    assert sid not in ready and pool.ready == ready and pool.handed == 0
+
+
+def test_sessions_built_before_a_file_changed_are_not_handed_out(pooled_server):
+    base, pool, files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+    stale = pool.ready
+    contexts = [s for s in pool._ready]
+    files["identity"] = "b"  # the operator replaced a file
+    sid = _page_session(base)
+    assert sid not in stale and pool.handed == 0
+    assert not any(s.expiration_blocked for s in contexts)  # Bokeh may now destroy them as unused
+    _until(lambda: len(pool.ready) == 2, "the pool refilled")
+    assert not set(pool.ready) & set(stale)
+
+
+def test_session_pool_size_is_checked():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--session-pool", "-1"])
+    assert build_parser().parse_args(["serve", "--session-pool", "0"]).session_pool == 0
+    with pytest.raises(InvalidArgument, match="-2"):
+        SessionPool(-2)

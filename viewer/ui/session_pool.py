@@ -1,0 +1,200 @@
+"""Sessions of the plain page built ahead of time, while the server is idle.
+
+Building a visitor's session (the map, its figure, Panel's ``server_doc``) is 0.2-0.5 s of
+Python on the event loop. Panel's ``reuse_sessions="warm"`` answers the page at once but builds
+the session right after, on the same loop that is sending the page's 3 MB of scripts, and N
+visitors arriving together wait for N builds in a row. A :class:`SessionPool` builds up to
+``size`` sessions of the plain page (no query string) when no page was asked for during
+``idle_s``, one at a time, and :class:`PooledDocHandler` answers a plain page request with one of
+them: the page names the ready session, the browser's websocket finds it built, and the pool
+builds a replacement once the server is idle again.
+
+Only pages without a query string and without a login are answered from the pool: a shared
+link's view is built from its query, and a logged-in visitor's session carries their cookies.
+A pooled session is built from a request with only ``Host: localhost`` (nothing of a visitor's
+request reaches another visitor); the browser then tells the session its own location.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+from bokeh.server.auth_provider import NullAuth
+from bokeh.server.contexts import ApplicationContext
+from bokeh.server.session import ServerSession
+from bokeh.server.urls import per_app_patterns
+from bokeh.util.token import generate_jwt_token, generate_session_id, get_token_payload
+from panel.config import config as panel_config
+from panel.io.resources import Resources
+from panel.io.server import DocHandler, server_html_page_for_session
+from panel.io.state import set_curdoc, state as panel_state
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+from tornado.ioloop import IOLoop
+from tornado.web import Application, authenticated
+
+from viewer.core.errors import InvalidArgument
+
+__all__ = ["SessionPool", "PooledDocHandler", "pooled_pages", "IDLE_S", "CLAIM_S", "BUSY"]
+
+#: Seconds without a page request before the pool builds (so a visitor's tiles go first).
+IDLE_S = 3.0
+#: Seconds a handed-out session waits for its browser before Bokeh may expire it as unused.
+CLAIM_S = 60.0
+#: Seconds between two builds while filling (tile requests get the loop in between).
+_GAP_S = 0.25
+#: Share of one CPU above which the process counts as busy, and the pool waits.
+BUSY = 0.2
+
+
+class SessionPool:
+    """Up to ``size`` ready sessions of one application's plain page (``size`` 0: none)."""
+
+    def __init__(self, size: int, idle_s: float = IDLE_S, claim_s: float = CLAIM_S,
+                 sources: Callable[[], Hashable] | None = None) -> None:
+        if size < 0:
+            raise InvalidArgument(f"session pool size {size!r} is not allowed; allowed: an integer >= 0",
+                                  value=size, allowed="an integer >= 0")
+        self.size = size
+        self.sources = sources  # what the sessions were built from (e.g. the files' identities)
+        self._sources_built: Hashable = None
+        self.idle_s = idle_s
+        self.claim_s = claim_s
+        self.built = 0  # sessions built ahead so far
+        self.handed = 0  # page requests answered with one of them
+        self._ready: deque[ServerSession] = deque()
+        self._last_page = 0.0
+        self._timer: object | None = None
+        self._app: Application | None = None
+        self._context: ApplicationContext | None = None
+        self._wall_mark, self._cpu_mark = time.monotonic(), time.process_time()
+
+    @property
+    def ready(self) -> tuple[str, ...]:
+        """The ids of the sessions waiting for a visitor."""
+        return tuple(s.id for s in self._ready)
+
+    def take(self) -> ServerSession | None:
+        """A ready session, or ``None``; it may expire as unused :attr:`claim_s` after this.
+
+        If :attr:`sources` now differs from when the ready sessions were built (a file replaced),
+        they are all dropped: a visitor never gets a session showing what is no longer there."""
+        if self._ready and self.sources is not None and self.sources() != self._sources_built:
+            self._drop_ready()
+        while self._ready:
+            session = self._ready.popleft()
+            if session.destroyed:
+                continue
+            self.handed += 1
+            IOLoop.current().call_later(self.claim_s, session.unblock_expiration)
+            return session
+        return None
+
+    def _drop_ready(self) -> None:
+        while self._ready:
+            self._ready.popleft().unblock_expiration()  # Bokeh destroys it as unused
+
+    def page_requested(self, app: Application, context: ApplicationContext) -> None:
+        """A page was asked for: build (more) sessions once no page was asked for in :attr:`idle_s`."""
+        if self.size == 0:
+            return
+        first = self._context is None  # the server's own request for its page shell, at start
+        self._app, self._context = app, context
+        self._last_page = 0.0 if first else time.monotonic()
+        self._schedule(_GAP_S if first else self.idle_s)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = IOLoop.current().call_later(delay, self._tick)
+
+    def _busy(self) -> bool:
+        """Did this process use more than :data:`BUSY` of a CPU since the last look (tiles,
+        sessions Panel builds for visitors the pool could not serve)?"""
+        wall, cpu = time.monotonic(), time.process_time()
+        used = (cpu - self._cpu_mark) / max(wall - self._wall_mark, 1e-3)
+        self._wall_mark, self._cpu_mark = wall, cpu
+        return used > BUSY
+
+    async def _tick(self) -> None:
+        self._timer = None
+        quiet = time.monotonic() - self._last_page
+        if quiet < self.idle_s:
+            self._schedule(self.idle_s - quiet)
+        elif self._busy():
+            self._schedule(_GAP_S * 4)
+        elif len(self._ready) < self.size:
+            await self._build()
+            self._busy()  # the build itself does not count as the server being busy
+            self._schedule(_GAP_S)
+
+    async def _build(self) -> None:
+        app, context = self._app, self._context
+        assert app is not None and context is not None
+        session_id = generate_session_id(secret_key=app.secret_key, signed=app.sign_sessions)
+        token = generate_jwt_token(session_id, secret_key=app.secret_key, signed=app.sign_sessions,
+                                   expiration=app.session_token_expiration,
+                                   extra_payload={"headers": {}, "cookies": {}, "arguments": {}})
+        request = HTTPServerRequest(start_line=RequestStartLine("GET", "/", "HTTP/1.1"),
+                                    headers=HTTPHeaders({"Host": "localhost"}))
+        sources = self.sources() if self.sources is not None else None
+        if sources != self._sources_built:  # what the sessions already ready show is gone
+            self._drop_ready()
+            self._sources_built = sources
+        session = await context.create_session_if_needed(session_id, request, token)
+        session.block_expiration()  # waits in the pool however long it takes a visitor to come
+        self._ready.append(session)
+        self.built += 1
+
+
+class PooledDocHandler(DocHandler):
+    """Panel's page handler, answering a plain page request with a session from :attr:`pool`."""
+
+    pool: SessionPool
+
+    @authenticated  # as Panel's: a login (if any) first
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        self.pool.page_requested(self.application, self.application_context)
+        shell = self._page_shell()
+        session = self.pool.take() if shell is not None else None
+        if session is None:
+            await super().get(*args, **kwargs)
+            return
+        self.set_header("Cache-Control", "no-store")  # the page names a session: never cached
+        payload = get_token_payload(session.token)
+        payload.update(self._generate_token_payload())
+        payload.pop("session_expiry", None)
+        app = self.application
+        token = generate_jwt_token(session.id, secret_key=app.secret_key, signed=app.sign_sessions,
+                                   expiration=app.session_token_expiration, extra_payload=payload)
+        with set_curdoc(shell.document):  # the page is the shell Panel answers with (reuse_sessions)
+            page = server_html_page_for_session(
+                shell, resources=Resources.from_bokeh(app.resources()), title=shell.document.title,
+                token=token, template=shell.document.template,
+                template_variables=shell.document.template_variables)
+        self.set_header("Content-Type", "text/html")
+        self.write(page)
+
+    def _page_shell(self) -> ServerSession | None:
+        """Panel's page shell for this request if it may get a pooled session: a page without a
+        query string, no login and no authorization callback."""
+        request = self.request
+        if request.arguments or panel_config.authorize_callback or not isinstance(
+                self.application.auth_provider, NullAuth):
+            return None
+        key = panel_state._session_key_funcs.get(request.path)
+        return panel_state._sessions.get(key(request)) if key is not None else None
+
+
+@contextlib.contextmanager
+def pooled_pages(pool: SessionPool) -> Iterator[None]:
+    """Bokeh servers made inside this block answer page requests from ``pool``."""
+    handler = type("PooledDocHandler", (PooledDocHandler,), {"pool": pool})
+    index = next(i for i, route in enumerate(per_app_patterns) if route[1] is DocHandler)
+    original = per_app_patterns[index]
+    per_app_patterns[index] = (original[0], handler)
+    try:
+        yield
+    finally:
+        per_app_patterns[index] = original
