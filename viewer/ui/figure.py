@@ -139,7 +139,7 @@ class MapFigure:
         fig = figure(x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), match_aspect=True,
                      sizing_mode="stretch_both", min_height=300, height=height,
                      tools="pan,wheel_zoom,box_zoom,reset,tap", active_scroll="wheel_zoom",
-                     output_backend="canvas", **kwargs)
+                     output_backend="canvas", title=None, **kwargs)  # no (empty) title model
         fig.toolbar.logo = None
         fig.center = [c for c in fig.center if not isinstance(c, Grid)]  # no grid lines: not in the document at all
         fig.background_fill_color = "#eef1f4"

@@ -25,8 +25,10 @@ _TITLE_STYLE = {"font-weight": "600", "font-size": "14px", "color": "#1f6f8b"}
 class SidePanel(pn.viewable.Viewer):
     """``contents`` in a column of ``width`` px on the ``side`` ("left" or "right") of the map.
 
-    The collapsed bar is made when the panel is first collapsed: a session's first document
-    holds only what the open panel shows (each Panel object is Python work for every session)."""
+    One column does both: open, it shows the title row and ``contents``; collapsed, it narrows to
+    :data:`BAR_WIDTH` and shows only the "show" button, which is made on the first collapse (a
+    session's first document holds only what the open panel shows: every Panel object is
+    Python work for every session)."""
 
     collapsed = param.Boolean(default=False, doc="Only the thin bar is shown.")
 
@@ -35,6 +37,7 @@ class SidePanel(pn.viewable.Viewer):
         super().__init__(**params)
         self.side = side
         self.title = title
+        self._open_width = width
         inward = "◀" if side == "left" else "▶"
         self.hide_button = pn.widgets.Button(label=f"{inward} hide", width=62, height=28, margin=(4, 4),
                                              color="light", css_classes=["viewer-panel-hide"])
@@ -42,31 +45,33 @@ class SidePanel(pn.viewable.Viewer):
         # the title stretches and pushes the button to the far side (no spacer model)
         title_text = pn.widgets.StaticText(value=title, margin=(8, 10, 4, 10), styles=_TITLE_STYLE,
                                            sizing_mode="stretch_width")
-        head = pn.Row(title_text, self.hide_button, sizing_mode="stretch_width", margin=0)
+        self.head = pn.Row(title_text, self.hide_button, sizing_mode="stretch_width", margin=0)
+        self.contents = contents
         self._border = "border-right" if side == "left" else "border-left"
-        self.panel = pn.Column(head, contents, width=width, sizing_mode="stretch_height", scroll=True, margin=0,
-                               styles={self._border: "1px solid #dee2e6"}, css_classes=[f"viewer-panel-{side}"])
         self.show_button: pn.widgets.Button | None = None
-        self.bar: pn.Column | None = None
-        self._row = pn.Row(self.panel, sizing_mode="stretch_height", margin=0)
+        self.panel = pn.Column(self.head, contents, width=width, sizing_mode="stretch_height", scroll=True, margin=0,
+                               styles=self._styles(), css_classes=[f"viewer-panel-{side}"])
 
-    def _make_bar(self) -> pn.Column:
-        self.show_button = pn.widgets.Button(label=f"show {self.title.lower()}", width=BAR_WIDTH - 4, height=170,
-                                             margin=(6, 2), color="light", stylesheets=[_BAR_BUTTON_CSS],
-                                             css_classes=["viewer-panel-show"])
-        self.show_button.on_click(lambda e: setattr(self, "collapsed", False))
-        bar = pn.Column(self.show_button, width=BAR_WIDTH, sizing_mode="stretch_height", margin=0, visible=False,
-                        styles={self._border: "1px solid #dee2e6", "background": "#f6f8fa"},
-                        css_classes=[f"viewer-bar-{self.side}"])
-        self._row.objects = [self.panel, bar] if self.side == "left" else [bar, self.panel]
-        return bar
+    def _styles(self) -> dict:
+        styles = {self._border: "1px solid #dee2e6"}
+        if self.collapsed:
+            styles["background"] = "#f6f8fa"
+        elif self.show_button is not None:  # reopened: a style left out of the dict is not unset in the page
+            styles["background"] = "transparent"
+        return styles
 
     @param.depends("collapsed", watch=True)
     def _sync(self) -> None:
-        if self.bar is None:
-            self.bar = self._make_bar()
-        self.panel.visible = not self.collapsed
-        self.bar.visible = self.collapsed
+        if self.collapsed and self.show_button is None:
+            self.show_button = pn.widgets.Button(label=f"show {self.title.lower()}", width=BAR_WIDTH - 4, height=170,
+                                                 margin=(6, 2), color="light", stylesheets=[_BAR_BUTTON_CSS],
+                                                 css_classes=["viewer-panel-show"])
+            self.show_button.on_click(lambda e: setattr(self, "collapsed", False))
+            self.panel.append(self.show_button)
+        self.head.visible = self.contents.visible = not self.collapsed
+        if self.show_button is not None:
+            self.show_button.visible = self.collapsed
+        self.panel.param.update(width=BAR_WIDTH if self.collapsed else self._open_width, styles=self._styles())
 
     def __panel__(self):
-        return self._row
+        return self.panel
