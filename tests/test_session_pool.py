@@ -109,3 +109,43 @@ def test_session_pool_size_is_checked():
     assert build_parser().parse_args(["serve", "--session-pool", "0"]).session_pool == 0
     with pytest.raises(InvalidArgument, match="-2"):
         SessionPool(-2)
+
+
+def test_when_the_pool_cannot_build_pages_are_built_for_their_visitors(caplog):
+    """A failure while building ahead (here: the sources' identity cannot be read) is logged, the
+    pool tries again later, and visitors get sessions built for them as without a pool."""
+    builds = itertools.count(1)
+
+    def unreadable():
+        raise OSError("catalog folder unmounted")
+
+    pool = SessionPool(2, idle_s=0.2, sources=unreadable)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    pn.config.reuse_sessions = "warm"
+    with pooled_pages(pool):
+        thread = pn.serve({"/": lambda: pn.pane.Str(f"build {next(builds)}")}, port=port, address="127.0.0.1",
+                          websocket_origin=[f"127.0.0.1:{port}"], show=False, start=True, threaded=True,
+                          verbose=False)
+        _until(lambda: _answers(base), "serving")
+    try:
+        _until(lambda: "could not build a session ahead" in caplog.text, "the failure logged")
+        assert "catalog folder unmounted" in caplog.text and pool.ready == () and pool.built == 0
+        sid = _page_session(base)  # Panel's own path: the visitor's session is built for them
+        session = pull_session(session_id=sid, url=base)
+        try:
+            assert re.findall(r"build \d+", _text(session)) == ["build 2"]  # build 1: the page shell
+        finally:
+            session.close()
+    finally:
+        thread.stop()
+        pn.config.reuse_sessions = False
+
+
+def test_sources_that_cannot_be_read_any_more_drop_the_ready_sessions(pooled_server, caplog):
+    base, pool, files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+    stale = pool.ready
+    pool.sources = lambda: (_ for _ in ()).throw(OSError("catalog folder unmounted"))
+    sid = _page_session(base)  # answered (Panel's own path), not a 500
+    assert sid not in stale and pool.ready == () and "cannot tell whether" in caplog.text

@@ -17,6 +17,7 @@ request reaches another visitor); the browser then tells the session its own loc
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
@@ -47,6 +48,9 @@ CLAIM_S = 60.0
 _GAP_S = 0.25
 #: Share of one CPU above which the process counts as busy, and the pool waits.
 BUSY = 0.2
+#: Seconds before the pool tries again after a build failed.
+_RETRY_S = 30.0
+_log = logging.getLogger(__name__)
 
 
 class SessionPool:
@@ -81,7 +85,7 @@ class SessionPool:
 
         If :attr:`sources` now differs from when the ready sessions were built (a file replaced),
         they are all dropped: a visitor never gets a session showing what is no longer there."""
-        if self._ready and self.sources is not None and self.sources() != self._sources_built:
+        if self._ready and not self._current():
             self._drop_ready()
         while self._ready:
             session = self._ready.popleft()
@@ -91,6 +95,14 @@ class SessionPool:
             IOLoop.current().call_later(self.claim_s, session.unblock_expiration)
             return session
         return None
+
+    def _current(self) -> bool:
+        """Were the ready sessions built from the sources as they are now (unknown: no)?"""
+        try:
+            return self.sources is None or self.sources() == self._sources_built
+        except Exception:  # noqa: BLE001 - the page is then built for its visitor, who sees the error
+            _log.warning("cannot tell whether the sessions built ahead are current", exc_info=True)
+            return False
 
     def _drop_ready(self) -> None:
         while self._ready:
@@ -125,7 +137,12 @@ class SessionPool:
         elif self._busy():
             self._schedule(_GAP_S * 4)
         elif len(self._ready) < self.size:
-            await self._build()
+            try:
+                await self._build()
+            except Exception:  # noqa: BLE001 - visitors then get sessions built for them, and see the error
+                _log.warning("could not build a session ahead; trying again in %g s", _RETRY_S, exc_info=True)
+                self._schedule(_RETRY_S)
+                return
             self._busy()  # the build itself does not count as the server being busy
             self._schedule(_GAP_S)
 
