@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -317,6 +318,10 @@ def serve(args: argparse.Namespace) -> None:
         raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None
     if task_id() in (None, 0):  # one line, also with several worker processes
         print(f"viewer: serving {_url(address or '0.0.0.0', server.port)}", flush=True)
+    # What start-up made lives as long as the process: out of the collector's sight, the collections
+    # that sessions trigger walk only the sessions' objects (generation 2: 19 -> 2 ms per session).
+    gc.collect()
+    gc.freeze()
     server.start()
     server.io_loop.add_callback(_start_busy_cleanup, pn.state)
     if not login:  # behind a login the first visitor builds it
