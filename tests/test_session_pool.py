@@ -13,6 +13,7 @@ import urllib.request
 import panel as pn
 import pytest
 from bokeh.client import pull_session
+from bokeh.models import Plot
 from bokeh.util.token import get_session_id
 
 from tests.test_server import free_port
@@ -149,3 +150,39 @@ def test_sources_that_cannot_be_read_any_more_drop_the_ready_sessions(pooled_ser
     pool.sources = lambda: (_ for _ in ()).throw(OSError("catalog folder unmounted"))
     sid = _page_session(base)  # answered (Panel's own path), not a 500
     assert sid not in stale and pool.ready == () and "cannot tell whether" in caplog.text
+
+
+def test_a_shared_link_is_applied_to_a_session_built_ahead_of_the_viewer():
+    """The real app: a link's centre, zoom and basemap are applied to a ready session before its
+    page is answered, so the document the browser pulls already shows the link's view."""
+    from viewer.ui.app import _LINKED, adopt_link, build_app
+
+    pool = SessionPool(1, idle_s=0.2, adopt=adopt_link)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    pn.config.reuse_sessions = "warm"
+    with pooled_pages(pool):
+        thread = pn.serve({"/": build_app}, port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"],
+                          show=False, start=True, threaded=True, verbose=False)
+        _until(lambda: _answers(base), "serving")
+    try:
+        _until(lambda: len(pool.ready) == 1, "a session ready")
+        ready = pool._ready[0]
+        state = _LINKED[ready.document]()
+        assert state.zoom != 14  # the demo's own view is not the link's
+        sid = _page_session(base + "?lon=-87.41&lat=30.72&zoom=14&basemap=Offline%20(graticule)")
+        assert sid == ready.id and pool.handed == 1
+        assert state.center == pytest.approx((-87.41, 30.72), abs=1e-6) and state.zoom == 14
+        assert state.basemap == "Offline (graticule)"
+        session = pull_session(session_id=sid, url=base)
+        try:  # the pulled figure frames the link's centre (Web Mercator metres)
+            x = -87.41 * 20037508.342789244 / 180
+            figures = {m for root in session.document.roots for m in root.references() if isinstance(m, Plot)}
+            fig = max(figures, key=lambda f: f.width or 0)  # the map (not the time-series chart)
+            assert fig.x_range.start < x < fig.x_range.end
+            assert abs((fig.x_range.start + fig.x_range.end) / 2 - x) < 100
+        finally:
+            session.close()
+    finally:
+        thread.stop()
+        pn.config.reuse_sessions = False

@@ -289,7 +289,7 @@ def serve(args: argparse.Namespace) -> None:
     # start-up checks above do not need them (about a second and a half of imports); no cycle.
     import panel as pn
 
-    from .ui.app import TITLE, build_app
+    from .ui.app import TITLE, adopt_link, build_app
     from .ui.session_pool import SessionPool, pooled_pages
 
     address = args.address
@@ -304,10 +304,10 @@ def serve(args: argparse.Namespace) -> None:
     # websocket), so Panel may answer a page request from a page built earlier and build the
     # visitor's own session right after answering ("warm"): the first byte does not wait for it.
     pn.config.reuse_sessions = "warm"
-    # Better still, sessions of the plain page are built ahead while the server is idle, and a
-    # page request takes one (not behind a login: a session carries its visitor's cookies).
+    # Better still, sessions are built ahead while the server is idle, and a page request takes one
+    # (a shared link's query applied to it; not behind a login: a session carries its visitor's cookies).
     login = bool(args.basic_auth or args.oauth_provider)
-    pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity)
+    pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity, adopt=adopt_link)
     try:
         with pooled_pages(pool):
             server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,

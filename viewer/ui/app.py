@@ -11,6 +11,7 @@ import html
 import os
 import weakref
 from pathlib import Path
+from typing import Any
 
 import panel as pn
 from bokeh.models import Div
@@ -26,9 +27,9 @@ from viewer.ui.map import Map
 from viewer.ui.mapview import CSS, MapView, layer_errors_html, tile_base_url
 from viewer.ui.notify import notify_error
 from viewer.ui.sidepanel import SidePanel
-from viewer.ui.urlstate import link_url
+from viewer.ui.urlstate import apply_query, decode_query, link_url
 
-__all__ = ["MapView", "build_app", "page", "demo_map", "tile_base_url", "layer_errors_html", "CSS", "TITLE",
+__all__ = ["MapView", "build_app", "adopt_link", "page", "demo_map", "tile_base_url", "layer_errors_html", "CSS", "TITLE",
            "LEFT_WIDTH", "RIGHT_WIDTH"]
 
 TITLE = "viewer — images, masks and segmentation overlays"
@@ -107,6 +108,26 @@ def _load_anyway(doc) -> None:
         schedule(doc, None)
 
 
+#: The map state of each served document, for :func:`adopt_link` (weak both ways: no leak).
+_LINKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def adopt_link(session: Any, query: str) -> None:
+    """Apply a shared link's query string to a session built ahead (``viewer serve``'s session
+    pool), as :func:`~viewer.ui.urlstate.link_url` applies it to a session built for the link.
+    Raises ``LookupError`` if the session's document has no map."""
+    ref = _LINKED.get(session.document)
+    state = ref() if ref is not None else None
+    if state is None:
+        raise LookupError("this session's document has no map to apply a link to")
+
+    def apply() -> None:
+        with set_curdoc(session.document):
+            apply_query(decode_query(query), state)
+
+    await session.with_document_locked(apply)
+
+
 def _skip_document_validation() -> None:
     """Served sessions' documents are not validated: Bokeh's integrity checks walk every model of
     a new session's document on the event loop (20-57 ms of a 0.2-0.48 s session build, measured
@@ -175,6 +196,7 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
     if doc is not None and doc.session_context is not None:  # served: the panels after the map
         _local_stylesheets(doc)
         _forget_views_when_closed(doc)
+        _LINKED[doc] = weakref.ref(m.state)
         _skip_document_validation()
         sidebar = pn.Column(_placeholder("Loading the layer controls…"), sizing_mode="stretch_width")
         side = pn.Column(_placeholder("Loading the legend…"), sizing_mode="stretch_width")

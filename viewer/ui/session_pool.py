@@ -4,13 +4,14 @@ Building a visitor's session (the map, its figure, Panel's ``server_doc``) is 0.
 Python on the event loop. Panel's ``reuse_sessions="warm"`` answers the page at once but builds
 the session right after, on the same loop that is sending the page's 3 MB of scripts, and N
 visitors arriving together wait for N builds in a row. A :class:`SessionPool` builds up to
-``size`` sessions of the plain page (no query string) when no page was asked for during
+``size`` sessions of the page when no page was asked for during
 ``idle_s``, one at a time, and :class:`PooledDocHandler` answers a plain page request with one of
 them: the page names the ready session, the browser's websocket finds it built, and the pool
 builds a replacement once the server is idle again.
 
-Only pages without a query string and without a login are answered from the pool: a shared
-link's view is built from its query, and a logged-in visitor's session carries their cookies.
+A shared link (a query string) gets a ready session too when the pool was given ``adopt``, which
+applies the query to it before the page is answered (the app's :func:`viewer.ui.app.adopt_link`).
+Pages behind a login never do: a logged-in visitor's session carries their cookies.
 A pooled session is built from a request with only ``Host: localhost`` (nothing of a visitor's
 request reaches another visitor); the browser then tells the session its own location.
 """
@@ -20,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any
 
 from bokeh.server.auth_provider import NullAuth
@@ -57,12 +58,14 @@ class SessionPool:
     """Up to ``size`` ready sessions of one application's plain page (``size`` 0: none)."""
 
     def __init__(self, size: int, idle_s: float = IDLE_S, claim_s: float = CLAIM_S,
-                 sources: Callable[[], Hashable] | None = None) -> None:
+                 sources: Callable[[], Hashable] | None = None,
+                 adopt: Callable[[ServerSession, str], Awaitable[None]] | None = None) -> None:
         if size < 0:
             raise InvalidArgument(f"session pool size {size!r} is not allowed; allowed: an integer >= 0",
                                   value=size, allowed="an integer >= 0")
         self.size = size
         self.sources = sources  # what the sessions were built from (e.g. the files' identities)
+        self.adopt = adopt  # applies a page's query string to a ready session (None: such pages get none)
         self._sources_built: Hashable = None
         self.idle_s = idle_s
         self.claim_s = claim_s
@@ -175,6 +178,8 @@ class PooledDocHandler(DocHandler):
         self.pool.page_requested(self.application, self.application_context)
         shell = self._page_shell()
         session = self.pool.take() if shell is not None else None
+        if session is not None and self.request.query and not await self._adopted(session):
+            session = None
         if session is None:
             await super().get(*args, **kwargs)
             return
@@ -193,11 +198,21 @@ class PooledDocHandler(DocHandler):
         self.set_header("Content-Type", "text/html")
         self.write(page)
 
+    async def _adopted(self, session: ServerSession) -> bool:
+        """Apply this page's query string (a shared link) to ``session``; ``False`` if that failed
+        (the session is then left to expire and the page is built for its visitor)."""
+        try:
+            await self.pool.adopt(session, self.request.query)
+            return True
+        except Exception:  # noqa: BLE001 - the visitor's own session then shows the link, or its error
+            _log.warning("could not apply a link to a session built ahead", exc_info=True)
+            return False
+
     def _page_shell(self) -> ServerSession | None:
-        """Panel's page shell for this request if it may get a pooled session: a page without a
-        query string, no login and no authorization callback."""
+        """Panel's page shell for this request if it may get a pooled session: no login, no
+        authorization callback, and no query string unless the pool can adopt one."""
         request = self.request
-        if request.arguments or panel_config.authorize_callback or not isinstance(
+        if (request.query and self.pool.adopt is None) or panel_config.authorize_callback or not isinstance(
                 self.application.auth_provider, NullAuth):
             return None
         key = panel_state._session_key_funcs.get(request.path)
