@@ -65,7 +65,7 @@ async def _one_session(url: str, hold: float) -> float:
     t0 = time.perf_counter()
     page = (await AsyncHTTPClient().fetch(url, request_timeout=120)).body.decode()
     token = re.search(r'"token":\s*"([^"]+)"', page).group(1)
-    ws = await websocket_connect(url.replace("http", "ws", 1) + "ws", subprotocols=["bokeh", token])
+    ws = await websocket_connect(url.split("?")[0].replace("http", "ws", 1) + "ws", subprotocols=["bokeh", token])
 
     async def until(msgtype: str) -> None:  # a message: header, metadata, content, a header + payload per buffer
         while True:
