@@ -5,6 +5,7 @@ asked for over HTTP and their documents pulled over the websocket as a browser d
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
@@ -19,7 +20,7 @@ from bokeh.util.token import get_session_id
 from tests.test_server import free_port
 from viewer.cli import build_parser
 from viewer.core.errors import InvalidArgument
-from viewer.ui.session_pool import SessionPool, pooled_pages
+from viewer.ui.session_pool import SessionPool, building_ahead, pooled_pages
 
 
 def _page_session(url: str) -> str:
@@ -39,25 +40,31 @@ def _text(session) -> str:
     return " ".join(getattr(m, "text", "") or "" for m in session.document.roots[0].references())
 
 
+@contextlib.contextmanager
+def serving(app, pool: SessionPool):
+    """``app`` served by a real Panel server (a thread) whose pages come from ``pool``; yields its URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    pn.config.reuse_sessions = "warm"
+    with pooled_pages(pool):
+        thread = pn.serve({"/": app}, port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"],
+                          show=False, start=True, threaded=True, verbose=False)
+        _until(lambda: _answers(base), "serving")
+    try:
+        yield base
+    finally:
+        thread.stop()
+        pn.config.reuse_sessions = False
+
+
 @pytest.fixture
 def pooled_server():
     """A server whose sessions say which build they were; the pool holds 2, the files' state is a dict."""
     counter = itertools.count(1)
     files = {"identity": "a"}
     pool = SessionPool(2, idle_s=0.2, sources=lambda: files["identity"])
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    pn.config.reuse_sessions = "warm"
-    with pooled_pages(pool):
-        thread = pn.serve({"/": lambda: pn.pane.Str(f"build {next(counter)}")}, port=port, address="127.0.0.1",
-                          websocket_origin=[f"127.0.0.1:{port}"], show=False, start=True, threaded=True,
-                          verbose=False)
-        _until(lambda: _answers(base), "serving")
-    try:
+    with serving(lambda: pn.pane.Str(f"build {next(counter)}"), pool) as base:
         yield base, pool, files
-    finally:
-        thread.stop()
-        pn.config.reuse_sessions = False
 
 
 def _answers(url: str) -> bool:
@@ -121,15 +128,7 @@ def test_when_the_pool_cannot_build_pages_are_built_for_their_visitors(caplog):
         raise OSError("catalog folder unmounted")
 
     pool = SessionPool(2, idle_s=0.2, sources=unreadable)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    pn.config.reuse_sessions = "warm"
-    with pooled_pages(pool):
-        thread = pn.serve({"/": lambda: pn.pane.Str(f"build {next(builds)}")}, port=port, address="127.0.0.1",
-                          websocket_origin=[f"127.0.0.1:{port}"], show=False, start=True, threaded=True,
-                          verbose=False)
-        _until(lambda: _answers(base), "serving")
-    try:
+    with serving(lambda: pn.pane.Str(f"build {next(builds)}"), pool) as base:
         _until(lambda: "could not build a session ahead" in caplog.text, "the failure logged")
         assert "catalog folder unmounted" in caplog.text and pool.ready == () and pool.built == 0
         sid = _page_session(base)  # Panel's own path: the visitor's session is built for them
@@ -138,9 +137,6 @@ def test_when_the_pool_cannot_build_pages_are_built_for_their_visitors(caplog):
             assert re.findall(r"build \d+", _text(session)) == ["build 2"]  # build 1: the page shell
         finally:
             session.close()
-    finally:
-        thread.stop()
-        pn.config.reuse_sessions = False
 
 
 def test_sources_that_cannot_be_read_any_more_drop_the_ready_sessions(pooled_server, caplog):
@@ -155,17 +151,10 @@ def test_sources_that_cannot_be_read_any_more_drop_the_ready_sessions(pooled_ser
 def test_a_shared_link_is_applied_to_a_session_built_ahead_of_the_viewer():
     """The real app: a link's centre, zoom and basemap are applied to a ready session before its
     page is answered, so the document the browser pulls already shows the link's view."""
-    from viewer.ui.app import _LINKED, adopt_link, build_app
+    from viewer.ui.app import _LINKED, adopt_session, build_app
 
-    pool = SessionPool(1, idle_s=0.2, adopt=adopt_link)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    pn.config.reuse_sessions = "warm"
-    with pooled_pages(pool):
-        thread = pn.serve({"/": build_app}, port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"],
-                          show=False, start=True, threaded=True, verbose=False)
-        _until(lambda: _answers(base), "serving")
-    try:
+    pool = SessionPool(1, idle_s=0.2, adopt=adopt_session)
+    with serving(build_app, pool) as base:
         _until(lambda: len(pool.ready) == 1, "a session ready")
         ready = pool._ready[0]
         state = _LINKED[ready.document]()
@@ -183,6 +172,18 @@ def test_a_shared_link_is_applied_to_a_session_built_ahead_of_the_viewer():
             assert abs((fig.x_range.start + fig.x_range.end) / 2 - x) < 100
         finally:
             session.close()
-    finally:
-        thread.stop()
-        pn.config.reuse_sessions = False
+
+
+def test_the_app_can_tell_a_session_built_ahead_from_one_built_for_a_visitor():
+    seen: list[bool] = []
+
+    def app():
+        seen.append(building_ahead())
+        return pn.pane.Str("built")
+
+    pool = SessionPool(1, idle_s=0.2)
+    with serving(app, pool) as base:
+        _until(lambda: len(pool.ready) == 1, "a session ready")
+        _page_session(base + "?a=1")  # no adopt: a link is built for its visitor
+        _until(lambda: len(seen) == 3, "the link's session built")
+    assert seen == [False, True, False]  # the page shell, the pool's session, the link's

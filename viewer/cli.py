@@ -44,8 +44,8 @@ _ALL_INTERFACES = ("0.0.0.0", "::", "")
 #: page closed, now 15-18 s. The 15 s stay: a slow browser still connects to the session built
 #: for its page request.
 CHECK_UNUSED_SESSIONS_MS = 3000
-#: Sessions of the plain page each process builds ahead while idle (``--session-pool``): a burst
-#: of this many visitors finds theirs built (each holds 3-8 MB).
+#: Sessions each process builds ahead while idle (``--session-pool``): a burst of this many
+#: visitors finds theirs built (each holds 2-3 MB).
 SESSION_POOL = 8
 
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.0.0.0 for every interface)")
     s.add_argument("--num-procs", type=int, default=1, help="worker processes (0 = one per CPU)")
     s.add_argument("--session-pool", type=_pool_size, default=SESSION_POOL, metavar="N",
-                   help=f"sessions of the plain page built ahead while idle, per process (default {SESSION_POOL}; "
+                   help=f"sessions built ahead while idle, per process (default {SESSION_POOL}; "
                         "0 turns it off; off behind a login)")
     s.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="host allowed to open the websocket (repeatable)")
@@ -289,7 +289,7 @@ def serve(args: argparse.Namespace) -> None:
     # start-up checks above do not need them (about a second and a half of imports); no cycle.
     import panel as pn
 
-    from .ui.app import TITLE, adopt_link, build_app
+    from .ui.app import TITLE, adopt_session, build_app
     from .ui.session_pool import SessionPool, pooled_pages
 
     address = args.address
@@ -307,7 +307,7 @@ def serve(args: argparse.Namespace) -> None:
     # Better still, sessions are built ahead while the server is idle, and a page request takes one
     # (a shared link's query applied to it; not behind a login: a session carries its visitor's cookies).
     login = bool(args.basic_auth or args.oauth_provider)
-    pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity, adopt=adopt_link)
+    pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity, adopt=adopt_session)
     try:
         with pooled_pages(pool):
             server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,

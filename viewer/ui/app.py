@@ -26,17 +26,16 @@ from viewer.ui.demo import demo_map
 from viewer.ui.map import Map
 from viewer.ui.mapview import CSS, MapView, layer_errors_html, tile_base_url
 from viewer.ui.notify import notify_error
+from viewer.ui.session_pool import building_ahead
 from viewer.ui.sidepanel import SidePanel
 from viewer.ui.urlstate import apply_query, decode_query, link_url
 
-__all__ = ["MapView", "build_app", "adopt_link", "page", "demo_map", "tile_base_url", "layer_errors_html", "CSS", "TITLE",
+__all__ = ["MapView", "build_app", "adopt_session", "page", "demo_map", "tile_base_url", "layer_errors_html", "CSS", "TITLE",
            "LEFT_WIDTH", "RIGHT_WIDTH"]
 
 TITLE = "viewer — images, masks and segmentation overlays"
 #: Seconds after which a served page builds its side panels even if the map has not finished drawing.
 PANELS_FALLBACK_S = 10.0
-#: How often (ms) a session without a browser yet looks whether its browser has come.
-_BROWSER_POLL_MS = 250
 HEADER_COLOR = "#1f6f8b"
 #: Widths (px) of the open side panels: layers on the left; legend, inspector and export on the right.
 LEFT_WIDTH = 305
@@ -84,14 +83,10 @@ def _connected(doc) -> bool:
     return session is not None and getattr(session, "connection_count", 0) > 0
 
 
-def _panels_fallback(doc) -> None:
-    """Once a browser is on the session, give it :data:`PANELS_FALLBACK_S` to report the document
-    ready, then build the side panels anyway (:func:`_load_anyway`). A session may exist long
-    before its browser comes (built ahead, :mod:`viewer.ui.session_pool`), so the wait starts then."""
-    if _connected(doc):
-        doc.add_timeout_callback(functools.partial(_load_anyway, doc), int(PANELS_FALLBACK_S * 1000))
-    else:
-        doc.add_timeout_callback(functools.partial(_panels_fallback, doc), _BROWSER_POLL_MS)
+def _arm_panels_fallback(doc) -> None:
+    """Build the side panels :data:`PANELS_FALLBACK_S` from now if the page has not reported its
+    document ready by then (:func:`_load_anyway`)."""
+    doc.add_timeout_callback(functools.partial(_load_anyway, doc), int(PANELS_FALLBACK_S * 1000))
 
 
 def _load_anyway(doc) -> None:
@@ -99,7 +94,7 @@ def _load_anyway(doc) -> None:
     idle within :data:`PANELS_FALLBACK_S`: it never does while a shown tile layer has no tile in
     view (a pixel-coordinate view beside the image) or an online basemap never answers."""
     if not _connected(doc):
-        return  # the browser left: nothing to show the panels to
+        return  # no browser on this session: nothing to show the panels to
     with set_curdoc(doc):
         if pn.state.loaded:
             return
@@ -108,24 +103,27 @@ def _load_anyway(doc) -> None:
         schedule(doc, None)
 
 
-#: The map state of each served document, for :func:`adopt_link` (weak both ways: no leak).
+#: The map state of each served document, for :func:`adopt_session` (weak both ways: no leak).
 _LINKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-async def adopt_link(session: Any, query: str) -> None:
-    """Apply a shared link's query string to a session built ahead (``viewer serve``'s session
-    pool), as :func:`~viewer.ui.urlstate.link_url` applies it to a session built for the link.
-    Raises ``LookupError`` if the session's document has no map."""
+async def adopt_session(session: Any, query: str) -> None:
+    """Ready a session built ahead (``viewer serve``'s session pool) for the visitor it is handed
+    to: its side panels' fallback starts now, and a shared link's query string (``query``, empty
+    for the plain page) is applied as :func:`~viewer.ui.urlstate.link_url` applies it to a session
+    built for the link. Raises ``LookupError`` if the session's document has no map."""
     ref = _LINKED.get(session.document)
     state = ref() if ref is not None else None
     if state is None:
         raise LookupError("this session's document has no map to apply a link to")
 
-    def apply() -> None:
+    def adopt() -> None:
         with set_curdoc(session.document):
-            apply_query(decode_query(query), state)
+            if query:
+                apply_query(decode_query(query), state)
+            _arm_panels_fallback(session.document)
 
-    await session.with_document_locked(apply)
+    await session.with_document_locked(adopt)
 
 
 def _skip_document_validation() -> None:
@@ -201,7 +199,8 @@ def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = No
         sidebar = pn.Column(_placeholder("Loading the layer controls…"), sizing_mode="stretch_width")
         side = pn.Column(_placeholder("Loading the legend…"), sizing_mode="stretch_width")
         pn.state.onload(functools.partial(view.fill_panels, sidebar, side))
-        _panels_fallback(doc)
+        if not building_ahead():  # a session built ahead starts its fallback when handed out
+            _arm_panels_fallback(doc)
     else:
         sidebar, side = view.sidebar(), view.side_panels()
     layout = page(view, sidebar, side)

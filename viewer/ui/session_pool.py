@@ -9,8 +9,10 @@ visitors arriving together wait for N builds in a row. A :class:`SessionPool` bu
 them: the page names the ready session, the browser's websocket finds it built, and the pool
 builds a replacement once the server is idle again.
 
-A shared link (a query string) gets a ready session too when the pool was given ``adopt``, which
-applies the query to it before the page is answered (the app's :func:`viewer.ui.app.adopt_link`).
+With ``adopt`` (the app's :func:`viewer.ui.app.adopt_session`) a session is readied for its
+visitor before the page is answered: a shared link's query string is applied to it, so links get
+ready sessions too. While the pool builds, :func:`building_ahead` is true (the app starts its
+visitor timers at hand-out instead).
 Pages behind a login never do: a logged-in visitor's session carries their cookies.
 A pooled session is built from a request with only ``Host: localhost`` (nothing of a visitor's
 request reaches another visitor); the browser then tells the session its own location.
@@ -22,6 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from bokeh.server.auth_provider import NullAuth
@@ -39,7 +42,7 @@ from tornado.web import Application, authenticated
 
 from viewer.core.errors import InvalidArgument
 
-__all__ = ["SessionPool", "PooledDocHandler", "pooled_pages", "IDLE_S", "CLAIM_S", "BUSY"]
+__all__ = ["SessionPool", "PooledDocHandler", "pooled_pages", "building_ahead", "IDLE_S", "CLAIM_S", "BUSY"]
 
 #: Seconds without a page request before the pool builds (so a visitor's tiles go first).
 IDLE_S = 3.0
@@ -54,6 +57,14 @@ _RETRY_S = 30.0
 _log = logging.getLogger(__name__)
 
 
+_BUILDING: ContextVar[bool] = ContextVar("viewer_building_ahead", default=False)
+
+
+def building_ahead() -> bool:
+    """Is the session being built now one that a :class:`SessionPool` builds ahead (no visitor yet)?"""
+    return _BUILDING.get()
+
+
 class SessionPool:
     """Up to ``size`` ready sessions of one application's plain page (``size`` 0: none)."""
 
@@ -65,7 +76,7 @@ class SessionPool:
                                   value=size, allowed="an integer >= 0")
         self.size = size
         self.sources = sources  # what the sessions were built from (e.g. the files' identities)
-        self.adopt = adopt  # applies a page's query string to a ready session (None: such pages get none)
+        self.adopt = adopt  # readies a session for its visitor, given the page's query string (may be "")
         self._sources_built: Hashable = None
         self.idle_s = idle_s
         self.claim_s = claim_s
@@ -162,7 +173,11 @@ class SessionPool:
         if sources != self._sources_built:  # what the sessions already ready show is gone
             self._drop_ready()
             self._sources_built = sources
-        session = await context.create_session_if_needed(session_id, request, token)
+        building = _BUILDING.set(True)
+        try:
+            session = await context.create_session_if_needed(session_id, request, token)
+        finally:
+            _BUILDING.reset(building)
         session.block_expiration()  # waits in the pool however long it takes a visitor to come
         self._ready.append(session)
         self.built += 1
@@ -178,7 +193,7 @@ class PooledDocHandler(DocHandler):
         self.pool.page_requested(self.application, self.application_context)
         shell = self._page_shell()
         session = self.pool.take() if shell is not None else None
-        if session is not None and self.request.query and not await self._adopted(session):
+        if session is not None and self.pool.adopt is not None and not await self._adopted(session):
             session = None
         if session is None:
             await super().get(*args, **kwargs)
@@ -199,8 +214,9 @@ class PooledDocHandler(DocHandler):
         self.write(page)
 
     async def _adopted(self, session: ServerSession) -> bool:
-        """Apply this page's query string (a shared link) to ``session``; ``False`` if that failed
-        (the session is then left to expire and the page is built for its visitor)."""
+        """Ready ``session`` for this page's visitor (its query string, a shared link's view);
+        ``False`` if that failed (the session is then left to expire and the page is built for its
+        visitor)."""
         try:
             await self.pool.adopt(session, self.request.query)
             return True
