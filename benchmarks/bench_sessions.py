@@ -8,7 +8,9 @@
 browser then takes most of the CPU (20 bare pages alone need 45-53 s), so it cannot show what
 the *server* spends. This script does what a page does, without a browser: it asks for the
 page, opens the websocket with the session token the page names and pulls the document (raw
-frames, not decoded: a browser decodes on its own CPU), N at once. The server builds (or takes
+frames, not decoded: a browser decodes on its own CPU), N at once. Its socket sends at once
+(``TCP_NODELAY``, as Chromium's): without it the pull request's three frames wait ~40 ms for the
+server's delayed ACK, which a browser never sees. The server builds (or takes
 from its pool of sessions built ahead, ``viewer serve --session-pool``) and sends each session's
 document exactly as for a browser. Both servers of ``bench_page.py`` run side by side
 (``viewer serve`` on the demo, ``benchmarks/bare_page.py``: one figure with the same tiles),
@@ -66,6 +68,7 @@ async def _one_session(url: str, hold: float) -> float:
     page = (await AsyncHTTPClient().fetch(url, request_timeout=120)).body.decode()
     token = re.search(r'"token":\s*"([^"]+)"', page).group(1)
     ws = await websocket_connect(url.split("?")[0].replace("http", "ws", 1) + "ws", subprotocols=["bokeh", token])
+    ws.protocol.set_nodelay(True)  # as a browser's socket: Bokeh's 3-frame request is not held back by Nagle
 
     async def until(msgtype: str) -> None:  # a message: header, metadata, content, a header + payload per buffer
         while True:

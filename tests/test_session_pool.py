@@ -14,13 +14,14 @@ import urllib.request
 import panel as pn
 import pytest
 from bokeh.client import pull_session
-from bokeh.models import Plot
+from bokeh.document import Document
+from bokeh.models import Div, Plot
 from bokeh.util.token import get_session_id
 
 from tests.test_server import free_port
 from viewer.cli import build_parser
 from viewer.core.errors import InvalidArgument
-from viewer.ui.session_pool import SessionPool, building_ahead, pooled_pages
+from viewer.ui.session_pool import SerializedAhead, SessionPool, building_ahead, pooled_pages
 
 
 def _page_session(url: str) -> str:
@@ -88,6 +89,66 @@ def test_a_plain_page_gets_a_session_built_before_it_was_asked_for(pooled_server
         session.close()
     _until(lambda: len(pool.ready) == 2, "the pool refilled")
     assert pool.built == 3 and sid not in pool.ready
+
+
+def _div_texts(serialized) -> list[str]:
+    """The ``text`` of each Div in a serialized document (``Document.to_json()``)."""
+    out = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("name") == "Div":
+                out.append(value["attributes"]["text"])
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+    walk(serialized.content)
+    return out
+
+
+def test_a_document_serialized_ahead_is_what_its_pull_sends_until_it_changes():
+    doc = Document()
+    div = Div(text="first")
+    doc.add_root(div)
+    stale: list[int] = []
+    copy = SerializedAhead(doc, on_stale=lambda: stale.append(1))
+    made = doc.to_json()  # what Bokeh's PULL-DOC-REPLY calls
+    assert copy.current and _div_texts(made) == ["first"] and doc.to_json() is made
+    doc.add_timeout_callback(lambda: None, 1000)  # a session's timer is not in the serialized form
+    assert copy.current and stale == []
+    div.text = "second"
+    assert not copy.current and stale == [1]
+    assert _div_texts(doc.to_json()) == ["second"]  # a pull now serializes the document as it is
+    div.text = "third"
+    assert stale == [1]  # told once until made again
+    copy.refresh()
+    assert copy.current and _div_texts(doc.to_json()) == ["third"] and doc.to_json() is doc.to_json()
+    assert doc.to_json(deferred=False)["roots"][0]["attributes"]["text"] == "third"
+
+
+def test_a_ready_session_changed_after_it_was_built_is_pulled_as_it_is_now(pooled_server):
+    base, pool, _files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+    ready = pool._ready[0]
+    copy = pool._copies[ready.id]
+    assert copy.current  # serialized while the server was idle
+
+    def rename() -> None:
+        for model in ready.document.roots[0].references():
+            if "build 2" in (getattr(model, "text", None) or ""):
+                model.text = model.text.replace("build 2", "build 2, changed")
+    ready._loop.add_callback(ready.with_document_locked, rename)  # on the server's loop, as a callback would
+    _until(lambda: not copy.current, "the change seen")
+    _until(lambda: copy.current, "serialized again while idle")
+    sid = _page_session(base)
+    assert sid == ready.id
+    session = pull_session(session_id=sid, url=base)
+    try:
+        assert "build 2, changed" in _text(session)
+    finally:
+        session.close()
 
 
 def test_a_shared_link_is_built_from_its_own_query_not_taken_from_the_pool(pooled_server):

@@ -7,7 +7,9 @@ visitors arriving together wait for N builds in a row. A :class:`SessionPool` bu
 ``size`` sessions of the page when no page was asked for during
 ``idle_s``, one at a time, and :class:`PooledDocHandler` answers a plain page request with one of
 them: the page names the ready session, the browser's websocket finds it built, and the pool
-builds a replacement once the server is idle again.
+builds a replacement once the server is idle again. Each ready session's document is also
+serialized while idle (:class:`SerializedAhead`): the browser's pull of it, 20 ms of Bokeh's
+serializer for the map's first screen, then only sends it.
 
 With ``adopt`` (the app's :func:`viewer.ui.app.adopt_session`) a session is readied for its
 visitor before the page is answered: a shared link's query string is applied to it, so links get
@@ -27,6 +29,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from bokeh.document import Document
+from bokeh.document.events import DocumentChangedEvent, SessionCallbackAdded, SessionCallbackRemoved
 from bokeh.server.auth_provider import NullAuth
 from bokeh.server.contexts import ApplicationContext
 from bokeh.server.session import ServerSession
@@ -42,7 +46,8 @@ from tornado.web import Application, authenticated
 
 from viewer.core.errors import InvalidArgument
 
-__all__ = ["SessionPool", "PooledDocHandler", "pooled_pages", "building_ahead", "IDLE_S", "CLAIM_S", "BUSY"]
+__all__ = ["SessionPool", "PooledDocHandler", "SerializedAhead", "pooled_pages", "building_ahead", "IDLE_S", "CLAIM_S",
+           "BUSY"]
 
 #: Seconds without a page request before the pool builds (so a visitor's tiles go first).
 IDLE_S = 3.0
@@ -65,6 +70,47 @@ def building_ahead() -> bool:
     return _BUILDING.get()
 
 
+class SerializedAhead:
+    """A document's serialized form (``Document.to_json()``), made while the server is idle and
+    answered by the document's ``to_json`` until the document changes.
+
+    Bokeh serializes a session's document when its browser pulls it (``PULL-DOC-REPLY``); for a
+    session built ahead that work can be done before its visitor comes. A change of the document
+    (its first view's statistics arriving, a shared link's view applied) drops the copy and calls
+    ``on_stale``; :meth:`refresh` makes it again, and a pull in between serializes afresh.
+    """
+
+    def __init__(self, document: Document, on_stale: Callable[[], None] | None = None) -> None:
+        self._document = document
+        self._on_stale = on_stale
+        self._serialized: Any = None
+        document.on_change(self._changed)
+        document.to_json = self  # type: ignore[method-assign] - the pull serializes through this
+        self.refresh()
+
+    @property
+    def current(self) -> bool:
+        """Is the copy made ahead the document as it is now?"""
+        return self._serialized is not None
+
+    def refresh(self) -> None:
+        """Serialize the document now if it changed since the last time."""
+        if self._serialized is None:
+            self._serialized = Document.to_json(self._document)
+
+    def _changed(self, event: DocumentChangedEvent) -> None:
+        if isinstance(event, (SessionCallbackAdded, SessionCallbackRemoved)) or self._serialized is None:
+            return  # a session's timers are not part of its document's serialized form
+        self._serialized = None
+        if self._on_stale is not None:
+            self._on_stale()
+
+    def __call__(self, *, deferred: bool = True) -> Any:
+        if deferred and self._serialized is not None:
+            return self._serialized
+        return Document.to_json(self._document, deferred=deferred)
+
+
 class SessionPool:
     """Up to ``size`` ready sessions of one application's plain page (``size`` 0: none)."""
 
@@ -83,6 +129,7 @@ class SessionPool:
         self.built = 0  # sessions built ahead so far
         self.handed = 0  # page requests answered with one of them
         self._ready: deque[ServerSession] = deque()
+        self._copies: dict[str, SerializedAhead] = {}  # session id -> its document serialized ahead
         self._last_page = 0.0
         self._timer: object | None = None
         self._app: Application | None = None
@@ -103,6 +150,7 @@ class SessionPool:
             self._drop_ready()
         while self._ready:
             session = self._ready.popleft()
+            self._copies.pop(session.id, None)
             if session.destroyed:
                 continue
             self.handed += 1
@@ -119,6 +167,7 @@ class SessionPool:
             return False
 
     def _drop_ready(self) -> None:
+        self._copies.clear()
         while self._ready:
             self._ready.popleft().unblock_expiration()  # Bokeh destroys it as unused
 
@@ -150,6 +199,9 @@ class SessionPool:
             self._schedule(self.idle_s - quiet)
         elif self._busy():
             self._schedule(_GAP_S * 4)
+        elif self._refresh_one():
+            self._busy()  # nor does serializing a ready session's document
+            self._schedule(_GAP_S)
         elif len(self._ready) < self.size:
             try:
                 await self._build()
@@ -159,6 +211,15 @@ class SessionPool:
                 return
             self._busy()  # the build itself does not count as the server being busy
             self._schedule(_GAP_S)
+
+    def _refresh_one(self) -> bool:
+        """Serialize again the document of one ready session that changed since (if any)."""
+        for session in self._ready:
+            copy = self._copies.get(session.id)
+            if copy is not None and not copy.current and not session.destroyed:
+                copy.refresh()
+                return True
+        return False
 
     async def _build(self) -> None:
         app, context = self._app, self._context
@@ -179,6 +240,7 @@ class SessionPool:
         finally:
             _BUILDING.reset(building)
         session.block_expiration()  # waits in the pool however long it takes a visitor to come
+        self._copies[session.id] = SerializedAhead(session.document, on_stale=lambda: self._schedule(_GAP_S))
         self._ready.append(session)
         self.built += 1
 
