@@ -140,6 +140,37 @@ def test_a_reloaded_link_draws_the_same_tiles_and_keeps_centre_and_zoom(context_
     large.assert_no_errors()
 
 
+def test_a_link_keeps_the_time_sliders_step(context_of, viewer_server):
+    """Move the demo's collection layer to its second scene: the link names the step, and the
+    page it opens shows that step (slider and the layer's tile source)."""
+    context = context_of(1280, 800)
+    app = opened(context, viewer_server)
+    page = app.page
+    card = page.locator(".card").filter(has=page.get_by_text("Time series (collections)")).first
+    label = card.get_by_text("Landsat 8 collection (time slider):")
+    label.wait_for(timeout=30000)
+    first_step = label.inner_text()
+    handle = card.locator(".noUi-handle").first
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    uid = next(u for u, v in query(page.url).items() if v.endswith(";t:0") or v.endswith(";t:1"))
+    app.wait_for(lambda: query(page.url)[uid].endswith(";t:1"), "the step in the URL")
+    second_step = label.inner_text()
+    assert second_step != first_step
+    token = query(page.url)["layers"]  # the step changes the layer's image, not the layer order
+    app.settle()
+    link = page.url
+
+    again = opened(context, link)
+    again.settle()
+    card = again.page.locator(".card").filter(has=again.page.get_by_text("Time series (collections)")).first
+    shown = card.get_by_text("Landsat 8 collection (time slider):")
+    shown.wait_for(timeout=30000)
+    assert shown.inner_text() == second_step
+    assert query(again.page.url)[uid] == query(link)[uid] and query(again.page.url)["layers"] == token
+    again.assert_no_errors()
+
+
 APP_ACROSS_180 = '''
 import viewer
 from viewer.ui.app import build_app

@@ -296,3 +296,45 @@ def test_a_polar_source_is_fitted_up_to_web_mercators_limit(tmp_path):
     assert len(top) > rows_in_view * 0.2  # a tall area up to the map's edge, not a strip
     values = set(rgba[..., 0][rgba[..., 3] > 0].tolist())
     assert values == {128, 255}  # both halves
+
+
+def collection_map() -> viewer.Map:
+    """A map with a collection layer (two dated Landsat scenes: a time slider of two steps)."""
+    m = viewer.Map()
+    m.add_layer(viewer.ImageCollection("LANDSAT/LC08/C01/T1_RT"), {"bands": ["B4", "B3", "B2"], "min": 0,
+                                                                    "max": 3000}, "scenes")
+    return m
+
+
+def test_a_links_collection_step_and_composite_come_back():
+    m = collection_map()
+    layer = m.state.layer("scenes")
+    first = layer.token
+    layer.time.index = 1
+    assert layer.token != first
+    query = encode_state(m.state)
+    assert query[layer.uid].endswith(";t:1")
+    other = collection_map()
+    apply_query(decode_query(query_string(query)), other.state)
+    again = other.state.layer("scenes")
+    assert again.time.index == 1 and again.token == layer.token
+    assert again.time.step.label == layer.time.step.label
+
+    layer.time.param.update(reducer="mosaic", window_days=2)
+    query = encode_state(m.state)
+    assert "red:mosaic;win:2;t:0" in query[layer.uid]
+    apply_query(decode_query(query_string(query)), other.state)
+    assert (again.time.reducer, again.time.window_days, again.time.index) == ("mosaic", 2.0, 0)
+    assert again.token == layer.token and "mosaic of 2" in again.time.step.label
+
+
+@pytest.mark.parametrize("fields, reducer, index", [
+    ("t:7", "", 0), ("t:-1", "", 0), ("t:1e3", "", 0), ("t:<b>1</b>", "", 0),
+    ("red:evil;t:1", "", 1),  # an unknown composite: one image at a time, the step kept
+    ("red:mosaic;win:-4;t:0", "mosaic", 0),  # a window out of range: the default window
+])
+def test_a_collection_step_that_does_not_fit_is_ignored(fields, reducer, index):
+    m = collection_map()
+    layer = m.state.layer("scenes")
+    apply_query({"layers": layer.uid, layer.uid: f"vis:1;op:1;{fields}"}, m.state)
+    assert (layer.time.reducer, layer.time.window_days, layer.time.index) == (reducer, 1.0, index)

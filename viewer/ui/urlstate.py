@@ -11,7 +11,9 @@ Query parameters (bottom layer first; every layer by its stable ``uid``, never b
 Per-layer fields: ``vis`` (0/1), ``op`` (opacity), ``mode`` (``rgb`` or ``1``), ``bands``,
 ``min``, ``max``, ``gamma`` (one value, or one per band), ``pal`` (a named palette, or up to
 :data:`MAX_COLOURS` ``rrggbb`` colours), ``stretch`` (a preset), ``freeze`` (0/1),
-``hide`` (hidden class ids), ``mask`` (the image layer's mask switch, 0/1); a layer added
+``hide`` (hidden class ids), ``mask`` (the image layer's mask switch, 0/1); a collection
+layer (one with a time slider) carries ``t`` (the step shown), ``red`` (a composite: mosaic,
+median, ...) and ``win`` (its window in days); a layer added
 from the catalog (the "add layer" control) also carries ``src`` (its catalog asset id),
 ``kind`` and ``name``, so a link adds it again: only ids of the catalog are added, under
 the link's uid. Numbers are
@@ -87,6 +89,11 @@ def encode_layer(layer: LayerState) -> str:
             fields.append(("mask", "1" if layer.mask_applied else "0"))
     elif layer.kind == "classes":
         fields.append(("hide", ",".join(str(int(c)) for c in layer.hidden_classes)))
+    time = getattr(layer, "time", None)  # a collection layer: the step its time slider shows
+    if time is not None:
+        if time.reducer:
+            fields += [("red", time.reducer), ("win", _num(time.window_days))]
+        fields.append(("t", str(int(time.index))))
     return ";".join(f"{k}:{v}" for k, v in fields)
 
 
@@ -177,6 +184,37 @@ def decode_layer(text: str, layer: LayerState) -> dict[str, Any]:
     return out
 
 
+def decode_time(text: str, layer: LayerState) -> dict[str, Any]:
+    """The time slider settings (``reducer``, ``window_days``, ``index``) a collection layer's query
+    value asks for; empty for any other layer (unfitting fields are left out)."""
+    time = getattr(layer, "time", None)
+    if time is None or not isinstance(text, str) or len(text) > MAX_VALUE_CHARS:
+        return {}
+    fields, out = _fields(text), {}
+    if "red" in fields or "t" in fields:  # a step without "red" is one image at a time
+        reducer = fields.get("red", "")
+        if reducer in time.param.reducer.objects:
+            out["reducer"] = reducer
+    lo, hi = time.param.window_days.bounds
+    if (v := _float(fields.get("win", ""), lo, hi)) is not None:
+        out["window_days"] = v
+    if re.fullmatch(r"\d{1,6}", fields.get("t", "")):
+        out["index"] = int(fields["t"])
+    return out
+
+
+def _apply_time(layer: LayerState, settings: dict[str, Any]) -> None:
+    """Show the link's step of a collection layer (composite and window first: they make the steps);
+    a step the collection does not have is ignored."""
+    time = layer.time
+    try:
+        time.param.update(**{k: settings[k] for k in ("reducer", "window_days") if k in settings})
+    except ViewerError:  # e.g. a composite over a collection without dates: one image at a time
+        time.param.update(reducer="")
+    if "index" in settings and settings["index"] <= time.param.index.bounds[1]:
+        time.index = settings["index"]
+
+
 def _apply_layer(layer: LayerState, settings: dict[str, Any], view_key: tuple) -> None:
     plain = {k: settings[k] for k in ("visible", "opacity", "hidden_classes", "mask_applied") if k in settings}
     before = {k: getattr(layer, k) for k in ("bands", "vmin", "vmax", "gamma", "palette", "stretch", "freeze")}
@@ -258,6 +296,9 @@ def apply_query(query: Mapping[str, str], state: MapState) -> None:
             pass
     for layer in state.layers:  # after the view: a live stretch keeps the link's range for this view
         if layer.uid in query:
+            time = decode_time(str(query[layer.uid]), layer)
+            if time:  # the step first: it sets the layer's image, the settings below style it
+                _apply_time(layer, time)
             _apply_layer(layer, decode_layer(str(query[layer.uid]), layer), state.view_key())
 
 
