@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--counts", default="1,5,20", help="session counts, comma separated; the first is 'alone'")
     p.add_argument("--hold", type=float, default=1.0, help="seconds each session stays connected")
-    p.add_argument("--settle", type=float, default=8.0,
-                   help="seconds of rest between rounds (the viewer refills its session pool after 3 s idle)")
+    p.add_argument("--settle", type=float, default=25.0,
+                   help="seconds of rest between rounds (the viewer refills its session pool of 20 after 3 s idle, "
+                        "one build about every 0.4 s)")
     p.add_argument("--procs", type=int, default=1, help="viewer serve --num-procs N (the bare page: one process)")
     p.add_argument("--viewer-args", default="", help="more arguments of viewer serve, e.g. '--session-pool 0'")
     args = p.parse_args(argv)
