@@ -348,6 +348,61 @@ def test_wandb_masks_compare_in_pixel_coordinates():
     np.testing.assert_array_equal(m.compare("predictions", "ground_truth", grid=native).confusion, conf)
 
 
+def _another_compare_map(pair) -> Map:
+    """A map like ``compare_map`` (same layers, so the same uids), as a shared link's page makes it."""
+    pred, truth = pair
+    m = Map()
+    m.add_overlay(class_image(np.zeros((120, 120), np.uint8), OTHER), "unrelated")
+    m.add_overlay(truth, "truth")
+    m.add_overlay(pred, "prediction")
+    m.center_object("truth")
+    return m
+
+
+def test_a_split_view_is_in_the_link_and_a_link_opens_it(compare_map, pair):
+    from viewer.ui.urlstate import apply_query, decode_query, encode_state, query_string
+
+    view = compare_map.view
+    controls = view.compare.split
+    assert compare_map.state.split is None and "split" not in encode_state(compare_map.state)
+    split = controls.open()
+    uid = {l.name: l.uid for l in compare_map.layers}
+    assert compare_map.state.split == (uid["truth"], uid["prediction"], "swipe", 50)
+    split.value = 30
+    controls.mode.value = "side by side"
+    link = query_string(encode_state(compare_map.state))
+    assert f"split={uid['truth']},{uid['prediction']},side,30" in link
+
+    # a page opened on the link: the state names the split, the view shows it as soon as it exists
+    other = _another_compare_map(pair)
+    apply_query(decode_query(link), other.state)
+    assert other.state.split == (uid["truth"], uid["prediction"], "side by side", 30)
+    shown = other.view.compare.split.split
+    assert shown is not None and other.view.pane.object is shown.layout
+    assert (shown.left_label, shown.right_label, shown.mode, shown.value) == ("truth", "prediction", "side by side", 30)
+
+    # a link applied to a view that exists (a session built ahead): the split opens then; closing clears it
+    later = _another_compare_map(pair)
+    later_view = later.view
+    assert later_view.pane.object is later_view.map_figure.fig
+    apply_query(decode_query(link), later.state)
+    assert later_view.pane.object is later_view.compare.split.split.layout
+    later_view.compare.split.close()
+    assert later.state.split is None and "split" not in encode_state(later.state)
+    assert later_view.pane.object is later_view.map_figure.fig
+
+
+@pytest.mark.parametrize("value", ["nope", "a,b,swipe,50", "{t},{t},swipe,50", "{t},{p},fade,50", "{t},{p},swipe,101",
+                                   "{t},{p},swipe,-1", "{t},{p},swipe,5e1", "{t},{p},swipe", "<b>{t}</b>,{p},swipe,5"])
+def test_a_split_view_in_a_link_that_does_not_fit_is_ignored(compare_map, value):
+    from viewer.ui.urlstate import apply_query
+
+    uid = {l.name: l.uid for l in compare_map.layers}
+    apply_query({"split": value.format(t=uid["truth"], p=uid["prediction"])}, compare_map.state)
+    assert compare_map.state.split is None
+    assert compare_map.view.pane.object is compare_map.view.map_figure.fig
+
+
 def test_split_map_takes_images_as_geemap_does():
     m = Map()
     m.add_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4"], "min": 6000, "max": 12000}, "B4")

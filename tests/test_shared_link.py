@@ -171,6 +171,39 @@ def test_a_link_keeps_the_time_sliders_step(context_of, viewer_server):
     again.assert_no_errors()
 
 
+def test_a_link_opens_the_split_view_it_was_taken_in(context_of, viewer_server, tmp_path):
+    """Open the compare card's split view (truth left, prediction right) and share the link: the page
+    it opens shows the same split view, both sides drawn, the same centre and zoom."""
+    context = context_of(1280, 800)
+    app = opened(context, viewer_server)
+    page = app.page
+    card = page.locator(".viewer-compare")
+    card.get_by_text("Prediction vs truth (IoU in view)").click()
+    card.locator(".viewer-split-toggle button").first.click()
+    page.locator(".viewer-swipe-slider").first.wait_for(timeout=30000)
+    app.wait_for(lambda: "split" in query(page.url), "the split view in the URL")
+    left, right, mode, divider = query(page.url)["split"].split(",")
+    assert (mode, divider) == ("swipe", "50") and left != right
+    app.settle()
+    link = page.url
+
+    again = App(context.new_page(), "")  # not App.open: both class layers are shown, two "vegetation" entries
+    again.page.goto(link)
+    again.page.locator(".viewer-swipe-slider").first.wait_for(timeout=60000)
+    again.page.get_by_role("button", name=re.compile(r"^vegetation\b")).nth(1).wait_for(timeout=60000)
+    again.settle()
+    tags = [again.page.locator(c).first.inner_text() for c in (".viewer-swipe-left", ".viewer-swipe-right")]
+    assert tags == [page.locator(".viewer-swipe-left").first.inner_text(),
+                    page.locator(".viewer-swipe-right").first.inner_text()]
+    q = query(again.page.url)
+    assert q["split"] == query(link)["split"] and (q["lon"], q["lat"], q["zoom"]) == (
+        query(link)["lon"], query(link)["lat"], query(link)["zoom"])
+    assert again.page.locator(".viewer-split-toggle button").count() == 0 or \
+        again.page.locator(".viewer-split-toggle button").first.inner_text() == "Close split view"
+    again.page.screenshot(path=str(tmp_path / "shared_split.png"))
+    again.assert_no_errors()
+
+
 APP_ACROSS_180 = '''
 import viewer
 from viewer.ui.app import build_app

@@ -283,6 +283,7 @@ class Map(pn.viewable.Viewer):
             if not _served() and wants_local_server():
                 ensure_tile_server()  # before the view asks for the tile URL (VIEWER_TILE_PORT/URL)
             self._view = MapView(self)
+            self._view.show_split()  # a shared link's split view, now that there is a view to replace
         return self._view
 
     @property

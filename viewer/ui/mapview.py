@@ -196,6 +196,19 @@ class MapView(pn.viewable.Viewer):
         self._parts: dict[str, Any] = {}
         install_region_tools(self)  # region draw tools on the map; region and view-histogram cards
         install_time_card(self)  # time sliders and click time series, for maps with a collection layer
+        state.param.watch(lambda e: self.show_split(), "split")
+
+    def show_split(self) -> None:
+        """Show the split view the map's state names (a shared link's) in the map's place, with the
+        compare card's controls (made on first use); call once the view exists. A split view that
+        other controls opened (``ComparePanel(map).split`` in a notebook) is left to them."""
+        wanted = self.map.state.split
+        if wanted is None and "compare" not in self._parts:
+            return
+        controls = self.compare.split
+        if controls.split is None and wanted is not None and self.pane.object is not self.map_figure.fig:
+            return
+        controls.follow(wanted)
 
     # side panels, made on first use ---------------------------------------------------------
     def _part(self, name: str):

@@ -259,6 +259,7 @@ class SplitControls(pn.viewable.Viewer):
         self.map = map_obj
         self.state: MapState = map_obj.state
         self.split: SplitMap | None = None
+        self._names_shown: tuple[str, str] = ("", "")  # the layers of the open split view
         names = [l.name for l in reversed(self.state.layers)]
         shown = [l.name for l in reversed(self.state.layers) if l.visible] or names
         left = left if left in names else (shown[1] if len(shown) > 1 else (shown[0] if shown else None))
@@ -273,6 +274,35 @@ class SplitControls(pn.viewable.Viewer):
         self.button.on_click(guarded("split view")(lambda e: self.toggle()))
         self.mode.param.watch(guarded("split view")(self._mode), "value")
         self.state.param.watch(lambda e: self._names(), "layers")
+
+    def _shown(self) -> tuple | None:
+        """:attr:`MapState.split` for what is shown now."""
+        split = self.split
+        uids = {l.name: l.uid for l in self.state.layers}
+        if split is None or not all(name in uids for name in self._names_shown):
+            return None  # (a layer of the split view was removed: the link names none)
+        left, right = (uids[name] for name in self._names_shown)
+        return (left, right, split.mode, int(split.value))
+
+    def _publish(self, *_: Any) -> None:
+        self.state.split = self._shown()
+
+    def follow(self, value: tuple | None) -> None:
+        """Show the split view ``value`` names (:attr:`MapState.split`, e.g. a shared link's), or none."""
+        if value == self._shown():
+            return
+        if value is None:
+            self.close()
+            return
+        left, right, mode, divider = value
+        names = {l.uid: l.name for l in self.state.layers}
+        if left not in names or right not in names or left == right or mode not in MODES:
+            raise InvalidArgument(f"split view {value!r} does not name two of the map's layers and a mode",
+                                  value=repr(value), allowed=f"two of {sorted(names)}, a mode of {list(MODES)}")
+        if self.split is not None:
+            self.close()
+        self.left.value, self.right.value, self.mode.value = names[left], names[right], mode
+        self.open().value = int(divider)
 
     def _names(self) -> None:
         names = [l.name for l in reversed(self.state.layers)]
@@ -297,11 +327,20 @@ class SplitControls(pn.viewable.Viewer):
                                   value=self.left.value, allowed=[l.name for l in self.state.layers])
         self.split = SplitMap(self.map, self.left.value, self.right.value, mode=self.mode.value,
                               base_url=view.map_figure.base_url, height=self.map.height)
+        self._names_shown = (self.left.value, self.right.value)
         # the map's view follows the split's, so legends, statistics and comparisons are of what is seen
-        self.split.left_state.param.watch(lambda e: e.new and self.state.set_view(*e.new), "view")
+        # (with the split's frame size: its zoom, and a link's, is the zoom the split view shows)
+        self.split.left_state.param.watch(self._follow_view, "view")
+        self.split.param.watch(self._publish, ["mode", "value"])
         view.pane.object = self.split.layout
         self.button.label = "Close split view"
+        self._publish()
         return self.split
+
+    def _follow_view(self, event) -> None:
+        if event.new and self.split is not None:
+            self.state.param.update(viewport=self.split.left_state.viewport)
+            self.state.set_view(*event.new)
 
     def close(self) -> None:
         """Back to the map, at the split view's view."""
@@ -315,6 +354,7 @@ class SplitControls(pn.viewable.Viewer):
         if where:
             self.state.set_view(*where)
         self.button.label = "Open split view"
+        self._publish()
 
     def __panel__(self):
         return pn.Column(pn.Row(self.left, self.right, sizing_mode="stretch_width"),

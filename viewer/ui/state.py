@@ -451,6 +451,9 @@ class MapState(param.Parameterized):
                                             "report): spec writes and stretches run off the event loop.")
     fit_target = param.String(default=None, allow_None=True,
                               doc="Layer whose extent the figure starts from (cleared once the browser shows it).")
+    split = param.Tuple(default=None, allow_None=True, length=4,
+                        doc="The split view shown in the map's place, as (left layer uid, right layer uid, mode, "
+                            "divider %); None when there is none (the shared link carries it).")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

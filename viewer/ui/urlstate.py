@@ -7,6 +7,7 @@ Query parameters (bottom layer first; every layer by its stable ``uid``, never b
     &3f9c2a=vis:1;op:0.6;mode:rgb;bands:B4,B3,B2;min:6000,6800,7700;max:10500,10500,11000;gamma:1.3
     &b71e04=vis:0;op:0.45;hide:2,3
     &c0ffee=vis:1;op:1;mode:1;bands:B5;min:0;max:0.5;gamma:1;pal:viridis;stretch:98%;freeze:1;mask:1
+    &split=b71e04,c0ffee,swipe,50                 # a split view: left and right layer, mode, divider %
 
 Per-layer fields: ``vis`` (0/1), ``op`` (opacity), ``mode`` (``rgb`` or ``1``), ``bands``,
 ``min``, ``max``, ``gamma`` (one value, or one per band), ``pal`` (a named palette, or up to
@@ -49,6 +50,8 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
 _BAND = re.compile(r"[^,;:&=#%]{1,64}\Z")
 _ASSET = re.compile(r"[A-Za-z0-9_./-]{1,200}\Z")
 _NAME = re.compile(r"[^,;:&=#%]{1,80}\Z")
+#: Split view modes in a link (``split=<left uid>,<right uid>,<mode>,<divider %>``).
+_SPLIT_MODES = {"swipe": "swipe", "side": "side by side"}
 
 
 def _num(v: float) -> str:
@@ -104,6 +107,10 @@ def encode_state(state: MapState) -> dict[str, str]:
              "basemap": state.basemap, "layers": ",".join(l.uid for l in state.layers)}
     for layer in state.layers:
         query[layer.uid] = encode_layer(layer)
+    if state.split is not None:
+        left, right, mode, divider = state.split
+        code = next(k for k, v in _SPLIT_MODES.items() if v == mode)
+        query["split"] = f"{left},{right},{code},{int(divider)}"
     return query
 
 
@@ -215,6 +222,21 @@ def _apply_time(layer: LayerState, settings: dict[str, Any]) -> None:
         time.index = settings["index"]
 
 
+def decode_split(text: str, state: MapState) -> tuple | None:
+    """The split view a link's ``split`` value names (two different layers of the map, a mode, a divider
+    position 0..100), or None when it does not fit."""
+    parts = text.split(",") if isinstance(text, str) and len(text) <= 64 else []
+    if len(parts) != 4:
+        return None
+    left, right, mode, divider = parts
+    uids = {l.uid for l in state.layers}
+    if left not in uids or right not in uids or left == right or mode not in _SPLIT_MODES:
+        return None
+    if not re.fullmatch(r"\d{1,3}", divider) or int(divider) > 100:
+        return None
+    return (left, right, _SPLIT_MODES[mode], int(divider))
+
+
 def _apply_layer(layer: LayerState, settings: dict[str, Any], view_key: tuple) -> None:
     plain = {k: settings[k] for k in ("visible", "opacity", "hidden_classes", "mask_applied") if k in settings}
     before = {k: getattr(layer, k) for k in ("bands", "vmin", "vmax", "gamma", "palette", "stretch", "freeze")}
@@ -300,6 +322,9 @@ def apply_query(query: Mapping[str, str], state: MapState) -> None:
             if time:  # the step first: it sets the layer's image, the settings below style it
                 _apply_time(layer, time)
             _apply_layer(layer, decode_layer(str(query[layer.uid]), layer), state.view_key())
+    split = decode_split(str(query.get("split", "")), state)
+    if split is not None:  # shown in the map's place once there is a view (MapView.show_split)
+        state.split = split
 
 
 def link_url(state: MapState, location: Any) -> None:
@@ -312,6 +337,6 @@ def link_url(state: MapState, location: Any) -> None:
         if location.search != search:
             location.search = search
 
-    state.param.watch(to_url, ["center", "zoom", "basemap"])
+    state.param.watch(to_url, ["center", "zoom", "basemap", "split"])
     state.watch_layers(to_url, ["token", "visible", "opacity", "stretch", "freeze"])
     to_url()
