@@ -151,6 +151,28 @@ def test_a_ready_session_changed_after_it_was_built_is_pulled_as_it_is_now(poole
         session.close()
 
 
+def test_a_pooled_page_is_panels_own_page_with_the_ready_sessions_token(pooled_server):
+    """The page is rendered once per page shell and only its token changes: a pooled page is the
+    page Panel renders for a request it builds a session for, token aside (and the ids, made once
+    per shell, of the element the map goes in and of an empty script element)."""
+    base, pool, _files = pooled_server
+    _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+
+    def page(url: str) -> tuple[str, str]:
+        text = urllib.request.urlopen(url, timeout=60).read().decode()
+        token = re.search(r'"token":\s*"([^"]+)"', text).group(1)
+        uuids = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # the root's element id
+        text = re.sub(uuids, "ELEMENT", text.replace(token, "TOKEN"))
+        script = re.search(r'<script type="application/json" id="(p\d+)">', text).group(1)  # (an empty one)
+        return re.sub(rf"\b{script}\b", "SCRIPT", text), token
+
+    ready = pool.ready
+    first, second = page(base), page(base)
+    panels, _ = page(base + "?a=1")  # no adopt: Panel's own handler renders this one
+    assert {get_session_id(first[1]), get_session_id(second[1])} == set(ready) and first[1] != second[1]
+    assert first[0] == second[0] == panels and first[0].count("TOKEN") == 1
+
+
 def test_a_shared_link_is_built_from_its_own_query_not_taken_from_the_pool(pooled_server):
     base, pool, _files = pooled_server
     _until(lambda: len(pool.ready) == 2, "2 sessions ready")
