@@ -54,6 +54,11 @@ def pair():
 
 @pytest.fixture
 def compare_map(pair):
+    return make_compare_map(pair)
+
+
+def make_compare_map(pair) -> Map:
+    """Three class overlays (an unrelated one, truth, prediction), framed on the truth."""
     pred, truth = pair
     m = Map()
     m.add_overlay(class_image(np.zeros((120, 120), np.uint8), OTHER), "unrelated")
@@ -348,17 +353,6 @@ def test_wandb_masks_compare_in_pixel_coordinates():
     np.testing.assert_array_equal(m.compare("predictions", "ground_truth", grid=native).confusion, conf)
 
 
-def _another_compare_map(pair) -> Map:
-    """A map like ``compare_map`` (same layers, so the same uids), as a shared link's page makes it."""
-    pred, truth = pair
-    m = Map()
-    m.add_overlay(class_image(np.zeros((120, 120), np.uint8), OTHER), "unrelated")
-    m.add_overlay(truth, "truth")
-    m.add_overlay(pred, "prediction")
-    m.center_object("truth")
-    return m
-
-
 def test_a_split_view_is_in_the_link_and_a_link_opens_it(compare_map, pair):
     from viewer.ui.urlstate import apply_query, decode_query, encode_state, query_string
 
@@ -374,7 +368,7 @@ def test_a_split_view_is_in_the_link_and_a_link_opens_it(compare_map, pair):
     assert f"split={uid['truth']},{uid['prediction']},side,30" in link
 
     # a page opened on the link: the state names the split, the view shows it as soon as it exists
-    other = _another_compare_map(pair)
+    other = make_compare_map(pair)  # as a shared link's page makes it: same layers, same uids
     apply_query(decode_query(link), other.state)
     assert other.state.split == (uid["truth"], uid["prediction"], "side by side", 30)
     shown = other.view.compare.split.split
@@ -382,7 +376,7 @@ def test_a_split_view_is_in_the_link_and_a_link_opens_it(compare_map, pair):
     assert (shown.left_label, shown.right_label, shown.mode, shown.value) == ("truth", "prediction", "side by side", 30)
 
     # a link applied to a view that exists (a session built ahead): the split opens then; closing clears it
-    later = _another_compare_map(pair)
+    later = make_compare_map(pair)
     later_view = later.view
     assert later_view.pane.object is later_view.map_figure.fig
     apply_query(decode_query(link), later.state)

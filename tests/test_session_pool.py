@@ -132,7 +132,7 @@ def test_a_ready_session_changed_after_it_was_built_is_pulled_as_it_is_now(poole
     base, pool, _files = pooled_server
     _until(lambda: len(pool.ready) == 2, "2 sessions ready")
     ready = pool._ready[0]
-    copy = pool._copies[ready.id]
+    copy = ready.document.to_json  # the SerializedAhead the pool made
     assert copy.current  # serialized while the server was idle
 
     def rename() -> None:

@@ -259,7 +259,6 @@ class SplitControls(pn.viewable.Viewer):
         self.map = map_obj
         self.state: MapState = map_obj.state
         self.split: SplitMap | None = None
-        self._names_shown: tuple[str, str] = ("", "")  # the layers of the open split view
         names = [l.name for l in reversed(self.state.layers)]
         shown = [l.name for l in reversed(self.state.layers) if l.visible] or names
         left = left if left in names else (shown[1] if len(shown) > 1 else (shown[0] if shown else None))
@@ -278,11 +277,12 @@ class SplitControls(pn.viewable.Viewer):
     def _shown(self) -> tuple | None:
         """:attr:`MapState.split` for what is shown now."""
         split = self.split
-        uids = {l.name: l.uid for l in self.state.layers}
-        if split is None or not all(name in uids for name in self._names_shown):
+        if split is None:
+            return None
+        left, right = split.left_layers[0], split.right_layers[0]  # the controls open one layer a side
+        if left not in self.state.layers or right not in self.state.layers:
             return None  # (a layer of the split view was removed: the link names none)
-        left, right = (uids[name] for name in self._names_shown)
-        return (left, right, split.mode, int(split.value))
+        return (left.uid, right.uid, split.mode, int(split.value))
 
     def _publish(self, *_: Any) -> None:
         self.state.split = self._shown()
@@ -327,7 +327,6 @@ class SplitControls(pn.viewable.Viewer):
                                   value=self.left.value, allowed=[l.name for l in self.state.layers])
         self.split = SplitMap(self.map, self.left.value, self.right.value, mode=self.mode.value,
                               base_url=view.map_figure.base_url, height=self.map.height)
-        self._names_shown = (self.left.value, self.right.value)
         # the map's view follows the split's, so legends, statistics and comparisons are of what is seen
         # (with the split's frame size: its zoom, and a link's, is the zoom the split view shows)
         self.split.left_state.param.watch(self._follow_view, "view")

@@ -52,6 +52,7 @@ _ASSET = re.compile(r"[A-Za-z0-9_./-]{1,200}\Z")
 _NAME = re.compile(r"[^,;:&=#%]{1,80}\Z")
 #: Split view modes in a link (``split=<left uid>,<right uid>,<mode>,<divider %>``).
 _SPLIT_MODES = {"swipe": "swipe", "side": "side by side"}
+_SPLIT_CODES = {mode: code for code, mode in _SPLIT_MODES.items()}
 
 
 def _num(v: float) -> str:
@@ -109,8 +110,7 @@ def encode_state(state: MapState) -> dict[str, str]:
         query[layer.uid] = encode_layer(layer)
     if state.split is not None:
         left, right, mode, divider = state.split
-        code = next(k for k, v in _SPLIT_MODES.items() if v == mode)
-        query["split"] = f"{left},{right},{code},{int(divider)}"
+        query["split"] = f"{left},{right},{_SPLIT_CODES[mode]},{int(divider)}"
     return query
 
 
