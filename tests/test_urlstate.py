@@ -184,6 +184,9 @@ BAD = [
     "?{rules}=hide:1,x,3&{clouds}=" + "vis:1;" * 1000,
     "?{tc}=min:nan;max:inf;op:-0.5",
     "?layers=" + "a" * 5000,
+    "?split=<b>{tc}</b>,{rules},swipe,50", "?split={tc},{tc},swipe,50", "?split={tc},{rules},fade,50",
+    "?split={tc},{rules},swipe,500", "?split=../../etc/passwd,{rules},side,1", "?split=" + "a," * 3000,
+    "?{tc}=t:9999;red:<script>;win:1e9",  # time fields on a layer without a time slider
 ]
 
 
@@ -195,7 +198,7 @@ def test_values_that_do_not_fit_are_ignored(link):
     center, zoom, basemap = m.state.center, m.state.zoom, m.state.basemap
     apply_query(decode_query(link.format(tc=uids["true"], rules=uids["rules"], clouds=uids["clouds"])), m.state)
     assert {l.uid: (l.token, l.visible, l.opacity, l.hidden_classes) for l in m.layers} == before
-    assert (m.state.center, m.state.zoom, m.state.basemap) == (center, zoom, basemap)
+    assert (m.state.center, m.state.zoom, m.state.basemap, m.state.split) == (center, zoom, basemap, None)
 
 
 def test_the_link_is_readable_and_bounded():
