@@ -306,9 +306,12 @@ def bench_png(repeat: int) -> None:
     from PIL import Image as PILImage
 
     import viewer
-    from viewer.core.encode import encode_png_planes
     from viewer.core.evaluate import evaluate
     from viewer.core.visualize import rgba_planes
+    try:
+        from viewer.core.visualize import encode_png_planes
+    except ImportError:  # a --checkout from before the picture formats moved to visualize
+        from viewer.core.encode import encode_png_planes
 
     warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
     landsat = viewer.Image("LANDSAT/LC08/SAMPLE")

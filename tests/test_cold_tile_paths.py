@@ -11,11 +11,10 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from viewer.core.approx import source_bounds
-from viewer.core.encode import encode_png_planes
 from viewer.core.grid import WEB_MERCATOR, WGS84, Grid, same_crs
 from viewer.core.raster import Band, Raster
 from viewer.core.tiles import tile_grid
-from viewer.core.visualize import normalize_vis, palette_lut, rgba_planes, stretch, visualize
+from viewer.core.visualize import encode_png_planes, normalize_vis, palette_lut, rgba_planes, stretch, visualize
 
 UTM16 = CRS.from_epsg(32616)
 

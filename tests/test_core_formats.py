@@ -139,7 +139,7 @@ def test_region_bounding_box_with_and_without_dimensions():
 
 # issue 9: the PNG variants (grey, grey + alpha, RGB, RGBA) decode to the same RGBA ---------------------
 def test_png_variants_decode_to_the_same_rgba():
-    from viewer.core.encode import encode_png_planes
+    from viewer.core.visualize import encode_png_planes
 
     rng = np.random.default_rng(11)
     for h, w in ((256, 256), (5, 7), (1, 1)):

@@ -14,7 +14,6 @@ from PIL import Image as PILImage
 
 from viewer import Image, InvalidArgument
 from viewer.core import ops
-from viewer.core.encode import encode_planes
 from viewer.core.evaluate import _Evaluator, evaluate
 from viewer.core.export import layer_request
 from viewer.core.graph import Node
@@ -25,7 +24,7 @@ from viewer.core.pixels import computePixels
 from viewer.core.raster import EVERYWHERE, Band, Footprint, Raster
 from viewer.core.serialize import from_json, to_json
 from viewer.core.tiles import render_rgba, render_tile, tile_grid
-from viewer.core.visualize import rgba_planes, to_hex
+from viewer.core.visualize import encode_planes, rgba_planes, to_hex
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 CENTRE = (-87.398, 30.728)

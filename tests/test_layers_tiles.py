@@ -22,7 +22,7 @@ from rasterio.warp import reproject
 import viewer as viewer_package
 from viewer import Image, InvalidArgument
 from viewer.core.classes import Classes, colorize_classes
-from viewer.core.encode import encode_png_fast, encode_tile
+from viewer.core.visualize import encode_png_fast, encode_tile
 from viewer.core.evaluate import evaluate
 from viewer.core.grid import Grid
 from viewer.core.layers import (LayerSpec, UnknownLayer, class_layer, describe, image_layer, mask_layer, register,
@@ -316,7 +316,7 @@ def _modules_called(fn) -> set[str]:
 
 
 @pytest.mark.parametrize("kind", ["image", "mask", "class"])
-def test_a_warm_tile_reads_top_to_bottom_in_five_modules(kind):
+def test_a_warm_tile_reads_top_to_bottom_in_four_modules(kind):
     ls = Image("LANDSAT/LC08/SAMPLE")
     spec = {"image": image_layer(ls, {"bands": ["B4", "B3", "B2"], "min": 6000, "max": 12000}),
             "mask": mask_layer(ls.select("BQA").rightShift(14).bitwiseAnd(3).eq(3), ["ff0000"], 0.7),
@@ -326,4 +326,4 @@ def test_a_warm_tile_reads_top_to_bottom_in_five_modules(kind):
     assert PILImage.open(io.BytesIO(first)).convert("RGBA").getextrema()[3][1] > 0  # pixels, not the empty tile
     called = _modules_called(lambda: render_tile(spec, t.z, t.x, t.y))
     work = {m for m in called if m.rsplit(".", 1)[-1] not in ("grid", "graph", "raster", "cache")}
-    assert work == {"core.tiles", "core.evaluate", "core.read", "core.visualize", "core.encode"}
+    assert work == {"core.tiles", "core.evaluate", "core.read", "core.visualize"}

@@ -36,7 +36,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -72,8 +71,8 @@ class UnknownLayer(ViewerError, KeyError):
 class LayerSpec:
     """An immutable layer: ``kind``, the image graph ``node`` and a canonical JSON ``style_json``.
 
-    Derived once, so that rendering a tile only reads attributes: ``token`` and ``pixel_space``
-    (the image has no CRS) at construction, ``display_node`` (:meth:`display`) on first use.
+    Derived once, at construction, so that rendering a tile only reads attributes: ``token``,
+    ``pixel_space`` (the image has no CRS) and ``display_node`` (:meth:`display`).
     """
 
     kind: str
@@ -81,16 +80,16 @@ class LayerSpec:
     style_json: str
     token: str = field(init=False)
     pixel_space: bool = field(init=False)
+    display_node: Node = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidArgument(f"layer kind {self.kind!r} is not allowed; allowed: {list(KINDS)}",
                                   value=self.kind, allowed=list(KINDS))
-        text = json.dumps([_TOKEN_VERSION, self.kind, self.node.key, json.loads(self.style_json)],
-                          sort_keys=True, separators=(",", ":"))
-        object.__setattr__(self, "token", hashlib.sha256(text.encode()).hexdigest())
+        object.__setattr__(self, "token", _token(self.kind, self.node, self.style_json))
         grids = [b.grid for b in self.node.bands if b.grid is not None]
         object.__setattr__(self, "pixel_space", bool(grids) and all(g.crs is None for g in grids))
+        object.__setattr__(self, "display_node", _display_node(self))
 
     @property
     def style(self) -> dict:
@@ -113,11 +112,6 @@ class LayerSpec:
         s = self.style
         return Classes(s["classes"], background=s["background"])
 
-    @cached_property
-    def display_node(self) -> Node:
-        """:meth:`display`, built on first use and kept on the spec."""
-        return _display_node(self)
-
     def display(self) -> Node:
         """The layer as the map shows it: a display node (three uint8 ``vis-*`` bands, alpha as mask)
         over :attr:`node`. Tiles, exports and ``computePixels`` all evaluate this one expression.
@@ -126,7 +120,7 @@ class LayerSpec:
         * ``mask``: ``maskRamp(palette, opacity)``: the bands' minimum on a ramp, 0 transparent;
         * ``classes``: ``classColors(table, background, hidden, opacity)``.
 
-        Built once per spec (:attr:`display_node`).
+        Built once per spec, with it (:attr:`display_node`).
         """
         return self.display_node
 
@@ -138,6 +132,12 @@ class LayerSpec:
 
     def __repr__(self) -> str:
         return f"LayerSpec({self.kind}, bands={self.band_names}, token={self.token[:12]}…)"
+
+
+def _token(kind: str, node: Node, style_json: str) -> str:
+    """The content address of a layer: SHA-256 of kind, graph key and style."""
+    text = json.dumps([_TOKEN_VERSION, kind, node.key, json.loads(style_json)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _display_node(spec: LayerSpec) -> Node:
@@ -337,13 +337,15 @@ def _from_disk(token: str) -> LayerSpec:
         layer_store.load_arrays(digests)
         # allow_files: layers of Image.open(path) must resolve; the server's own process writes this folder
         node = from_json(doc["graph"], allow_files=True).node
-        spec = LayerSpec(doc["kind"], node, _style(doc["style"]))
+        kind, style = doc["kind"], _style(doc["style"])
+        same = _token(kind, node, style) == token  # before building the spec: an edited kind may not build
+        spec = LayerSpec(kind, node, style) if same else None
     except SourceUnavailable:
         raise  # a catalog raster missing now: the same error (and status) as when rendering it
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign state file
         raise ReadError(f"stored layer {token} in {str(root)!r} cannot be read ({type(exc).__name__}: {exc})",
                         value=token) from None
-    if spec.token != token:
+    if spec is None:
         raise ReadError(f"stored layer {token} in {str(root)!r} does not match its token (edited or damaged)",
                         value=token, allowed="an unmodified state file")
     try:

@@ -8,14 +8,14 @@ import numpy as np
 from affine import Affine
 from rasterio.warp import transform_bounds
 
-from .encode import FILE_FORMATS, encode_geotiff, encode_jpeg, encode_npy, encode_png_planes, structured_array
+from .encode import FILE_FORMATS, encode_geotiff, encode_npy, structured_array
 from .errors import InvalidArgument, LimitExceeded
 from .evaluate import evaluate
 from .geometry import geojson_bounds, to_geojson
 from .grid import Grid, crs_token, parse_crs
 from .image import Image
 from .serialize import from_json
-from .visualize import rgba, rgba_planes
+from .visualize import encode_jpeg, encode_png_planes, rgba, rgba_planes
 
 __all__ = ["getPixels", "computePixels", "resolve_grid", "check_reachable", "prepare", "file_format", "check_limits",
            "MAX_BYTES", "MAX_SIDE", "MAX_BANDS"]

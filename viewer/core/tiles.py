@@ -14,7 +14,8 @@ at the image's top-left corner, ``x`` grows to the right and ``y`` downwards; zo
 A tile is ``encode(evaluate(spec.display(), grid))``: the layer's display expression
 (:meth:`viewer.core.layers.LayerSpec.display`) evaluated by the one evaluator on the tile's
 grid, turned into colour planes and alpha (:func:`viewer.core.visualize.rgba_planes`) and
-encoded (:func:`viewer.core.encode.encode_planes`). This module adds only the tile math.
+written as a picture (:func:`viewer.core.visualize.encode_planes`). This module adds only the
+tile math.
 """
 from __future__ import annotations
 
@@ -25,12 +26,11 @@ import numpy as np
 from affine import Affine
 
 from .cache import memoized, named_cache
-from .encode import FORMATS, check_format, encode_planes, encode_png_planes, media_type
 from .errors import InvalidArgument
 from .evaluate import evaluate
 from .grid import HALF_WORLD, WEB_MERCATOR, Grid, mercator_bounds
 from .layers import LayerSpec
-from .visualize import rgba, rgba_planes
+from .visualize import FORMATS, check_format, encode_planes, encode_png_planes, media_type, rgba, rgba_planes
 
 __all__ = ["TILE_SIZE", "MAX_ZOOM", "FORMATS", "check_tile", "check_format", "tile_grid", "pixel_tile_grid",
            "pixel_max_zoom", "pixel_tile_source_options", "tile_in_footprint", "layer_grid", "render_rgba",

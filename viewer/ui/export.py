@@ -25,14 +25,13 @@ from typing import Any
 import numpy as np
 import panel as pn
 
-from ..core.encode import encode_png
 from ..core.config import settings
 from ..core.export import layer_request as display_request
 from ..core.graph import Node
 from ..core.grid import Grid
 from ..core.pixels import computePixels
 from ..core.tiles import render_rgba
-from ..core.visualize import to_hex
+from ..core.visualize import encode_png, to_hex
 from .basemaps import mercator_to_lonlat
 from .notify import notify_error
 from .state import LayerState, MapState
