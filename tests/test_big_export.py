@@ -343,3 +343,60 @@ def test_app_exports_keep_the_newest_files_and_never_a_running_exports_temporari
     assert path.parent == folder and path.name.startswith("etc_passwd_layer-") and path.suffix == ".tif"
     kept = sorted(p.name for p in folder.iterdir())
     assert kept == [running.name] + [f"old-{i}.tif" for i in range(3, BIG_KEEP + 2)]  # room for the new one
+
+
+def _descendants() -> set[int]:
+    """Process ids of this process's children and their children (from /proc), without
+    multiprocessing's resource tracker (one small process kept for the life of its parent)."""
+    found, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                kids = {int(k) for k in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            todo.extend(kids - found)
+            found |= kids
+    return {p for p in found if b"resource_tracker" not in _cmdline(p)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_local_cluster_stops_when_idle_and_starts_again(tmp_path, monkeypatch):
+    """No client given: the local cluster's worker processes run the export, are gone LOCAL_IDLE_S
+    after it ended (a server's memory at rest), and the next export starts them again."""
+    monkeypatch.setattr(big_export, "LOCAL_IDLE_S", 1.5)
+    image, grid = CASES["nearest"](), lattice_grid(900, 700)
+    before = _descendants()
+    first = start_export({"expression": image, "grid": grid}, tmp_path / "a.tif", chunk=256).result(120)
+    workers = _descendants() - before
+    assert workers and all(_alive(p) for p in workers), "the export ran on local worker processes"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ("local" in big_export._clients or any(_alive(p) for p in workers)):
+        time.sleep(0.25)
+    assert "local" not in big_export._clients
+    left = [(p, _cmdline(p)[:200]) for p in workers if _alive(p)]
+    assert not left, f"the idle cluster's worker processes are gone: {left}"
+    second = start_export({"expression": image, "grid": grid}, tmp_path / "b.tif", chunk=256).result(120)
+    with rasterio.open(first) as a, rasterio.open(second) as b:
+        assert a.read().tobytes() == b.read().tobytes() and a.read(1).max() > 0
+    expected, _, _, _ = one_piece(image, grid)
+    with rasterio.open(second) as b:
+        assert b.read().tobytes() == expected.tobytes()
+    deadline = time.monotonic() + 60  # leave no worker processes behind
+    while time.monotonic() < deadline and "local" in big_export._clients:
+        time.sleep(0.25)
+    assert "local" not in big_export._clients

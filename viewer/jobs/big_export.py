@@ -9,7 +9,8 @@ the workers nor this process hold more than a few chunks. The cluster is an exis
 scheduler (``scheduler=`` or ``VIEWER_DASK_SCHEDULER``, ``viewer serve --dask-scheduler``;
 its workers need the viewer installed and the catalog's files at the same paths) or, by
 default, one local cluster per process (worker processes, one per CPU, one thread each),
-started on first use and kept.
+started on first use and shut down after :data:`LOCAL_IDLE_S` seconds without a running
+export (its worker processes hold about 80 MB each); the next export starts it again.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ __all__ = ["BigExport", "ExportCancelled", "SchedulerUnavailable", "start_export
 
 #: Seconds to wait for a scheduler named by address.
 CONNECT_TIMEOUT = 5.0
+#: Seconds without a running export after which the local cluster is shut down (a server's memory
+#: at rest: two worker processes hold about 160 MB; starting the cluster again takes 2-5 s).
+LOCAL_IDLE_S = 120.0
 _SCHEDULER_ALLOWED = "the address of a running Dask scheduler such as 'tcp://host:8786', or none for a local cluster"
 
 
@@ -45,17 +49,63 @@ class ExportCancelled(ViewerError):
 
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
+_local_jobs = 0  # exports running on the local cluster
+_local_used = 0.0  # time.monotonic() of the local cluster's last use (handed out, or an export's end)
 
 
 def local_client(n_workers: int | None = None) -> Client:
-    """The process's local Dask cluster (worker processes, one per CPU unless ``n_workers``), started once."""
+    """The process's local Dask cluster (worker processes, one per CPU unless ``n_workers``), started on
+    first use; shut down :data:`LOCAL_IDLE_S` s after its last export ended (then started again)."""
+    global _local_used
     with _lock:
         client = _clients.get("local")
         if client is None or client.status not in ("running", "connecting"):
             n = n_workers or os.cpu_count() or 1
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
             client = _clients["local"] = Client(cluster, set_as_default=False)
+        _local_used = time.monotonic()
         return client
+
+
+def _export_started(client: Client) -> None:
+    global _local_jobs
+    with _lock:
+        if client is _clients.get("local"):
+            _local_jobs += 1
+
+
+def _export_ended(client: Client) -> None:
+    global _local_jobs, _local_used
+    with _lock:
+        if client is not _clients.get("local"):
+            return
+        _local_jobs -= 1
+        _local_used = time.monotonic()
+        if _local_jobs == 0:
+            _close_local_later(LOCAL_IDLE_S)
+
+
+def _close_local_later(delay: float) -> None:
+    timer = threading.Timer(delay, _close_local_if_idle)
+    timer.daemon = True
+    timer.start()
+
+
+def _close_local_if_idle() -> None:
+    """Shut the local cluster down if no export ran on it for :data:`LOCAL_IDLE_S` s (else look again then)."""
+    with _lock:
+        client = _clients.get("local")
+        if client is None or _local_jobs:
+            return
+        left = _local_used + LOCAL_IDLE_S - time.monotonic()
+        if left > 0:  # used again since: look again when it may have become idle
+            _close_local_later(left)
+            return
+        del _clients["local"]
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def connect(scheduler: str | None = None) -> Client:
@@ -101,6 +151,7 @@ class BigExport:
         self._in_flight = max(2, in_flight or 2 * threads)
         self.started = time.perf_counter()
         self.elapsed: float | None = None
+        _export_started(client)
         self._thread = threading.Thread(target=self._run, name=f"big-export-{self.id}", daemon=True)
         self._thread.start()
 
@@ -215,6 +266,7 @@ class BigExport:
                 self._error, self._status = exc, "error"
         finally:
             self.elapsed = time.perf_counter() - self.started
+            _export_ended(self.client)
             self._finished.set()
 
 
