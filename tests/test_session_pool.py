@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import re
 import time
 import urllib.request
@@ -14,8 +15,11 @@ import urllib.request
 import panel as pn
 import pytest
 from bokeh.client import pull_session
+from bokeh.core.json_encoder import serialize_json
+from bokeh.core.serialization import Serialized
 from bokeh.document import Document
 from bokeh.models import Div, Plot
+from bokeh.protocol.messages.pull_doc_reply import pull_doc_reply
 from bokeh.util.token import get_session_id
 
 from tests.test_server import free_port
@@ -126,6 +130,24 @@ def test_a_document_serialized_ahead_is_what_its_pull_sends_until_it_changes():
     copy.refresh()
     assert copy.current and _div_texts(doc.to_json()) == ["third"] and doc.to_json() is doc.to_json()
     assert doc.to_json(deferred=False)["roots"][0]["attributes"]["text"] == "third"
+
+
+def test_a_pull_reply_of_a_copy_made_ahead_sends_its_json_encoded_ahead():
+    doc = Document()
+    div = Div(text="first")
+    doc.add_root(div)
+    copy = SerializedAhead(doc)
+    reply = pull_doc_reply.create("1", doc)  # what the server sends a pulling browser
+    fresh = serialize_json(Serialized(reply.content, reply.buffers))  # Bokeh's own encoding of it
+    assert reply.content_json is copy.reply_json(reply.content["doc"]) and reply.content_json == fresh
+    assert json.loads(reply.content_json)["doc"]["roots"][0]["attributes"]["text"] == "first"
+    div.text = "second"  # stale: the reply is encoded afresh, from the document as it is
+    reply = pull_doc_reply.create("2", doc)
+    assert json.loads(reply.content_json)["doc"]["roots"][0]["attributes"]["text"] == "second"
+    copy.refresh()
+    reply = pull_doc_reply.create("3", doc)
+    assert reply.content_json is copy.reply_json(reply.content["doc"])
+    assert json.loads(reply.content_json)["doc"]["roots"][0]["attributes"]["text"] == "second"
 
 
 def test_a_ready_session_changed_after_it_was_built_is_pulled_as_it_is_now(pooled_server):
