@@ -46,14 +46,14 @@ def _text(session) -> str:
 
 
 @contextlib.contextmanager
-def serving(app, pool: SessionPool):
+def serving(app, pool: SessionPool, **server_options):
     """``app`` served by a real Panel server (a thread) whose pages come from ``pool``; yields its URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/"
     pn.config.reuse_sessions = "warm"
     with pooled_pages(pool):
         thread = pn.serve({"/": app}, port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"],
-                          show=False, start=True, threaded=True, verbose=False)
+                          show=False, start=True, threaded=True, verbose=False, **server_options)
         _until(lambda: _answers(base), "serving")
     try:
         yield base
@@ -292,3 +292,26 @@ def test_the_app_can_tell_a_session_built_ahead_from_one_built_for_a_visitor():
         _page_session(base + "?a=1")  # no adopt: a link is built for its visitor
         _until(lambda: len(seen) == 3, "the link's session built")
     assert seen == [False, True, False]  # the page shell, the pool's session, the link's
+
+
+def test_a_handed_out_session_is_freed_soon_after_its_browser_left_not_after_the_claim_time():
+    """Bokeh expires a pooled session once its browser has come and gone (unused lifetime, here 1 s),
+    as any session; one whose browser has not come yet is kept for the claim time (here 60 s)."""
+    pool = SessionPool(2, idle_s=0.2, claim_s=60.0)
+    with serving(lambda: pn.pane.Str("pooled"), pool, check_unused_sessions_milliseconds=300,
+                 unused_session_lifetime_milliseconds=1000) as base:
+        _until(lambda: len(pool.ready) == 2, "2 sessions ready")
+        visited, waiting = list(pool._ready)
+        assert _page_session(base) == visited.id and _page_session(base) == waiting.id
+        browser = pull_session(session_id=visited.id, url=base)  # the first page's browser connects ...
+        try:
+            assert "pooled" in _text(browser)
+        finally:
+            browser.close()  # ... and leaves
+        _until(lambda: visited.destroyed, "the left session destroyed", bound=15.0)
+        assert not waiting.destroyed  # its browser may still be loading the page's scripts
+        late = pull_session(session_id=waiting.id, url=base)
+        try:
+            assert "pooled" in _text(late) and not waiting.destroyed
+        finally:
+            late.close()

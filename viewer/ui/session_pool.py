@@ -55,8 +55,11 @@ __all__ = ["SessionPool", "PooledDocHandler", "SerializedAhead", "pooled_pages",
 
 #: Seconds without a page request before the pool builds (so a visitor's tiles go first).
 IDLE_S = 3.0
-#: Seconds a handed-out session waits for its browser before Bokeh may expire it as unused.
+#: Seconds a handed-out session waits for its browser before Bokeh may expire it as unused (once its
+#: browser has connected, Bokeh expires it as any session: when it has been left for 15 s).
 CLAIM_S = 60.0
+#: Seconds between two looks at whether a handed-out session's browser has connected.
+_CLAIM_POLL_S = 1.0
 #: Seconds between two builds while filling (tile requests get the loop in between).
 _GAP_S = 0.25
 #: Share of one CPU above which the process counts as busy, and the pool waits.
@@ -175,7 +178,8 @@ class SessionPool:
         return tuple(s.id for s in self._ready)
 
     def take(self) -> ServerSession | None:
-        """A ready session, or ``None``; it may expire as unused :attr:`claim_s` after this.
+        """A ready session, or ``None``; Bokeh may expire it as unused once its browser has come and
+        gone, or :attr:`claim_s` after this if no browser comes.
 
         If :attr:`sources` now differs from when the ready sessions were built (a file replaced),
         they are all dropped: a visitor never gets a session showing what is no longer there."""
@@ -186,9 +190,20 @@ class SessionPool:
             if session.destroyed:
                 continue
             self.handed += 1
-            IOLoop.current().call_later(self.claim_s, session.unblock_expiration)
+            self._release_when_claimed(session, time.monotonic())
             return session
         return None
+
+    def _release_when_claimed(self, session: ServerSession, handed: float) -> None:
+        """Let Bokeh expire a handed-out session as any other (15 s after its browser left) as soon as a
+        browser has connected to it, or after :attr:`claim_s` if none does; look again in a moment."""
+        waited = time.monotonic() - handed
+        # connected now, or connected and left since it was handed out
+        claimed = session.connection_count > 0 or session.milliseconds_since_last_unsubscribe < waited * 1000
+        if claimed or waited >= self.claim_s or session.destroyed:
+            session.unblock_expiration()
+            return
+        IOLoop.current().call_later(_CLAIM_POLL_S, self._release_when_claimed, session, handed)
 
     def _current(self) -> bool:
         """Were the ready sessions built from the sources as they are now (unknown: no)?"""
