@@ -157,3 +157,22 @@ def test_readme_lists_every_variable():
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     for v in VARIABLES:
         assert f"`{v.name}`" in section, v.name
+
+
+def test_gdals_block_cache_is_bounded_unless_the_operator_sets_it():
+    """GDAL sizes its block cache once, from GDAL_CACHEMAX (default: 5 % of the RAM); the first
+    open has set 128 MB by then. Read back from libgdal itself (GDALGetCacheMax64)."""
+    code = """
+import ctypes, glob, json, os
+import rasterio
+from viewer.core.read import open_raster
+from viewer.core.catalog import get_catalog
+path = next(iter(get_catalog().images.values())).bands[0].path
+with open_raster(path) as ds:
+    ds.read(1, window=((0, 64), (0, 64)))
+lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(rasterio.__file__), "..", "rasterio.libs", "libgdal*.so*"))[0])
+lib.GDALGetCacheMax64.restype = ctypes.c_int64
+print(json.dumps({"cache_max": lib.GDALGetCacheMax64()}))
+"""
+    assert _run(code) == {"cache_max": 128 * 2**20}
+    assert _run(code, GDAL_CACHEMAX="64") == {"cache_max": 64 * 2**20}  # the operator's value wins
