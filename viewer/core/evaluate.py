@@ -18,7 +18,7 @@ from rasterio.warp import transform_geom
 
 from .errors import InvalidArgument, ReadError, SourceChanged, SourceUnavailable
 from .graph import Node
-from .grid import Grid, center_long, same_crs, wrap_longitudes
+from .grid import Grid, center_long, same_crs, split_at_antimeridian, wrap_longitudes
 from .ops import ARITHMETIC, BINARY, UNARY
 from .raster import EVERYWHERE, Band, Footprint, Raster
 from .read import read_bands, warp_array
@@ -219,7 +219,7 @@ class _Evaluator:
         geometry = node.args[1]
         g = self.grid
         if g.crs is not None:
-            geometry = transform_geom("EPSG:4326", g.crs, geometry)
+            geometry = transform_geom("EPSG:4326", g.crs, split_at_antimeridian(geometry))
         inside = geometry_mask([geometry], out_shape=g.shape, transform=g.transform, invert=True)
         inside_f = inside.astype(np.float32)
         fp = Footprint(lambda: inside)

@@ -37,7 +37,7 @@ from .errors import InvalidArgument, UnknownCRS
 
 __all__ = ["Grid", "parse_crs", "crs_code", "PIXEL_CRS", "WEB_MERCATOR", "WGS84", "EARTH_RADIUS", "HALF_WORLD",
            "MAX_LATITUDE", "lonlat_bounds", "mercator_bounds", "center_long", "wrap_longitudes", "grid_key",
-           "crs_token", "same_crs"]
+           "crs_token", "same_crs", "split_at_antimeridian"]
 
 #: Stand-in CRS given to GDAL for images that live in plain pixel coordinates.
 PIXEL_CRS = CRS.from_epsg(3857)
@@ -251,6 +251,71 @@ def wrap_longitudes(lon: np.ndarray, center: float) -> np.ndarray:
     (one turn added or removed; PROJ's outputs lie in [-180, 180])."""
     lon = np.asarray(lon, np.float64)
     return np.where(lon < center - 180.0, lon + 360.0, np.where(lon > center + 180.0, lon - 360.0, lon))
+
+
+def split_at_antimeridian(geometry: dict) -> dict:
+    """A lon/lat GeoJSON (Multi)Polygon whose edges cross the antimeridian (a step of more than 180°
+    in longitude, as Earth Engine reads ``[[179, 0], [-179, 0], ...]``: 2° wide, not 358°) as a
+    MultiPolygon of its parts east and west of it, each inside [-180°, 180°]; other geometries as
+    they are. Edges are cut where they are straight in lon/lat."""
+    gtype = geometry.get("type")
+    polygons = [geometry["coordinates"]] if gtype == "Polygon" else geometry["coordinates"] \
+        if gtype == "MultiPolygon" else None
+    if polygons is None or not any(_crosses(ring) for poly in polygons for ring in poly):
+        return geometry
+    parts = []
+    for poly in polygons:
+        rings = _unwrapped(poly)
+        lo, hi = min(x for x, _ in rings[0]), max(x for x, _ in rings[0])
+        if hi > 180.0:  # the part east of 180° goes round to the west edge
+            halves = ((180.0, False, 0.0), (180.0, True, -360.0))
+        elif lo < -180.0:
+            halves = ((-180.0, True, 0.0), (-180.0, False, 360.0))
+        else:
+            parts.append(poly)
+            continue
+        for edge, keep_east, shift in halves:
+            cut = [_half(ring, edge, keep_east) for ring in rings]
+            if cut[0] is not None:
+                parts.append([[[x + shift, y] for x, y in ring] for ring in cut if ring is not None])
+    return {"type": "MultiPolygon", "coordinates": parts}
+
+
+def _crosses(ring: list) -> bool:
+    return any(abs(b[0] - a[0]) > 180.0 for a, b in zip(ring, ring[1:]))
+
+
+def _unwrapped(poly: list) -> list[list[tuple[float, float]]]:
+    """The polygon's rings with longitudes continuous (each step at most 180°), holes in the exterior's turn."""
+    out = []
+    for i, ring in enumerate(poly):
+        x = float(ring[0][0])
+        if i:  # a hole starts in the same turn as the exterior
+            x += 360.0 * round((out[0][0][0] - x) / 360.0)
+        pts = [(x, float(ring[0][1]))]
+        for a, b in zip(ring, ring[1:]):
+            x += (float(b[0]) - float(a[0]) + 180.0) % 360.0 - 180.0
+            pts.append((x, float(b[1])))
+        out.append(pts)
+    return out
+
+
+def _half(ring: list[tuple[float, float]], edge: float, keep_east: bool) -> list[tuple[float, float]] | None:
+    """The part of a closed ring east (or west) of the meridian ``edge`` (Sutherland-Hodgman), closed;
+    ``None`` when less than a triangle is left."""
+    def inside(p: tuple[float, float]) -> bool:
+        return p[0] >= edge if keep_east else p[0] <= edge
+
+    out: list[tuple[float, float]] = []
+    for p, q in zip(ring, ring[1:]):
+        if inside(p):
+            out.append(p)
+        if inside(p) != inside(q):
+            t = (edge - p[0]) / (q[0] - p[0])
+            out.append((edge, p[1] + t * (q[1] - p[1])))
+    if len(out) < 3:
+        return None
+    return out + [out[0]]
 
 
 @dataclass(frozen=True)
