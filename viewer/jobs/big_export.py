@@ -67,18 +67,20 @@ def local_client(n_workers: int | None = None) -> Client:
         return client
 
 
-def _export_started(client: Client) -> None:
+def _export_started(client: Client) -> bool:
+    """Count an export on the local cluster (True if ``client`` is that cluster's)."""
     global _local_jobs
     with _lock:
-        if client is _clients.get("local"):
-            _local_jobs += 1
+        if client is not _clients.get("local"):
+            return False
+        _local_jobs += 1
+        return True
 
 
-def _export_ended(client: Client) -> None:
+def _export_ended() -> None:
+    """An export counted by :func:`_export_started` ended: shut the cluster down once idle."""
     global _local_jobs, _local_used
     with _lock:
-        if client is not _clients.get("local"):
-            return
         _local_jobs -= 1
         _local_used = time.monotonic()
         if _local_jobs == 0:
@@ -151,7 +153,7 @@ class BigExport:
         self._in_flight = max(2, in_flight or 2 * threads)
         self.started = time.perf_counter()
         self.elapsed: float | None = None
-        _export_started(client)
+        self._on_local = _export_started(client)
         self._thread = threading.Thread(target=self._run, name=f"big-export-{self.id}", daemon=True)
         self._thread.start()
 
@@ -266,7 +268,8 @@ class BigExport:
                 self._error, self._status = exc, "error"
         finally:
             self.elapsed = time.perf_counter() - self.started
-            _export_ended(self.client)
+            if self._on_local:
+                _export_ended()
             self._finished.set()
 
 
