@@ -16,9 +16,10 @@ from rasterio.errors import RasterioError
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
 
+from .cache import memoized
 from .errors import InvalidArgument, ReadError, SourceChanged, SourceUnavailable
 from .graph import Node
-from .grid import Grid, center_long, same_crs, split_at_antimeridian, wrap_longitudes
+from .grid import Grid, center_long, crs_token, same_crs, split_at_antimeridian, wrap_longitudes
 from .ops import ARITHMETIC, BINARY, UNARY
 from .raster import EVERYWHERE, Band, Footprint, Raster
 from .read import read_bands, warp_array
@@ -29,6 +30,13 @@ from .visualize import color_classes, mask_ramp, visualize
 __all__ = ["evaluate", "BINARY_OPS", "UNARY_OPS"]
 
 log = logging.getLogger("viewer.core")
+
+
+# every tile of a clipped layer clips by the same geometry in the same CRS
+@memoized("clip geometries in a CRS", 256, key=lambda node, crs: (node.key, crs_token(crs)))
+def _clip_geometry(node: Node, crs) -> dict:
+    """A ``clip`` node's lon/lat geometry in ``crs``, cut at the antimeridian first."""
+    return transform_geom("EPSG:4326", crs, split_at_antimeridian(node.args[1]))
 
 
 def _footprint_of(src: Grid, grid: Grid) -> Footprint:
@@ -216,10 +224,8 @@ class _Evaluator:
 
     def op_clip(self, node: Node, resampling: str) -> list[Band]:
         raster = self.run(node.args[0], resampling)
-        geometry = node.args[1]
         g = self.grid
-        if g.crs is not None:
-            geometry = transform_geom("EPSG:4326", g.crs, split_at_antimeridian(geometry))
+        geometry = node.args[1] if g.crs is None else _clip_geometry(node, g.crs)
         inside = geometry_mask([geometry], out_shape=g.shape, transform=g.transform, invert=True)
         inside_f = inside.astype(np.float32)
         fp = Footprint(lambda: inside)

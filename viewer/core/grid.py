@@ -258,10 +258,13 @@ def split_at_antimeridian(geometry: dict) -> dict:
     in longitude, as Earth Engine reads ``[[179, 0], [-179, 0], ...]``: 2° wide, not 358°) as a
     MultiPolygon of its parts east and west of it, each inside [-180°, 180°]; other geometries as
     they are. Edges are cut where they are straight in lon/lat."""
-    gtype = geometry.get("type")
-    polygons = [geometry["coordinates"]] if gtype == "Polygon" else geometry["coordinates"] \
-        if gtype == "MultiPolygon" else None
-    if polygons is None or not any(_crosses(ring) for poly in polygons for ring in poly):
+    if geometry.get("type") == "Polygon":
+        polygons = [geometry["coordinates"]]
+    elif geometry.get("type") == "MultiPolygon":
+        polygons = geometry["coordinates"]
+    else:
+        return geometry
+    if not any(_crosses(ring) for poly in polygons for ring in poly):
         return geometry
     parts = []
     for poly in polygons:

@@ -9,8 +9,8 @@ The three display operations of the graph (:data:`viewer.core.ops.DISPLAY_OPS`) 
 blue) whose mask is the alpha. A display raster's mask is ``None`` where it is opaque
 everywhere (an image layer: the PNG has no alpha channel); class and mask overlays always
 carry one. :func:`rgba_planes` / :func:`rgba` turn a display raster into colour planes and
-alpha (colour 0 where alpha is 0), and :func:`encode_image` writes a display raster as a PNG,
-JPEG or WebP (a tile, a ``computePixels`` picture). Raw data formats (NPY, GeoTIFF) are
+alpha (colour 0 where alpha is 0), and :func:`encode_planes` writes those as a PNG, JPEG or
+WebP (a tile, a ``computePixels`` picture). Raw data formats (NPY, GeoTIFF) are
 :mod:`viewer.core.encode`'s.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - optional speed-up
 
 __all__ = ["PALETTES", "named_palette", "parse_color", "parse_palette", "to_hex", "check_opacity", "normalize_vis",
            "palette_band_error", "palette_lut", "stretch", "visualize", "class_lut", "colorize", "color_classes",
-           "mask_ramp", "rgba_planes", "rgba", "VIS_BANDS", "FORMATS", "check_format", "encode_image", "encode_planes",
+           "mask_ramp", "rgba_planes", "rgba", "VIS_BANDS", "FORMATS", "check_format", "encode_planes",
            "encode_tile", "encode_png", "encode_png_fast", "encode_png_planes", "encode_jpeg", "media_type"]
 
 
@@ -412,13 +412,6 @@ def rgba(raster: Raster) -> np.ndarray:
 # The picture's bytes: PNG, JPEG, WebP ------------------------------------------------------------
 #: Image formats of tiles (URL extension -> media type).
 FORMATS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
-
-
-def encode_image(raster: Raster, fmt: str = "png") -> bytes:
-    """A display raster (1 or 3 uint8 bands, mask = alpha) as ``png``, ``jpg``/``jpeg`` or ``webp`` bytes
-    (:func:`rgba_planes`, then :func:`encode_planes`)."""
-    planes, alpha = rgba_planes(raster)
-    return encode_planes(planes, alpha, check_format(fmt))
 
 
 def check_format(fmt) -> str:

@@ -97,6 +97,7 @@ class SerializedAhead:
         self._reply_json: str | None = None  # the pull reply's content, JSON-encoded, of _serialized
         document.on_change(self._changed)
         document.to_json = self  # type: ignore[method-assign] - the pull serializes through this
+        _send_replies_encoded_ahead()
         self.refresh()
 
     @property
@@ -145,7 +146,10 @@ def _pull_reply(cls: type[pull_doc_reply], request_id: Any, document: Document, 
     return msg
 
 
-pull_doc_reply.create = classmethod(_pull_reply)  # type: ignore[method-assign, assignment]
+def _send_replies_encoded_ahead() -> None:
+    """Make Bokeh's pull replies use :func:`_pull_reply` (once per process, when the first copy is made)."""
+    if pull_doc_reply.create.__func__ is not _pull_reply:
+        pull_doc_reply.create = classmethod(_pull_reply)  # type: ignore[method-assign, assignment]
 
 
 class SessionPool:
