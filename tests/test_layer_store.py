@@ -2,6 +2,7 @@
 in memory (LRU) and on disk (oldest files pruned first); resolvable in a fresh process."""
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -17,11 +18,13 @@ import numpy as np
 import pytest
 from affine import Affine
 from PIL import Image as PILImage
+from pyproj import Transformer
 from rasterio.crs import CRS
 
 from viewer import Image, InvalidArgument, ReadError
 from viewer.core import layers, sources
 from viewer.core.layers import UnknownLayer, class_layer, image_layer, mask_layer, register, resolve
+from viewer.core.serialize import from_json, to_json
 from viewer.core.sources import array_node, get_array
 from viewer.core.tiles import render_tile
 
@@ -115,6 +118,58 @@ def test_an_edited_array_file_is_refused(state_dir, monkeypatch):
     monkeypatch.delitem(sources._arrays, digest)
     with pytest.raises(ReadError, match=f"stored layer {token} .* does not match its digest {digest}"):
         resolve(token)
+
+
+# how long an array lives ----------------------------------------------------------------------
+def _held_digests() -> set[str]:
+    gc.collect()
+    return set(sources._arrays.keys())
+
+
+def test_arrays_of_dropped_images_are_freed_as_a_training_loop_logs_masks():
+    """W&B style: an image with a class mask per step; each step's arrays go with its image."""
+    before = _held_digests()
+    rng = np.random.default_rng(3)
+    kept = []
+    for step in range(12):
+        pixels = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        classes = rng.integers(0, 4, (64, 64), dtype=np.uint8)
+        image = Image.from_array(pixels, masks={"pred": {"mask_data": classes, "class_labels": {0: "a", 1: "b"}}})
+        if step == 5:
+            kept.append(image)
+    del image
+    digests = _held_digests() - before
+    own = {n["args"][0] for n in to_json(kept[0])["nodes"].values() if n["op"] == "array"}
+    assert digests == own and own  # the kept step's arrays; the other 11 steps' are freed
+    assert all(get_array(d) for d in digests)
+    kept.clear()
+    assert _held_digests() - before == set()
+
+
+def test_an_array_lives_while_any_image_or_layer_uses_it(state_dir):
+    image = array_image(size=40)
+    digest = image.node.args[0]
+    doubled = image.multiply(2)  # a derived image holds its source array
+    token = register(image_layer(image, {"bands": ["b1"], "min": 0, "max": 1}))
+    del image
+    assert digest in _held_digests()
+    del doubled
+    assert digest in _held_digests()  # the registered layer's spec holds it
+    lon, lat = Transformer.from_crs("EPSG:32616", "EPSG:4326", always_xy=True).transform(452475 + 600, 3408645 - 600)
+    tile = (16, *morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 16)[:2])
+    png = render_tile(resolve(token), *tile)
+    assert (np.asarray(PILImage.open(io.BytesIO(png)).convert("RGBA"))[..., 3] == 255).sum() > 100  # the array drawn
+    layers._specs.clear()  # (this test's own registry, see state_dir)
+    assert digest not in _held_digests()  # no spec, no image: freed ...
+    assert render_tile(resolve(token), *tile) == png  # ... and read back from the state directory
+    assert digest in _held_digests()
+
+
+def test_from_json_of_a_dropped_in_memory_image_names_the_array():
+    doc = to_json(array_image(size=20))
+    gc.collect()
+    with pytest.raises(InvalidArgument, match="names an array .* that is not registered in this process"):
+        from_json(doc)
 
 
 # another process --------------------------------------------------------------------------

@@ -216,11 +216,13 @@ def _array_data(digest: str) -> tuple:
 
 
 def _register(digest: str, values: np.ndarray, masks: np.ndarray | None, crs: str | None,
-              transform: tuple) -> None:
-    """Register an array shipped by :func:`_array_data` (as the layer store does); its digest is checked."""
+              transform: tuple) -> Node:
+    """Register an array shipped by :func:`_array_data` (as the layer store does); its digest is checked.
+    It stays registered while the returned node (or a graph's node) holds it."""
     node = array_node(values, crs=crs, transform=list(transform), mask=masks)
     if node.args[0] != digest:
         raise InvalidArgument(f"array {digest[:16]!r} arrived with other content", value=digest[:16])
+    return node
 
 
 def _check_chunk(chunk: Any) -> int:
@@ -248,13 +250,14 @@ def _image(request: dict, arrays: dict[str, tuple] | None) -> Image:
     with _images_lock:
         hit = _images.get(key)
         if hit is None:
-            for digest, data in (arrays or {}).items():
-                _register(digest, *data)
+            # registered while held: until the graph's nodes hold them
+            held = [_register(digest, *data) for digest, data in (arrays or {}).items()]
             if str(get_catalog().path) != request["catalog"]:
                 set_catalog(request["catalog"])
             # the graph was written by to_json of an image built in a trusted process (prepare_big),
             # not by a request, so its file sources may be opened
             hit = from_json(request["graph"], allow_files=True)
+            del held
             if len(_images) >= 16:
                 _images.clear()
             _images[key] = hit

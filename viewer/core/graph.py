@@ -78,11 +78,16 @@ def canonical(value: Any) -> Any:
 
 
 class Node:
-    """One operation of the graph. ``args`` may hold other nodes; ``bands`` is its output."""
+    """One operation of the graph. ``args`` may hold other nodes; ``bands`` is its output.
 
-    __slots__ = ("op", "args", "bands", "key", "depth")
+    ``held`` is data the node keeps alive (an in-memory array's bands): not part of its key, not
+    pickled.
+    """
+
+    __slots__ = ("op", "args", "bands", "key", "depth", "held")
 
     def __init__(self, op: str, args: tuple, bands: tuple[BandInfo, ...]) -> None:
+        self.held = None
         self.op = op
         self.args = args
         self.bands = tuple(bands)
@@ -107,6 +112,7 @@ class Node:
 
     def __setstate__(self, state):
         self.op, self.args, self.bands, self.key, self.depth = state
+        self.held = None
 
 
 def _child_nodes(value: Any) -> list[Node]:

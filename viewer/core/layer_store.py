@@ -97,7 +97,7 @@ def _array_bytes(data: Raster) -> bytes:
     return buf.getvalue()
 
 
-def _read_array(path: Path, digest: str) -> None:
+def _read_array(path: Path, digest: str) -> Raster:
     with np.load(path, allow_pickle=False) as z:
         keys = set(z.files)
         if not {"values", "crs", "transform"} <= keys <= _ARRAY_KEYS:
@@ -110,6 +110,7 @@ def _read_array(path: Path, digest: str) -> None:
     node = array_node(values, crs=crs or None, transform=transform, mask=mask)  # registers it
     if node.args[0] != digest:
         raise ReadError(f"stored array {path} does not match its digest {digest}", value=digest)
+    return node.held
 
 
 def read_doc(token: str) -> dict:
@@ -120,14 +121,20 @@ def read_doc(token: str) -> dict:
     return doc
 
 
-def load_arrays(digests: Iterable[str]) -> None:
-    """Register the stored arrays of ``digests`` that this process does not hold yet (content checked)."""
+def load_arrays(digests: Iterable[str]) -> list[Raster]:
+    """Register the stored arrays of ``digests`` that this process does not hold yet (content checked).
+
+    Returns them all: an array stays registered while something holds it, so keep the list until
+    the graph that names them is rebuilt (its nodes then hold them).
+    """
     root = state_dir()
+    held = []
     for digest in digests:
         try:
-            get_array(_hex(digest))
+            held.append(get_array(_hex(digest)))
         except KeyError:
-            _read_array(array_path(root, digest), digest)
+            held.append(_read_array(array_path(root, digest), digest))
+    return held
 
 
 def touch(token: str, digests: Iterable[str]) -> None:

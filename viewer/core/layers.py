@@ -334,9 +334,10 @@ def _from_disk(token: str) -> LayerSpec:
         if doc.get("version") != DOC_VERSION:
             raise ValueError(f"format version {doc.get('version')!r}, expected {DOC_VERSION}")
         digests = _array_digests(doc["graph"])
-        layer_store.load_arrays(digests)
+        held = layer_store.load_arrays(digests)  # registered while held: until the graph's nodes hold them
         # allow_files: layers of Image.open(path) must resolve; the server's own process writes this folder
         node = from_json(doc["graph"], allow_files=True).node
+        del held
         kind, style = doc["kind"], _style(doc["style"])
         same = _token(kind, node, style) == token  # before building the spec: an edited kind may not build
         spec = LayerSpec(kind, node, style) if same else None

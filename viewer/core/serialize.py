@@ -122,18 +122,22 @@ def _load_node(key: str, spec: Any, load, allow_files: bool) -> Node:
         for path, *_ in sources:
             gdal_path(path, get_catalog().remote_prefixes)
         return Node("source", (None, sources), bands)
+    held = None
     if op == "array":
         digest = spec["args"][0] if isinstance(spec.get("args"), list) and spec["args"] else None
         try:
-            get_array(digest)  # must be registered in this process
+            held = get_array(digest)  # must be registered in this process
         except (KeyError, TypeError):
             raise InvalidArgument(f"graph node {key[:16]!r} (array) names an array {str(digest)[:20]!r} that is not "
-                                  "registered in this process; allowed: arrays of Image.from_array in this process",
+                                  "registered in this process; allowed: arrays of images of this process still in use "
+                                  "(Image.from_array)",
                                   value=str(digest)[:64], allowed="a registered array digest") from None
     args = _arg_from_json(spec["args"], load)
     bands = tuple(_band_from_json(b) for b in spec["bands"])
     _check_shape(key, op, args, bands)
-    return Node(op, args, bands)
+    node = Node(op, args, bands)
+    node.held = held
+    return node
 
 
 def from_json(doc: Any, *, allow_files: bool = False) -> Image:

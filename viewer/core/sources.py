@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 
 import numpy as np
 import PIL.Image
@@ -18,23 +19,19 @@ from .grid import Grid, parse_crs
 from .raster import Band, Raster
 from .read import native_grid, open_dataset, source_identity
 
-__all__ = ["asset_node", "file_node", "array_node", "picture_node", "constant_node", "get_array", "put_array"]
+__all__ = ["asset_node", "file_node", "array_node", "picture_node", "constant_node", "get_array"]
 
-#: In-memory band stacks by content digest (each a :class:`Raster` on the array's own grid).
-_arrays: dict[str, Raster] = {}
+#: In-memory band stacks by content digest (each a :class:`Raster` on the array's own grid), each
+#: registered while a node holds it (``Node.held``): the arrays of an image its user dropped are freed.
+_arrays: weakref.WeakValueDictionary[str, Raster] = weakref.WeakValueDictionary()
 _arrays_lock = threading.Lock()
 
 
 def get_array(digest: str) -> Raster:
-    """The in-memory raster registered under ``digest`` (``KeyError`` if this process has none)."""
+    """The in-memory raster registered under ``digest`` (``KeyError`` if no live node of this process
+    holds it)."""
     with _arrays_lock:
         return _arrays[digest]
-
-
-def put_array(digest: str, data: Raster) -> None:
-    """Re-register an array under its digest (layer specs restored in another process)."""
-    with _arrays_lock:
-        _arrays.setdefault(digest, data)
 
 
 @memoized("band metadata", 1024)
@@ -147,12 +144,14 @@ def array_node(
         h.update(m.tobytes())
     digest = h.hexdigest()
     with _arrays_lock:
-        if digest not in _arrays:
+        data = _arrays.get(digest)
+        if data is None:
             info = tuple(BandInfo(f"b{i + 1}", chw.dtype.name, grid) for i in range(chw.shape[0]))
-            _arrays[digest] = Raster(tuple(Band(chw[i], None if m is None else m[i]) for i in range(chw.shape[0])),
-                                     grid, info)
-    bands = tuple(BandInfo(n, chw.dtype.name, grid, kind, classes) for n in names)
-    return Node("array", (digest,), bands)
+            data = Raster(tuple(Band(chw[i], None if m is None else m[i]) for i in range(chw.shape[0])), grid, info)
+            _arrays[digest] = data
+    node = Node("array", (digest,), tuple(BandInfo(n, chw.dtype.name, grid, kind, classes) for n in names))
+    node.held = data
+    return node
 
 
 #: File suffixes read as (possibly georeferenced) rasters through GDAL; other pictures go through Pillow.
