@@ -125,6 +125,36 @@ def test_unmask_same_footprint_true_keeps_outside_masked_false_takes_union():
     assert union.values.tolist() == [[5, 6, 9, 9], [7, 8, 9, 9]]
 
 
+@pytest.mark.parametrize("dtype, value, out", [(np.uint16, -9999, "int32"), (np.uint16, 70000, "uint32"),
+                                                (np.uint8, -1, "int16"), (np.uint16, 7, "uint16"),
+                                                (np.uint8, 0.5, "float64")])
+def test_unmask_takes_a_type_that_holds_the_value(dtype, value, out):
+    """Earth Engine's type union: uint16 unmasked with -9999 holds -9999, it does not wrap to 55537."""
+    img = viewer.Image.from_array(B.astype(dtype), mask=np.array([[1, 0], [1, 1]], np.float32))
+    filled = img.unmask(value)
+    assert filled.bands[0].dtype == out
+    band = evaluate(filled.node, img.bands[0].grid)[0]
+    assert band.values.dtype == np.dtype(out) and band.values.tolist() == [[10, value], [30, 40]]
+    assert band.mask is None
+
+
+def test_unmask_same_footprint_must_be_a_bool():
+    with pytest.raises(viewer.InvalidArgument, match="unmask sameFootprint 'false' must be True or False"):
+        two_band().unmask(0, "false")
+
+
+def test_mask_set_keeps_the_input_footprint():
+    """Earth Engine: "The output image retains the metadata and footprint of the input image";
+    mask(1) does not make the pixels beyond the image valid."""
+    t = Affine.identity()
+    img = viewer.Image.from_array(np.array([[5, 6], [7, 8]], np.uint8), transform=t)
+    grid = Grid(None, t, 4, 2)
+    for image in (img.mask(1), img.mask(viewer.Image(1))):
+        band = evaluate(image.node, grid)[0]
+        assert band.mask_or_ones().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+    assert evaluate(img.mask(1).unmask(9, False).node, grid)[0].values.tolist() == [[5, 6, 9, 9], [7, 8, 9, 9]]
+
+
 def test_mask_ops_are_immutable_and_lazy():
     img = two_band()
     before = img.node.key

@@ -144,15 +144,17 @@ BAD_VALUES = [
     ("not a dict", "must be a dict with 'mask_data' or 'path'"),
     ({"mask_data": np.zeros((2, 2, 1), np.uint8)}, "must be 2-D (H x W), got shape (2, 2, 1)"),
     ({"mask_data": np.zeros(4, np.uint8)}, "must be 2-D (H x W), got shape (4,)"),
-    ({"mask_data": np.array([[0.0, 1.0], [2.0, 3.0]])}, "dtype float64 is not allowed"),
-    ({"mask_data": np.ones((2, 2), np.float32)}, "dtype float32 is not allowed"),
-    ({"mask_data": np.ones((2, 2), bool)}, "dtype bool is not allowed"),
+    ({"mask_data": np.array([[0.0, 1.5], [2.0, 3.0]])}, "holds 1.5, not a whole number"),
+    ({"mask_data": np.array([[0.0, np.nan]], np.float32)}, "holds nan, not a whole number"),
+    ({"mask_data": np.array([[0.0, 256.0]])}, "holds class id 256; class ids must be in 0..255"),
+    ({"mask_data": np.array([[0.0, -1.0]])}, "negative class id -1"),
+    ({"mask_data": np.ones((2, 2), complex)}, "dtype complex128 is not allowed"),
     ({"mask_data": np.array([[0, -1], [2, 3]], np.int16)}, "negative class id -1"),
     ({"mask_data": np.array([[0, 256]], np.int32)}, "holds class id 256; class ids must be in 0..255"),
     ({"mask_data": [[0, 1], [2, 3]]}, "must be a 2-D numpy integer array, got list"),
     ({"mask_data": np.zeros((0, 3), np.uint8)}, "is empty"),
     ({"mask_data": GOOD, "class_labels": {"0": "person"}}, "key '0' (str) must be an integer class id"),
-    ({"mask_data": GOOD, "class_labels": {1.0: "tree"}}, "key 1.0 (float) must be an integer class id"),
+    ({"mask_data": GOOD, "class_labels": {1.5: "tree"}}, "key 1.5 (float) must be an integer class id"),
     ({"mask_data": GOOD, "class_labels": {True: "tree"}}, "key True (bool) must be an integer class id"),
     ({"mask_data": GOOD, "class_labels": {0: 5}}, "class_labels[0] = 5 must be a non-empty string"),
     ({"mask_data": GOOD, "class_labels": {0: ""}}, "must be a non-empty string"),
@@ -178,6 +180,19 @@ def test_invalid_mask_values(val, fragment):
         assert isinstance(exc.value, ValueError) and isinstance(exc.value, ViewerError)
 
 
+def test_float_and_bool_masks_are_class_ids_as_in_wandb():
+    """W&B takes np.zeros (float64) masks and bool masks; their whole numbers are the class ids."""
+    as_float = np.zeros((4, 5))
+    as_float[2:, :] = 1.0
+    as_float[0, 0] = 3.0
+    for data in (as_float, as_float.astype(np.float32), as_float > 0.5):
+        m = ImageMask({"mask_data": data, "class_labels": {1.0: "cloud"}}, "p")
+        values, mask = evaluated_ids(m.image())
+        np.testing.assert_array_equal(values, data.astype(np.uint8))
+        assert mask is None and m.class_labels[1] == "cloud"
+        assert values.dtype == np.uint8
+
+
 def test_invalid_mask_files(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
@@ -186,12 +201,12 @@ def test_invalid_mask_files(tmp_path):
     flt = tmp_path / "float.tif"
     with rasterio.open(flt, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32", crs=UTM,
                        transform=UTM_T) as ds:
-        ds.write(np.ones((1, 4, 4), np.float32))
+        ds.write(np.full((1, 4, 4), 0.5, np.float32))
     cases = [
         (text, "cannot read mask file"),
         (tmp_path, "cannot read mask file"),
         (rgb, "has 3 bands; a mask must have exactly one band"),
-        (flt, "dtype float32 is not allowed"),
+        (flt, "holds 0.5, not a whole number"),
     ]
     for path, fragment in cases:
         with pytest.raises(InvalidMask) as exc:

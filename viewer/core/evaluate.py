@@ -189,7 +189,11 @@ class _Evaluator:
             values = b.values
             if b.mask is not None:  # pixels that were masked and are now unmasked become 0
                 values = np.where(b.mask > 0, values, 0).astype(values.dtype, copy=False)
-            out.append(Band(values, m.as_mask(), b.footprint))
+            mask = m.as_mask()
+            fp = b.footprint()  # Earth Engine: the output keeps the input's footprint
+            if fp is not None and not fp.all():
+                mask = np.where(fp, 1 if mask is None else mask, 0).astype(np.float32, copy=False)
+            out.append(Band(values, mask, b.footprint))
         return out
 
     def op_updateMask(self, node: Node, resampling: str) -> list[Band]:
@@ -207,7 +211,7 @@ class _Evaluator:
         out = []
         for b, f, info in zip(raster, fills, node.bands):
             if b.mask is None:
-                out.append(b)
+                out.append(b.with_values(b.values.astype(np.dtype(info.dtype), copy=False)))
                 continue
             hole = b.mask <= 0
             values = np.where(hole, f.values, b.values).astype(np.dtype(info.dtype), copy=False)

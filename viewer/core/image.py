@@ -267,14 +267,18 @@ class Image:
 
     def unmask(self, value=None, sameFootprint: bool = True) -> "Image":
         """Fill masked pixels (mask 0) with ``value`` (default 0) and its mask."""
+        if not isinstance(sameFootprint, (bool, np.bool_)):
+            raise InvalidArgument(f"unmask sameFootprint {sameFootprint!r:.40} must be True or False",
+                                  value=repr(sameFootprint)[:40], allowed=[True, False])
         fill = _as_image(0 if value is None else value)
         fill = self._mask_operand(fill, "unmask value")
         bands = []
         fb = list(fill._node.bands) * (len(self._node.bands) if len(fill._node.bands) == 1 else 1)
-        for b, f in zip(self._node.bands, fb):
-            dtype = np.result_type(b.dtype, f.dtype).name if f.grid is not None or np.dtype(f.dtype).kind == "f" \
-                else b.dtype
-            bands.append(BandInfo(b.name, dtype, b.grid, b.kind, b.classes, b.units, b.description))
+        fv = list(fill._node.args) * (len(fb) if len(fill._node.args) == 1 else 1) \
+            if fill._node.op == "constant" else [None] * len(fb)
+        for b, f, v in zip(self._node.bands, fb, fv):
+            bands.append(BandInfo(b.name, _unmask_dtype(b.dtype, f, v), b.grid, b.kind, b.classes, b.units,
+                                  b.description))
         node = Node("unmask", (self._node, fill._node, bool(sameFootprint)), tuple(bands))
         return self._derive(node, keep_id=True)
 
@@ -395,6 +399,14 @@ def _is_picture(value: Any) -> bool:
     """A W&B ``data_or_path``: an array of 2+ dimensions, a Pillow image or an ``os.PathLike`` path
     (a plain string is an asset id unless W&B keywords come with it)."""
     return (isinstance(value, np.ndarray) and value.ndim >= 2) or isinstance(value, (PIL.Image.Image, os.PathLike))
+
+
+def _unmask_dtype(dtype: str, fill: BandInfo, value: float | None) -> str:
+    """The type of a band unmasked with ``fill``: one that holds both, as Earth Engine's type union
+    (uint16 unmasked with -9999 is int32); an integer constant that fits keeps the band's type."""
+    if value is not None and np.dtype(fill.dtype).kind in "iu":
+        return np.result_type(dtype, np.min_scalar_type(int(value))).name
+    return np.result_type(dtype, fill.dtype).name
 
 
 def _as_image(value) -> Image:

@@ -38,6 +38,8 @@ def _check_labels(labels: Any) -> dict[int, str]:
                           value=labels, allowed="dict[int, str]")
     out: dict[int, str] = {}
     for k, v in labels.items():
+        if isinstance(k, (float, np.floating)) and float(k).is_integer():
+            k = int(k)  # W&B takes {1.0: "tree"}
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise InvalidMask(f"class_labels key {k!r} ({type(k).__name__}) must be an integer class id",
                               value=k, allowed="int keys")
@@ -65,12 +67,20 @@ def _check_array(data: Any, what: str) -> np.ndarray:
     if data.ndim != 2:
         raise InvalidMask(f"{what} must be 2-D (H x W), got shape {data.shape}", value=data.shape,
                           allowed="2-D array")
-    if data.dtype == np.bool_ or data.dtype.kind not in "ui":
+    if data.dtype.kind not in "uifb":
         raise InvalidMask(f"{what} dtype {data.dtype} is not allowed; class ids need an integer dtype "
-                          "(uint8, uint16, int32, ...), not float or bool", value=str(data.dtype),
-                          allowed="integer dtypes")
+                          "(uint8, uint16, int32, ...), or floats or bools holding whole numbers",
+                          value=str(data.dtype), allowed="integer, float or bool dtypes")
     if data.size == 0:
         raise InvalidMask(f"{what} of shape {data.shape} is empty", value=data.shape)
+    if data.dtype.kind == "b":  # a binary mask (pred > 0.5): ids 0 and 1, as W&B reads it
+        return data.astype(np.uint8)
+    if data.dtype.kind == "f":  # W&B takes floats (np.zeros); only whole numbers are class ids
+        whole = np.isfinite(data) & (np.floor(data) == data)
+        if not whole.all():
+            bad = float(data[~whole][0])
+            raise InvalidMask(f"{what} holds {bad!r}, not a whole number; class ids must be whole numbers in "
+                              f"0..{MAX_MASK_ID}", value=bad, allowed=f"whole numbers 0..{MAX_MASK_ID}")
     _check_mask_size(data.shape[1], data.shape[0], what)
     lo, hi = int(data.min()), int(data.max())
     if lo < 0:
@@ -79,7 +89,7 @@ def _check_array(data: Any, what: str) -> np.ndarray:
     if hi > MAX_MASK_ID:
         raise InvalidMask(f"{what} holds class id {hi}; class ids must be in 0..{MAX_MASK_ID}", value=hi,
                           allowed=f"0..{MAX_MASK_ID}")
-    return data
+    return data.astype(np.uint8) if data.dtype.kind == "f" else data
 
 
 def _read_path(path: Any) -> tuple[np.ndarray, np.ndarray | None, Grid | None]:

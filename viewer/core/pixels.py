@@ -114,10 +114,18 @@ def check_reachable(grid: Grid, crss: Any) -> None:
                                   allowed=f"a CRS transformable to {other}") from None
 
 
+#: Earth Engine's PixelGrid fields.
+GRID_KEYS = ("dimensions", "affineTransform", "crsCode", "crsWkt")
+
+
 def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> Grid:
     spec = grid_spec or {}
     if not isinstance(spec, dict):
         raise InvalidArgument(f"grid {spec!r} must be a dict", value=spec)
+    unknown = sorted(str(k)[:40] for k in spec if k not in GRID_KEYS)
+    if unknown:
+        raise InvalidArgument(f"unknown grid key(s) {unknown}; allowed: {list(GRID_KEYS)}", value=unknown,
+                              allowed=list(GRID_KEYS))
     if "crsCode" in spec and "crsWkt" in spec:
         raise InvalidArgument("give grid.crsCode or grid.crsWkt, not both", value=spec)
     crs_text = spec.get("crsCode", spec.get("crsWkt"))

@@ -12,8 +12,9 @@ Public API::
 
 ``val`` holds exactly one of ``mask_data`` (2-D integer numpy array of class ids 0..255)
 or ``path``, plus optional ``class_labels`` (int -> str; default names ``class_<id>`` for
-the ids present). Nothing is coerced: float or bool arrays, negative ids, non-int label
-keys, unknown keys, unreadable files all raise :class:`~viewer.core.errors.InvalidMask`.
+the ids present). Float arrays of whole numbers and bool arrays are class ids as in W&B
+(converted without loss); fractions, negative ids, non-integer label keys, unknown keys and
+unreadable files raise :class:`~viewer.core.errors.InvalidMask`.
 With a ``Classes`` set, a mask's table is the set merged with its ``class_labels`` (labels
 name the classes, the set gives colours and the classes the mask does not mention).
 """
