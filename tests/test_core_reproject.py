@@ -56,6 +56,26 @@ def grids() -> dict[str, Grid]:
     return out
 
 
+@pytest.mark.parametrize("crs_code", ["EPSG:4326", "OGC:CRS84", "EPSG:3857"])
+def test_getpixels_onto_a_crs_alone_covers_the_scene_and_equals_bare_gdal(crs_code):
+    """grid = {"crsCode": ...} only: the scene in that CRS at about its own resolution (a geographic CRS
+    was refused before: rasterio needs densified bounds there)."""
+    import io
+    tif = viewer.data.getPixels({"assetId": "LANDSAT/LC08/SAMPLE", "bandIds": ["B4"], "fileFormat": "GEO_TIFF",
+                                 "grid": {"crsCode": crs_code}})
+    with rasterio.open(io.BytesIO(tif)) as ds:
+        grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
+        values, valid = ds.read(1), ds.read_masks(1) > 0
+    with rasterio.open(b4_path()) as src:
+        corners = warp_points(src.crs, grid.crs, [src.bounds.left, src.bounds.right], [src.bounds.top, src.bounds.bottom])
+    left, right, top, bottom = *sorted(corners[0]), *sorted(corners[1], reverse=True)
+    g = grid.transform
+    assert g.c <= left and g.c + g.a * grid.width >= right and g.f >= top and g.f + g.e * grid.height <= bottom
+    assert 0.5 < valid.mean() < 1  # the rotated scene inside its bounding box
+    ref = reference(grid, Resampling.nearest)
+    assert np.array_equal(values[valid], ref[valid]) and np.array_equal(~valid, ref == 0)
+
+
 @pytest.mark.parametrize("name", ["3857", "4326", "32617", "shear", "edge"])
 def test_nearest_identical_to_bare_gdal(name):
     grid = grids()[name]

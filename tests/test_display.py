@@ -310,6 +310,7 @@ def test_server_and_cli_import_at_the_top():
     # ``viewer catalog``/``--help`` do not need them
     assert _imports_in_functions(CORE.parent / "cli.py") == ["cli.py:_use_scheduler:jobs.big_export",
                                                              "cli.py:serve:panel", "cli.py:serve:ui.app",
+                                                             "cli.py:serve:ui.component_route",
                                                              "cli.py:serve:ui.session_pool"]
 
 

@@ -6,6 +6,7 @@ The browser tests run in headless Chromium (see ``conftest.py``); the others sta
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.cookiejar
 import os
 import signal
@@ -264,6 +265,23 @@ def test_basic_auth_with_a_user_password_file(tmp_path):
         out = log.read_text()
         assert "random secret" in out and "--cookie-secret" in out
         assert "hunter2" not in out and "Traceback" not in out
+
+
+def test_component_urls_never_import_a_module_and_bad_ones_are_404(tmp_path):
+    """Panel's /components/<module>/... imported any module a URL named (``this`` printed the Zen of
+    Python into the log; ``antigravity`` opens a browser) and answered 500 for ``..``."""
+    port = _free_port()
+    with running(viewer_serve(port=port), tmp_path, port) as (_, url, log):
+        for path in ("/components/this/a/b/c", "/components/antigravity/a/b/c", "/components/../../etc/passwd",
+                     "/components/os.path/join/_css/x", "/components/panel/Row/_css/x.css"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)  # sent as is: no client-side normalisation of ".."
+            response = conn.getresponse()
+            assert response.status == 404, (path, response.status)
+            conn.close()
+        assert request(url)[0] == 200  # still serving
+        out = log.read_text()
+        assert "Beautiful is better than ugly" not in out and "Traceback" not in out
 
 
 def test_basic_auth_with_one_shared_password(tmp_path):

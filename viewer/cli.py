@@ -291,6 +291,7 @@ def serve(args: argparse.Namespace) -> None:
     import panel as pn
 
     from .ui.app import TITLE, adopt_session, build_app
+    from .ui.component_route import component_routes
     from .ui.session_pool import SessionPool, pooled_pages
 
     address = args.address
@@ -313,7 +314,7 @@ def serve(args: argparse.Namespace) -> None:
         with pooled_pages(pool):
             server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
                               websocket_origin=_websocket_origins(args), show=args.show, title=TITLE,
-                              extra_patterns=tile_routes(), verbose=False, start=False,
+                              extra_patterns=tile_routes() + component_routes(), verbose=False, start=False,
                               check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS, **kwargs)
     except OSError as exc:  # bind failed: port in use, address not on this machine, unknown host name
         raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None

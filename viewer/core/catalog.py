@@ -197,7 +197,7 @@ class Catalog:
             return self.images[asset_id]
         except KeyError:
             raise UnknownAsset(
-                f"unknown asset id {asset_id!r}; the catalog {str(self.path)!r} has: "
+                f"unknown asset id {asset_id!r}; the catalog has: "
                 f"{sorted(self.images)}", value=asset_id, allowed=sorted(self.images),
             ) from None
 

@@ -168,7 +168,7 @@ def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> G
             raise InvalidArgument("grid.dimensions are required for an image without a native grid "
                                   "(e.g. a constant)", value=spec)
         if "affineTransform" in spec or crs != native.crs:
-            left, bottom, right, top = _native_bounds_in(native, crs) if crs != native.crs \
+            left, bottom, right, top = _native_bounds_in(native, crs, densify_pts=21) if crs != native.crs \
                 else native.bounds
             inv = ~transform
             cols, rows = zip(*[inv @ (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
@@ -180,7 +180,7 @@ def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> G
     return Grid(crs, transform, *dims)
 
 
-def _native_bounds_in(native: Grid, crs: Any, densify_pts: int = 0) -> tuple[float, float, float, float]:
+def _native_bounds_in(native: Grid, crs: Any, densify_pts: int) -> tuple[float, float, float, float]:
     """The image's bounds in the requested CRS, or InvalidArgument when PROJ cannot express them there."""
     try:
         bounds = transform_bounds(native.crs, crs, *native.bounds, densify_pts=densify_pts)
