@@ -357,6 +357,8 @@ HTTP_CASES = [
          "export-crs-path"),
     POST({"layer": "{tok}", "fileFormat": "NPY", "bandIds": "B4"}, 400, "bandIds 'B4' must be a non-empty list",
          "export-band-string"),
+    POST({"layer": "{tok}", "fileFormat": "PNG", "bandIds": ["B9"]}, 400, "bandIds pick raw bands: only with GEO_TIFF "
+         "or NPY, not PNG", "export-layer-png-bandids"),
     POST({"layer": "{tok}", "fileFormat": "PNG", "region": {"type": "Point", "coordinates": [0, 95]}}, 400,
          "[0, 95] is not a longitude/latitude", "export-region-lat-95"),
 ]

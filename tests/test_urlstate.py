@@ -16,7 +16,7 @@ import viewer
 from viewer.core.grid import HALF_WORLD
 from viewer.core.tiles import render_rgba
 from viewer.ui.state import layer_uid
-from viewer.ui.urlstate import apply_query, decode_query, encode_state, query_string
+from viewer.ui.urlstate import MAX_LINK_LAYERS, apply_query, decode_query, encode_state, query_string
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +130,20 @@ def test_a_link_adds_only_catalog_assets(src, kind):
     query["abcdef"] = f"vis:1;op:1;src:{src};kind:{kind};name:x"
     apply_query(query, m.state)
     assert [l.uid for l in m.layers] == before
+
+
+def test_a_link_adds_at_most_max_link_layers_catalog_layers():
+    """A crafted link naming 285 catalog layers held the server's event loop for 30 s."""
+    m = demo()
+    before = [l.uid for l in m.layers]
+    query = decode_query(query_string(encode_state(m.state)))
+    uids = [f"{i:06x}" for i in range(0xa00000, 0xa00000 + 100)]
+    query["layers"] += "," + ",".join(uids)
+    for i, uid in enumerate(uids):
+        query[uid] = f"vis:1;op:1;src:LANDSAT/LC08/SAMPLE;kind:image;mode:1;bands:B4;min:{i};max:9000"
+    apply_query(query, m.state)
+    assert [l.uid for l in m.layers] == before + uids[:MAX_LINK_LAYERS]
+    assert m.layers[-1].vmin == [MAX_LINK_LAYERS - 1]
 
 
 def test_custom_palette_stretch_and_freeze_round_trip():

@@ -45,6 +45,9 @@ def export_layer(spec: LayerSpec, params: dict, fmt: str) -> bytes:
         request = {"expression": spec.image, "fileFormat": fmt}
         request.update({k: params[k] for k in ("grid", "region", "bandIds") if k in params})
         return computePixels(request)
+    if "bandIds" in params:
+        raise InvalidArgument(f"bandIds pick raw bands: only with GEO_TIFF or NPY, not {fmt} (a {fmt} export draws "
+                              "the layer as its tiles do)", value=fmt, allowed=["GEO_TIFF", "NPY"])
     grid = resolve_grid(params.get("grid"), params.get("region"), spec.node.native_grid())
     check_limits(grid, 4, 4)  # RGBA, one byte each
     request = {"expression": Image(_node=spec.display()), "fileFormat": fmt}

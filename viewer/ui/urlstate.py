@@ -17,7 +17,7 @@ layer (one with a time slider) carries ``t`` (the step shown), ``red`` (a compos
 median, ...) and ``win`` (its window in days); a layer added
 from the catalog (the "add layer" control) also carries ``src`` (its catalog asset id),
 ``kind`` and ``name``, so a link adds it again: only ids of the catalog are added, under
-the link's uid. Numbers are
+the link's uid, at most :data:`MAX_LINK_LAYERS` of them. Numbers are
 written in Python's shortest round-trip form, so the reloaded layers make the same specs,
 the same tokens and byte-identical tile URLs. Values that do not fit (unknown ids, bands,
 names, out-of-range numbers, oversized text) are ignored; nothing from the URL reaches the
@@ -38,12 +38,15 @@ from ..core.palettes import named_palette
 from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState, make_layer
 
 __all__ = ["encode_state", "decode_query", "apply_query", "query_string", "link_url", "MAX_COLOURS",
-           "MAX_VALUE_CHARS"]
+           "MAX_VALUE_CHARS", "MAX_LINK_LAYERS"]
 
 #: Most colours a custom palette may carry in a link (a longer one is left out of the link).
 MAX_COLOURS = 32
 #: Longest query value read; longer ones are ignored.
 MAX_VALUE_CHARS = 2000
+#: Most catalog layers a link adds (the rest are ignored): a page with hundreds of them stalled the
+#: server's event loop for seconds (285 layers: 30 s for every other user).
+MAX_LINK_LAYERS = 32
 _SAFE = ",:;!~*'()%"
 _UID = re.compile(r"[0-9a-f]{6}\Z")
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
@@ -293,8 +296,10 @@ def apply_query(query: Mapping[str, str], state: MapState) -> None:
     catalog, each layer's settings, basemap, centre and zoom. What does not fit is ignored."""
     order = [u for u in str(query.get("layers", "")).split(",") if _UID.match(u)]
     known = {l.uid: l for l in state.layers}
+    added = 0
     for uid in dict.fromkeys(order):
-        if uid not in known and "src:" in str(query.get(uid, "")):
+        if uid not in known and "src:" in str(query.get(uid, "")) and added < MAX_LINK_LAYERS:
+            added += 1
             try:
                 layer = catalog_layer(str(query[uid]))
                 if layer is not None:
