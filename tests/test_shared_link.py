@@ -17,6 +17,7 @@ import rasterio
 from affine import Affine
 
 from conftest import _free_port, served
+from viewer.ui.viewport import WORLD_RES
 from test_ui_browser import TILE, App
 
 pytestmark = pytest.mark.browser
@@ -138,6 +139,33 @@ def test_a_reloaded_link_draws_the_same_tiles_and_keeps_centre_and_zoom(context_
     assert large.page.evaluate(RENDERERS_JS) == edited
     large.page.screenshot(path=str(tmp_path / "shared_link_1920.png"))
     large.assert_no_errors()
+
+
+#: Map units per screen pixel of the main map, along x and along y.
+SCALE_JS = """() => {
+  for (const d of Bokeh.documents) for (const m of d._all_models.values()) {
+    if (m.type == 'Figure' && m.x_range && m.inner_width > 300) {
+      return [(m.x_range.end - m.x_range.start) / m.inner_width, (m.y_range.end - m.y_range.start) / m.inner_height];
+    }
+  }
+  return null;
+}"""
+
+
+def test_a_link_opens_at_its_zoom_in_any_window_and_reloads_without_drift(context_of, viewer_server):
+    """A session built ahead took a link's view as the box of an assumed 900 px viewport: zoom 14
+    opened at 13.36 in a 1280 px window and at 14.44 in a 1920 px one, and each reload drifted on."""
+    want = WORLD_RES / 2 ** 14
+    for width, height in ((1280, 800), (1920, 1080)):
+        link = viewer_server + "?lon=-87.403&lat=30.724&zoom=14"
+        for _ in range(2):  # the link, then the link the page wrote
+            app = App(context_of(width, height).new_page(), "").open(link)
+            q = query(app.page.url)
+            assert (q["lon"], q["lat"], float(q["zoom"])) == ("-87.403", "30.724", 14.0), (width, q)
+            rx, ry = app.page.evaluate(SCALE_JS)
+            assert abs(rx / want - 1) < 1e-6 and abs(ry / want - 1) < 1e-6, (width, rx, ry, want)
+            link = app.page.url
+            app.page.close()
 
 
 def test_a_link_keeps_the_time_sliders_step(context_of, viewer_server):

@@ -167,6 +167,7 @@ class MapFigure:
         fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
         cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target},
                       code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS))
+        self._view_callback = cb
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
             r.js_on_change("end", cb)
@@ -239,6 +240,13 @@ class MapFigure:
     def _push_view(self) -> None:
         if self._echo or not self.state.view:
             return
+        if not self._seen_view and not self.state.fit_target:
+            # No frame size from the browser yet (a session built ahead, then given a shared link's view):
+            # the view's box assumes a viewport; the centre and zoom go as the target, which the browser
+            # sizes at its real frame (else a link made at 577 px wide reopened 0.64 zoom levels out).
+            target = list(self.state.view_target())
+            for callback in (self.target_callback, self._view_callback):
+                callback.args = {**callback.args, "target": target}
         x0, y0, x1, y1 = self.state.view
         self.fig.x_range.update(start=x0, end=x1)
         self.fig.y_range.update(start=y0, end=y1)
