@@ -54,6 +54,18 @@ def page(chromium):
     context.close()
 
 
+#: Map units per screen pixel, x and y, of every map figure in the page.
+SCALES_JS = """() => {
+  const out = [];
+  for (const d of Bokeh.documents) for (const m of d._all_models.values()) {
+    if (m.type == 'Figure' && m.x_range && m.inner_width > 100 && m.document != null) {
+      out.push((m.x_range.end - m.x_range.start) / m.inner_width, (m.y_range.end - m.y_range.start) / m.inner_height);
+    }
+  }
+  return out;
+}"""
+
+
 def settle(pg, quiet_ms: int = 800, timeout: float = 30.0) -> None:
     """Wait until no tile response arrived for ``quiet_ms``."""
     deadline, last = time.time() + timeout, -1
@@ -156,12 +168,17 @@ def test_swipe_shows_each_stack_on_its_side_and_the_divider_moves(page, compare_
     assert share(left_now, veg_pred) < 0.001 and share(left_now, veg_truth) > 0.1
     assert share(right_now, veg_truth) < 0.001 and share(right_now, veg_pred) > 0.1
     # side by side: both maps whole
+    swipe_scale = page.evaluate(SCALES_JS)[0]
     page.get_by_role("button", name="side by side").click()
     page.wait_for_timeout(800)
     settle(page)
     side = shot(page, {"x": x0, "y": y, "width": width, "height": 400}, "compare_side_by_side.png")
     assert share(side[:, : int(width * 0.48)], veg_truth) > 0.05
     assert share(side[:, int(width * 0.52):], veg_pred) > 0.05
+    # ... at the scale of the swipe map, square pixels (Bokeh kept the ranges of the twice-wider frame:
+    # pixels 2.4x narrower than tall)
+    wait_for(page, lambda: len({round(r, 6) for r in page.evaluate(SCALES_JS)}) == 1, "one scale on both axes")
+    assert page.evaluate(SCALES_JS)[0] == pytest.approx(swipe_scale, rel=1e-6)
 
 
 # compare panel -----------------------------------------------------------------------------

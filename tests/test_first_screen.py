@@ -222,11 +222,18 @@ def test_map_takes_most_of_the_window_and_the_side_panels_collapse(chromium, vie
         assert box["width"] >= 0.5 * width and box["height"] >= 0.9 * height, box
         assert page.get_by_text("Legend of the current view").is_visible()
         assert page.get_by_text("Inspector", exact=True).is_visible()
+        x0, x1, y0, y1, w, _ = page.evaluate(_RANGES_JS)
+        scale, centre = (x1 - x0) / w, ((x0 + x1) / 2, (y0 + y1) / 2)
         for i in range(2):  # hide both panels: the map takes their room, without stretching
             page.locator(".viewer-panel-hide button").nth(i).click()
         app.wait_for(lambda: app.map_box()["width"] >= 0.9 * width, "the map widened")
         app.settle()
         assert _aspect_error(app) < 0.01
+        # ... at the same centre and scale (more of the map around it), as web maps keep them
+        app.wait_for(lambda: abs((lambda r: (r[1] - r[0]) / r[4])(page.evaluate(_RANGES_JS)) / scale - 1) < 1e-6,
+                     "the scale kept")
+        x0, x1, y0, y1, *_ = page.evaluate(_RANGES_JS)
+        assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx(centre, abs=scale)
         assert not page.get_by_text("Legend of the current view").is_visible()
         page.locator(".viewer-panel-show button").nth(1).click()  # reopen the right panel
         app.wait_for(lambda: page.get_by_text("Legend of the current view").is_visible(), "legend back")

@@ -86,8 +86,34 @@ if (w === -180 && lon > 0) { w = 180; }
 return String(Number(w.toFixed(6)));
 """
 
+#: Once per figure, at its first range report: keep the centre and the scale (map units per pixel, on
+#: each axis) when the frame changes size (side panels folded, the window resized, split views side by
+#: side), as web maps do; Bokeh keeps the ranges instead, so the zoom changed, and a frame that changed
+#: its aspect stretched the map (side by side: 2.4x narrower pixels than tall). The scale is recorded
+#: every 200 ms while the size stays, so pans and zooms are kept too.
+_KEEP_SCALE_JS = """
+if (plot._viewer_keep == null) {
+  const keep = plot._viewer_keep = {w: 0, h: 0, rx: 0, ry: 0};
+  const timer = setInterval(() => {
+    if (plot.document == null) { clearInterval(timer); return; }  // the figure left the page for good
+    const w = plot.inner_width || 0, h = plot.inner_height || 0, xr = plot.x_range, yr = plot.y_range;
+    if (!(w > 0 && h > 0) || !isFinite(xr.start) || !isFinite(xr.end) || !isFinite(yr.start) || !isFinite(yr.end)) {
+      return;
+    }
+    if (keep.w > 0 && (w != keep.w || h != keep.h)) {
+      const cx = (xr.start + xr.end) / 2, cy = (yr.start + yr.end) / 2;
+      keep.w = w; keep.h = h;
+      xr.setv({start: cx - keep.rx * w / 2, end: cx + keep.rx * w / 2});
+      yr.setv({start: cy - keep.ry * h / 2, end: cy + keep.ry * h / 2});
+    } else {
+      keep.w = w; keep.h = h; keep.rx = (xr.end - xr.start) / w; keep.ry = (yr.end - yr.start) / h;
+    }
+  }, 200);
+}"""
+
 _VIEW_JS = """
 const plot = plot_ref;
+/* KEEP SCALE */
 if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }
 plot._viewer_timer = setTimeout(() => {
   plot._viewer_timer = null;
@@ -166,7 +192,7 @@ class MapFigure:
         self.target_callback = CustomJS(args={"plot_ref": fig, "target": target}, code=_TARGET_JS)
         fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
         cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target},
-                      code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS))
+                      code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS).replace("/* KEEP SCALE */", _KEEP_SCALE_JS))
         self._view_callback = cb
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
