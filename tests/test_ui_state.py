@@ -179,6 +179,24 @@ def test_default_vis_follows_earth_engine():
     assert arr.vmin == [0.0] and arr.vmax == [255.0]
 
 
+def test_stretch_presets_give_ranges_as_people_write_them(landsat_map):
+    """1 sigma over Landsat DNs gave 10423.979373839265 (the field showed "10423.97", cut off); reflectances
+    keep four significant digits of their span."""
+    from viewer.core.stats import stretch_range
+    from viewer.ui.specs import stretch_for_view
+
+    tc = landsat_map.layer("tc")
+    grid = landsat_map.state.current_grid()
+    exact = stretch_range(tc.vis_image(), grid, "1sigma")
+    lo, hi = stretch_for_view(tc.vis_image(), grid, "1sigma")
+    assert lo == [round(a) for a, _ in exact] and hi == [round(b) for _, b in exact]
+    assert any(a != round(a) for a, _ in exact)  # (the exact ones are not whole)
+    reflectance = tc.vis_image().multiply(0.0001)
+    lo, hi = stretch_for_view(reflectance, grid, "1sigma")
+    exact = stretch_range(reflectance, grid, "1sigma")
+    assert all(abs(a - e) <= 5e-5 and len(repr(a).split(".")[1]) <= 4 for a, (e, _) in zip(lo, exact))
+
+
 def test_stretch_presets_over_the_view_and_freeze(landsat_map):
     m = landsat_map
     tc = m.layer("tc")

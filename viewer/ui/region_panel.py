@@ -358,11 +358,14 @@ class RegionPanel(pn.viewable.Viewer):
 
     def _show(self, result: dict | None) -> None:
         self.result = result
+        for download in (self.tif, self.npy, self.json):  # nothing to download before a region is drawn
+            download.disabled = self.region.geometry is None
         if result is None:
             self.status.value = ""
-            self.tables.object = ("<div class='viewer-hint'>Draw a region with the map's box tool (shift+drag) or "
-                                  "polygon tool (press and hold for the first vertex, click the next ones, press "
-                                  "and hold for the last), or call Map.add_region(geometry) in Python.</div>")
+            self.tables.object = ("<div class='viewer-hint'>Draw a region: pick the box tool in the map's toolbar, "
+                                  "then shift+drag on the map; or pick the polygon tool, press and hold for the "
+                                  "first vertex, click the next ones, press and hold for the last. (In a notebook: "
+                                  "Map.add_region(geometry).)</div>")
             self.charts.objects = []
             return
         self.status.value = ""

@@ -140,7 +140,7 @@ class RegionTool:
         vertices = glyph_renderer(Scatter(x="x", y="y", size=7, fill_color=REGION_COLOR, line_color=REGION_COLOR),
                                   ColumnDataSource({"x": [], "y": []}))
         fig.renderers = [*fig.renderers, box, poly, vertices]
-        box_tool = BoxEditTool(renderers=[box], num_objects=1, description="Draw a region (box): shift+drag")
+        box_tool = BoxEditTool(renderers=[box], num_objects=1, description="Draw a region (box): pick this tool, then shift+drag on the map")
         poly_tool = PolyDrawTool(renderers=[poly], num_objects=1, vertex_renderer=vertices,
                                  description="Draw a region (polygon): press and hold for the first vertex, click "
                                              "the next ones, press and hold for the last")

@@ -7,6 +7,8 @@ other way round.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,9 +44,17 @@ def _needs_stretch(dtype: str) -> bool:
 
 
 def stretch_for_view(image: Image, grid: Grid, preset: str) -> tuple[list[float], list[float]]:
-    """Per-band (min, max) lists of a stretch preset over ``grid`` (1σ/2σ/3σ, 90/98/100 %)."""
-    pairs = stretch_range(image, grid, preset)
-    return [float(lo) for lo, _ in pairs], [float(hi) for _, hi in pairs]
+    """Per-band (min, max) lists of a stretch preset over ``grid`` (1σ/2σ/3σ, 90/98/100 %), each to about
+    four significant digits of its span, as people write ranges (10424, not 10423.979373839265: the
+    min/max fields showed "10423.97" cut off)."""
+    pairs = [(_tidy(lo, hi - lo), _tidy(hi, hi - lo)) for lo, hi in stretch_range(image, grid, preset)]
+    return [lo for lo, _ in pairs], [hi if hi > lo else lo + 1.0 for lo, hi in pairs]
+
+
+def _tidy(value: float, span: float) -> float:
+    """``value`` rounded to the decimals that give ``span`` four significant digits (none for spans >= 1000)."""
+    decimals = max(0, 3 - math.floor(math.log10(span))) if span > 0 else 0
+    return float(round(value, decimals))
 
 
 def percentile_range(image: Image, grid: Grid, low: float = 2, high: float = 98) -> tuple[list[float], list[float]]:

@@ -167,7 +167,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         """The text and the table of values."""
         if result is None:
             self.series = None
-            self.note.value = "No visible collection layer: add one with Map.add_layer(collection, ...)."
+            self.note.value = ("No visible collection layer: show one (a layer with a time slider), then click the "
+                               "map. (In a notebook: Map.add_layer(collection, ...).)")
             self.table.object = ""
             return
         name, series = result
