@@ -10,6 +10,7 @@ import inspect
 import io
 import math
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,13 @@ def test_map_takes_most_of_the_window_and_the_side_panels_collapse(chromium, vie
         assert box["width"] >= 0.5 * width and box["height"] >= 0.9 * height, box
         assert page.get_by_text("Legend of the current view").is_visible()
         assert page.get_by_text("Inspector", exact=True).is_visible()
+        box = app.map_box()  # the user zooms in (the fitted first view is fitted again instead, see below)
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -200)
+        app.wait_for(lambda: "zoom=" in page.url and page.evaluate(_RANGES_JS)[1] - page.evaluate(_RANGES_JS)[0] > 0,
+                     "a zoom")
+        app.settle()
+        page.wait_for_timeout(600)  # the scale recorded (every 200 ms)
         x0, x1, y0, y1, w, _ = page.evaluate(_RANGES_JS)
         scale, centre = (x1 - x0) / w, ((x0 + x1) / 2, (y0 + y1) / 2)
         for i in range(2):  # hide both panels: the map takes their room, without stretching
@@ -229,7 +237,7 @@ def test_map_takes_most_of_the_window_and_the_side_panels_collapse(chromium, vie
         app.wait_for(lambda: app.map_box()["width"] >= 0.9 * width, "the map widened")
         app.settle()
         assert _aspect_error(app) < 0.01
-        # ... at the same centre and scale (more of the map around it), as web maps keep them
+        # ... at the same centre and scale the user chose (more of the map around it), as web maps keep them
         app.wait_for(lambda: abs((lambda r: (r[1] - r[0]) / r[4])(page.evaluate(_RANGES_JS)) / scale - 1) < 1e-6,
                      "the scale kept")
         x0, x1, y0, y1, *_ = page.evaluate(_RANGES_JS)
@@ -241,6 +249,36 @@ def test_map_takes_most_of_the_window_and_the_side_panels_collapse(chromium, vie
         app.settle()
         assert _aspect_error(app) < 0.01
         app.assert_no_errors()
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_a_narrow_window_folds_the_side_panels_and_fits_the_scene_in_the_map(chromium, viewer_server):
+    """At 800 x 600 the two open panels left the map 100 px wide, the scene a thumbnail in it."""
+    from viewer.ui.figure import FIT_PADDING
+
+    state = demo_map().state
+    x0, y0, x1, y1 = state.layer_extent(state.fit_target)
+    context = chromium.new_context(viewport={"width": 800, "height": 600})
+    try:
+        page = context.new_page()
+        page.goto(viewer_server)
+        page.locator(".viewer-panel-show button").nth(1).wait_for(timeout=60000)  # both panels folded
+        assert not page.get_by_text("Legend of the current view").is_visible()
+        page.wait_for_function("""() => { for (const d of Bokeh.documents) for (const m of d._all_models.values())
+                                   if (m.x_range !== undefined && m.inner_width > 500) return true; return false; }""",
+                               timeout=30000)
+        want = (1 + 2 * FIT_PADDING) * max(x1 - x0, y1 - y0)  # the padded extent's longer side, in metres
+        deadline = time.time() + 20
+        while True:
+            rx0, rx1, ry0, ry1, w, h = page.evaluate(_RANGES_JS)
+            fitted = max((x1 - x0) * (1 + 2 * FIT_PADDING) / w, (y1 - y0) * (1 + 2 * FIT_PADDING) / h)
+            if abs((rx1 - rx0) / w / fitted - 1) < 1e-3 or time.time() > deadline:
+                break
+            page.wait_for_timeout(200)
+        assert w >= 500 and abs((rx1 - rx0) / w / fitted - 1) < 1e-3, (w, (rx1 - rx0) / w, fitted, want)
+        assert ((rx0 + rx1) / 2, (ry0 + ry1) / 2) == pytest.approx(((x0 + x1) / 2, (y0 + y1) / 2), abs=fitted)
     finally:
         context.close()
 

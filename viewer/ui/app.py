@@ -146,6 +146,10 @@ def _header() -> pn.pane.Bokeh:
                              styles=_HEADER_STYLE), sizing_mode="stretch_width", margin=0)
 
 
+#: A map narrower than this (screen px) when the page opens folds the side panels away.
+NARROW_MAP_PX = 400
+
+
 def page(view: MapView, sidebar: pn.viewable.Viewable, side: pn.viewable.Viewable) -> pn.Column:
     """Title bar; the map between two collapsible panels: layers (and "add a layer") on the left,
     legend, inspector, export and tool cards on the right.
@@ -164,7 +168,26 @@ def page(view: MapView, sidebar: pn.viewable.Viewable, side: pn.viewable.Viewabl
     layout = pn.Column(head, pn.Row(left, main, right, sizing_mode="stretch_both", margin=0),
                        sizing_mode="stretch_both", margin=0)
     layout.left, layout.right = left, right
+    _fold_when_narrow(view.map.state, left, right)
     return layout
+
+
+def _fold_when_narrow(state: Any, *panels: SidePanel) -> None:
+    """Fold the side panels once if one of the browser's first frame sizes is narrower than
+    :data:`NARROW_MAP_PX` (an 800 px window left the map 100 px wide between two open panels; the
+    first size may be measured before the panels are in the page); the fitted first view is fitted
+    again in the wider map (``figure._KEEP_SCALE_JS``)."""
+    reports = []
+
+    def on_size(event) -> None:
+        reports.append(event.new)
+        if event.new[0] < NARROW_MAP_PX:
+            for panel in panels:
+                panel.collapsed = True
+        if event.new[0] < NARROW_MAP_PX or len(reports) >= 4:
+            state.param.unwatch(watcher)
+
+    watcher = state.param.watch(on_size, "viewport")
 
 
 def build_app(catalog: str | os.PathLike | None = None, map_obj: Map | None = None) -> pn.Column:

@@ -175,7 +175,7 @@ class ComparePanel(pn.viewable.Viewer):
                                                          min_width=60)
         self.class_id = pn.widgets.Select(label="difference of", options={"all classes (disagree)": ALL_CLASSES},
                                           value=ALL_CLASSES, sizing_mode="stretch_width", min_width=60)
-        self.button = pn.widgets.Button(label="Show difference", color="primary", width=125, align="end")
+        self.button = pn.widgets.Button(label="Show difference", color="primary", width=125)
         self.button.on_click(guarded("difference")(lambda e: self._on_difference()))
         self._options()
         self.state.param.watch(lambda e: self._options(), "layers")
@@ -332,8 +332,8 @@ class ComparePanel(pn.viewable.Viewer):
         return self._split
 
     def __panel__(self):
-        return pn.Column(pn.Row(self.pred_select, self.truth_select, sizing_mode="stretch_width"),
-                         pn.Row(self.class_id, self.button, sizing_mode="stretch_width"),
+        # one select per row: layer names ("Prediction: k-means as rule classes") were cut to "Prediction: k-m"
+        return pn.Column(self.pred_select, self.truth_select, self.class_id, self.button,
                          self.html, pn.pane.HTML("<b>Split view</b>: two layers either side of a divider",
                                                  margin=(8, 4, 0, 4)),
                          self.split, sizing_mode="stretch_width")

@@ -94,6 +94,8 @@ return String(Number(w.toFixed(6)));
 _KEEP_SCALE_JS = """
 if (plot._viewer_keep == null) {
   const keep = plot._viewer_keep = {w: 0, h: 0, rx: 0, ry: 0};
+  // a fitted first view stays fitted (the extent re-fitted in the new frame) until the user moves the map
+  plot._viewer_fit = fit;
   const timer = setInterval(() => {
     if (plot.document == null) { clearInterval(timer); return; }  // the figure left the page for good
     const w = plot.inner_width || 0, h = plot.inner_height || 0, xr = plot.x_range, yr = plot.y_range;
@@ -101,7 +103,13 @@ if (plot._viewer_keep == null) {
       return;
     }
     if (keep.w > 0 && (w != keep.w || h != keep.h)) {
-      const cx = (xr.start + xr.end) / 2, cy = (yr.start + yr.end) / 2;
+      const f = plot._viewer_fit;
+      if (f != null && f.length == 4) {
+        const r = Math.max((f[2] - f[0]) / w, (f[3] - f[1]) / h);
+        keep.rx = Math.sign(xr.end - xr.start) * r; keep.ry = Math.sign(yr.end - yr.start) * r;
+      }
+      const cx = f != null && f.length == 4 ? (f[0] + f[2]) / 2 : (xr.start + xr.end) / 2;
+      const cy = f != null && f.length == 4 ? (f[1] + f[3]) / 2 : (yr.start + yr.end) / 2;
       keep.w = w; keep.h = h;
       xr.setv({start: cx - keep.rx * w / 2, end: cx + keep.rx * w / 2});
       yr.setv({start: cy - keep.ry * h / 2, end: cy + keep.ry * h / 2});
@@ -191,13 +199,17 @@ class MapFigure:
         self.view_source = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": [], "w": [], "h": []})
         self.target_callback = CustomJS(args={"plot_ref": fig, "target": target}, code=_TARGET_JS)
         fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
-        cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target},
+        cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target,
+                            "fit": list(extent) if extent is not None else None},
                       code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS).replace("/* KEEP SCALE */", _KEEP_SCALE_JS))
         self._view_callback = cb
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
             r.js_on_change("end", cb)
         fig.js_on_event("rangesupdate", self.target_callback, cb)
+        moved = CustomJS(args={"plot_ref": fig}, code="plot_ref._viewer_fit = null;")  # the user's own view now
+        for event in ("panstart", "wheel", "pinchstart", "doubletap"):
+            fig.js_on_event(event, moved)
         self.view_source.on_change("data", self._on_view_data)
         fig.on_event(Tap, self._on_tap_event)
         self._layer_watch = state.watch_layers(lambda *e: self._in_doc(lambda: self._on_layers(*e)),
@@ -271,8 +283,8 @@ class MapFigure:
             # the view's box assumes a viewport; the centre and zoom go as the target, which the browser
             # sizes at its real frame (else a link made at 577 px wide reopened 0.64 zoom levels out).
             target = list(self.state.view_target())
-            for callback in (self.target_callback, self._view_callback):
-                callback.args = {**callback.args, "target": target}
+            self.target_callback.args = {**self.target_callback.args, "target": target}
+            self._view_callback.args = {**self._view_callback.args, "target": target, "fit": None}
         x0, y0, x1, y1 = self.state.view
         self.fig.x_range.update(start=x0, end=x1)
         self.fig.y_range.update(start=y0, end=y1)

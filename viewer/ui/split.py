@@ -356,5 +356,5 @@ class SplitControls(pn.viewable.Viewer):
         self._publish()
 
     def __panel__(self):
-        return pn.Column(pn.Row(self.left, self.right, sizing_mode="stretch_width"),
-                         self.mode, self.button, sizing_mode="stretch_width")  # one per row: fits a narrow panel
+        return pn.Column(self.left, self.right, self.mode, self.button,
+                         sizing_mode="stretch_width")  # one per row: layer names fit a narrow panel
