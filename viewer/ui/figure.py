@@ -119,9 +119,13 @@ if (plot._viewer_keep == null) {
   }, 200);
 }"""
 
+#: Browser events of a user moving the map (they end a fitted first view, see :data:`_KEEP_SCALE_JS`).
+_USER_MOVES = ("panstart", "wheel", "pinchstart", "doubletap")
+
 _VIEW_JS = """
 const plot = plot_ref;
 /* KEEP SCALE */
+if (cb_obj != null && USER_MOVES.includes(cb_obj.event_name)) { plot._viewer_fit = null; }
 if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }
 plot._viewer_timer = setTimeout(() => {
   plot._viewer_timer = null;
@@ -201,15 +205,15 @@ class MapFigure:
         fig.y_range.js_on_change("end", self.target_callback)  # the last range end a first paint sets
         cb = CustomJS(args={"plot_ref": fig, "src": self.view_source, "delay": DEBOUNCE_MS, "target": target,
                             "fit": list(extent) if extent is not None else None},
-                      code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS).replace("/* KEEP SCALE */", _KEEP_SCALE_JS))
+                      code=_VIEW_JS.replace("/* TARGET */", _TARGET_FIRST_JS).replace("/* KEEP SCALE */", _KEEP_SCALE_JS)
+                      .replace("USER_MOVES", repr(list(_USER_MOVES))))
         self._view_callback = cb
         for r in (fig.x_range, fig.y_range):
             r.js_on_change("start", cb)
             r.js_on_change("end", cb)
         fig.js_on_event("rangesupdate", self.target_callback, cb)
-        moved = CustomJS(args={"plot_ref": fig}, code="plot_ref._viewer_fit = null;")  # the user's own view now
-        for event in ("panstart", "wheel", "pinchstart", "doubletap"):
-            fig.js_on_event(event, moved)
+        for event in _USER_MOVES:  # the same callback ends a kept fit: the user's own view from then on
+            fig.js_on_event(event, cb)
         self.view_source.on_change("data", self._on_view_data)
         fig.on_event(Tap, self._on_tap_event)
         self._layer_watch = state.watch_layers(lambda *e: self._in_doc(lambda: self._on_layers(*e)),
