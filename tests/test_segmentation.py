@@ -1,4 +1,5 @@
 """ImageMask / Classes / colorize_classes: the W&B seed examples, every invalid input, colours."""
+import io
 import os
 import subprocess
 import sys
@@ -409,3 +410,24 @@ def test_colorize_classes_one_lookup_and_masks():
         colorize_classes(np.zeros((2, 2, 2), np.uint8), None, c)
     with pytest.raises(InvalidArgument, match="does not match values"):
         colorize_classes(ids, np.ones((3, 3)), c)
+
+
+def test_an_rgba_array_is_colours_and_a_mask_as_in_wandb():
+    """wandb.Image(H x W x 4 uint8) is an RGBA picture: three bands, the alpha as the mask (as a PIL RGBA image)."""
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = 200, 100, 50
+    rgba[..., 3] = 255
+    rgba[:5, :, 3] = 0
+    rgba[5, :, 3] = 128
+    for picture in (viewer.Image(rgba), viewer.Image(PILImage.fromarray(rgba, "RGBA"))):
+        assert picture.bandNames().getInfo() == ["b1", "b2", "b3"]
+        layers = evaluate(picture.node, picture.bands[0].grid)
+        assert [int(l.values[9, 0]) for l in layers] == [200, 100, 50]
+        mask = layers[0].mask
+        assert mask[:5].max() == 0 and mask[6:].min() == 1 and np.allclose(mask[5], 128 / 255)
+    png = viewer.data.computePixels({"expression": viewer.Image(rgba), "fileFormat": "PNG",
+                                     "visualizationOptions": {"ranges": [{"min": 0, "max": 255}]}})
+    assert PILImage.open(io.BytesIO(png)).convert("RGBA").getpixel((0, 9)) == (200, 100, 50, 255)
+    # four bands of data: named, or channels first
+    assert viewer.Image.from_array(rgba, band_names=list("rgbn")).bandNames().getInfo() == ["r", "g", "b", "n"]
+    assert len(viewer.Image.from_array(np.moveaxis(rgba, -1, 0)).bandNames().getInfo()) == 4

@@ -91,7 +91,8 @@ class Image:
 
         The Weights & Biases entry point: ``Image(data_or_path, mode=None, caption=None,
         masks=..., classes=...)`` is this call. Pillow images and files (PNG, JPEG, ...)
-        are read into memory (``mode`` converts them, an alpha channel becomes the mask); a
+        are read into memory (``mode`` converts them, an alpha channel becomes the mask, as it
+        does for an H x W x 4 uint8 array without ``band_names``/``mask``); a
         ``.tif`` path opens as a raster (see :func:`viewer.core.sources.picture_node`).
         Without ``crs`` the image lives in pixel coordinates. ``masks`` takes the W&B
         dictionary (``{"predictions": {"mask_data": ..., "class_labels": ...}}``) and attaches

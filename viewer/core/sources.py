@@ -202,7 +202,9 @@ def picture_node(data, mode: str | None = None, crs=None, transform=None, band_n
     (``'L'``, ``'RGB'``); its alpha channel becomes the mask, palette images show their
     colours. A ``.tif``/``.tiff`` path is opened as a raster (:func:`file_node`: lazy,
     georeferenced when the file is). Arrays go to :func:`array_node` (``mode`` converts them
-    through Pillow first).
+    through Pillow first); an H x W x 4 uint8 array is RGBA, as Pillow and W&B read it: three
+    bands and the alpha as the mask (four bands when ``band_names`` or ``mask`` are given, or as
+    C x H x W).
     """
     if mode is not None and not isinstance(mode, str):
         raise InvalidArgument(f"mode {mode!r} must be a Pillow mode string such as 'L', 'RGB' or 'RGBA'", value=mode,
@@ -228,6 +230,12 @@ def picture_node(data, mode: str | None = None, crs=None, transform=None, band_n
             raise InvalidArgument(f"an array of dtype {arr.dtype} and shape {arr.shape} cannot take mode {mode!r} "
                                   f"({exc}); leave mode out", value=mode) from None
         arr, alpha = _picture_array(img, mode)
+        return array_node(arr, crs, transform, band_names, alpha if mask is None else mask)
+    arr = np.asarray(data)
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 4 and arr.shape[0] > 4 and band_names is None \
+            and mask is None:
+        # H x W x 4 bytes are RGBA to W&B (Pillow reads them so): the colours, and the alpha as the mask
+        arr, alpha = _picture_array(PIL.Image.fromarray(arr, "RGBA"), None)
         return array_node(arr, crs, transform, band_names, alpha if mask is None else mask)
     return array_node(data, crs, transform, band_names, mask)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool, Legend, LegendItem
 from bokeh.plotting import figure
 from pyproj import Transformer
 
@@ -128,12 +128,17 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         self.fig.x_range.default_span = 30 * 86_400_000  # one date: a month around it (ms)
         self.fig.xaxis.formatter = DatetimeTickFormatter(days="%Y-%m-%d", months="%Y-%m", hours="%Y-%m-%d %H:%M")
         self.fig.xaxis.axis_label = "acquisition date"
+        self.fig.xaxis.ticker.desired_num_ticks = 3  # dates of a few days ran into each other in a side panel
+        # one legend from the start, its items replaced per point (a legend made by the first plot call raised
+        # "cannot find a view for Legend" in the browser on later points)
+        self.legend = Legend(items=[], location="top_left", click_policy="hide")
+        self.fig.add_layout(self.legend)
         self.fig.yaxis.axis_label = "band value"
         self.fig.add_tools(HoverTool(tooltips=[("band", "@band"), ("date", "@date_text"), ("value", "@value"),
                                                ("image", "@image")]))
         self.note = pn.widgets.StaticText(value="Click a collection layer on the map for its time series.",
                                           sizing_mode="stretch_width")
-        self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width")
+        self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", visible=False)  # shown with a series
         self._in_doc = doc_runner(lambda: self.fig.document)  # Bokeh models change under the document lock
         self.table = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
 
@@ -165,6 +170,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     def describe(self, result: tuple[str, dict] | None) -> None:
         """The text and the table of values."""
+        self.pane.visible = result is not None
         if result is None:
             self.series = None
             self.note.value = ("No visible collection layer: show one (a layer with a time slider), then click the "
@@ -175,7 +181,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         self.series = series
         n = sum(v is not None for vals in series["bands"].values() for v in vals)
         self.note.value = html.escape(f"{name} at {self._where()}: {len(series['ids'])} images, {n} valid values")
-        self.table.object = series_table(series, self.point)
+        self.table.object = f"<div style='overflow-x: auto'>{series_table(series, self.point)}</div>"
 
     def _where(self) -> str:
         x, y = self.point if self.point else (0.0, 0.0)
@@ -187,11 +193,10 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         """The chart (Bokeh models)."""
         if result is None:
             self.fig.renderers = []
+            self.legend.items = []
             return
         name, series = result
-        renderers = []
-        if self.fig.legend:
-            self.fig.legend.items = []
+        renderers, items = [], []
         for k, (band, values) in enumerate(series["bands"].items()):
             keep = [i for i, (t, v) in enumerate(zip(series["dates"], values)) if t is not None and v is not None]
             src = ColumnDataSource({
@@ -199,13 +204,12 @@ class TimeSeriesPanel(pn.viewable.Viewer):
                 "band": [band] * len(keep), "date_text": [series["dates"][i].strftime("%Y-%m-%d") for i in keep],
                 "image": [str(series["ids"][i]) for i in keep]})
             color = COLORS[k % len(COLORS)]
-            renderers.append(self.fig.line("date", "value", source=src, color=color, legend_label=band))
-            renderers.append(self.fig.scatter("date", "value", source=src, color=color, size=7, legend_label=band))
+            pair = [self.fig.line("date", "value", source=src, color=color),
+                    self.fig.scatter("date", "value", source=src, color=color, size=7)]
+            renderers += pair
+            items.append(LegendItem(label=band, renderers=pair))
         self.fig.renderers = renderers
-        if self.fig.legend:
-            self.fig.legend.location = "top_left"
-            self.fig.legend.click_policy = "hide"
-        self.fig.title.text = f"{name} at {self._where()}"
+        self.legend.items = items  # (the layer and the point are in the note above the chart)
 
     def follow(self, map_figure: Any) -> None:
         """Chart every click on ``map_figure`` (a :class:`~viewer.ui.figure.MapFigure`: its tap marker)."""
