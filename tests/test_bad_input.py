@@ -298,6 +298,8 @@ HTTP_CASES = [
          "pixels-affine-inf"),
     POST(_big_int_json(("grid", "affineTransform", "scaleX")), 400, "must be a finite number",
          "pixels-affine-400-digits"),
+    POST(json.dumps(px(grid=grid(width=123456789))).replace("123456789", "9" * 5000).encode(), 400,
+         "request body is not valid JSON: a number has more than 4300 digits", "pixels-5000-digit-number"),
     POST(px(grid=grid(affineTransform=[1, 2, 3])), 400, "grid.affineTransform [1, 2, 3] must be a dict",
          "pixels-affine-short-list"),
     POST(px(grid=[4, 4]), 400, "grid [4, 4] must be a dict", "pixels-grid-list"),

@@ -34,3 +34,13 @@ def test_warm_tiles_come_from_the_cache_with_identical_bytes(server):  # noqa: F
     assert first[2] == second[2]
     tiles = next(s for s in cache_stats() if s.name == "tiles")
     assert tiles.hits >= 1 and tiles.items >= 1
+
+
+def test_jpg_and_jpeg_are_one_tile_with_one_etag(server):  # noqa: F811
+    token = register(image_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B7"], "min": 7000, "max": 14000}))
+    z, x, y = scene_tiles(13)[1]
+    jpg = fetch(f"{server}/tiles/{token}/{z}/{x}/{y}.jpg")
+    jpeg = fetch(f"{server}/tiles/{token}/{z}/{x}/{y}.jpeg")
+    assert jpg[0] == jpeg[0] == 200 and jpg[2] == jpeg[2] and jpg[2][:3] == b"\xff\xd8\xff"
+    assert jpg[1]["ETag"] == jpeg[1]["ETag"] and jpeg[1]["X-Viewer-Cache"] == "hit"
+    assert jpg[1]["Content-Type"] == jpeg[1]["Content-Type"] == "image/jpeg"

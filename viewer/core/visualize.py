@@ -415,12 +415,13 @@ FORMATS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp"
 
 
 def check_format(fmt) -> str:
-    """The lower-case tile format, if allowed (png, jpg, jpeg, webp)."""
+    """The lower-case tile format, if allowed (png, jpg, jpeg, webp); ``jpeg`` is ``jpg`` (one cache entry and
+    one ETag for both spellings of the same bytes)."""
     key = fmt.lower() if isinstance(fmt, str) else fmt
     if key not in FORMATS:
         raise InvalidArgument(f"tile format {fmt!r} is not allowed; allowed: {sorted(set(FORMATS))}", value=fmt,
                               allowed=sorted(FORMATS))
-    return key
+    return "jpg" if key == "jpeg" else key
 
 
 def encode_planes(planes: list[np.ndarray], alpha: np.ndarray | None, fmt: str = "png") -> bytes:

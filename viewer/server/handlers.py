@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Callable
@@ -285,7 +286,12 @@ class PixelsHandler(_Base):
         try:
             body = json.loads(self.request.body or b"null")
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+            if isinstance(exc, RecursionError):
+                why = "it is nested too deeply"
+            elif "integer string conversion" in str(exc):  # Python's limit, not its sys.set_int_max_str_digits advice
+                why = f"a number has more than {sys.get_int_max_str_digits()} digits"
+            else:
+                why = str(exc)[:120]
             raise InvalidArgument(f"request body is not valid JSON: {why}", value="body") from None
         if not isinstance(body, dict):
             raise InvalidArgument("request body must be a JSON object (a getPixels request)",
