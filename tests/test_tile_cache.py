@@ -42,5 +42,5 @@ def test_jpg_and_jpeg_are_one_tile_with_one_etag(server):  # noqa: F811
     jpg = fetch(f"{server}/tiles/{token}/{z}/{x}/{y}.jpg")
     jpeg = fetch(f"{server}/tiles/{token}/{z}/{x}/{y}.jpeg")
     assert jpg[0] == jpeg[0] == 200 and jpg[2] == jpeg[2] and jpg[2][:3] == b"\xff\xd8\xff"
-    assert jpg[1]["ETag"] == jpeg[1]["ETag"] and jpeg[1]["X-Viewer-Cache"] == "hit"
+    assert jpg[1]["Etag"] == jpeg[1]["Etag"] and jpeg[1]["X-Viewer-Cache"] == "hit"
     assert jpg[1]["Content-Type"] == jpeg[1]["Content-Type"] == "image/jpeg"
