@@ -22,7 +22,12 @@ serves titiler's ``TilerFactory`` with uvicorn (``--procs`` workers, default one
 ``viewer serve`` gets ``--num-procs`` of the same number) and runs the same clients for
 ``--titiler-seconds`` against both servers, one after the other, over the same tiles of one layer
 (Landsat B5, grey, 6000..20000): distinct tiles (z10..z18 over the scene, none repeated: every tile
-rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio.
+rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio. ``--titiler-cog PATH
+--titiler-bands 1,2,3 --titiler-range 0,255`` compares on another COG (the same bands and stretch on both
+sides; titiler gets ``bidx`` and ``rescale`` per band); ``--titiler-only`` skips the mixed load:
+
+    uv run python benchmarks/bench_load.py --vs-titiler /tmp/titiler-env/bin/python --titiler-only \
+        --titiler-cog benchmarks/_data/bench_32616.tif --titiler-bands 1,2,3 --titiler-range 0,255
 """
 from __future__ import annotations
 
@@ -265,7 +270,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server and tile set (default 20)")
     p.add_argument("--procs", type=int, default=1, help="server processes: viewer serve --num-procs N and, with "
                    "--vs-titiler, uvicorn --workers N (default 1)")
+    p.add_argument("--titiler-cog", metavar="PATH", help="with --vs-titiler: this COG instead of Landsat B5 (e.g. "
+                   "benchmarks/_data/bench_32616.tif, bench_tiles.py's 16k^2 three-band UTM COG)")
+    p.add_argument("--titiler-bands", default="1", help="band indexes of --titiler-cog, e.g. 1,2,3 (default 1)")
+    p.add_argument("--titiler-range", default="6000,20000", help="min,max stretch of every band (default 6000,20000)")
+    p.add_argument("--titiler-only", action="store_true", help="skip the mixed load; only --vs-titiler")
     args = p.parse_args(argv)
+    if args.titiler_only:
+        if not args.vs_titiler:
+            p.error("--titiler-only needs --vs-titiler PYTHON")
+        os.environ.setdefault("VIEWER_STATE_DIR", tempfile.mkdtemp(prefix="viewer-titiler-"))
+        versus_titiler(args)
+        return
     proc = None
     if args.url:
         u = urlsplit(args.url)
@@ -349,28 +365,38 @@ async def tiles_only(host: str, port: int, paths: list[str], clients: int, secon
 
 
 def versus_titiler(args: argparse.Namespace) -> None:
-    """Tiles/s of a fresh ``viewer serve`` and of a fresh titiler over the same tiles of Landsat B5 (grey,
-    6000..20000), one server at a time."""
+    """Tiles/s of a fresh ``viewer serve`` and of a fresh titiler over the same tiles of one COG (Landsat B5, grey,
+    6000..20000, or ``--titiler-cog`` with ``--titiler-bands`` and ``--titiler-range``), one server at a time."""
     sys.path.insert(0, str(ROOT))
     import viewer
     from viewer.core.config import settings
     from viewer.core.layers import describe, image_layer, register
 
-    spec = image_layer(viewer.Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    lo, hi = (float(v) for v in args.titiler_range.split(","))
+    bidx = [int(b) for b in args.titiler_bands.split(",")]
+    if args.titiler_cog:
+        cog = Path(args.titiler_cog).resolve()
+        image = viewer.Image(cog)  # a .tif path opens as a raster (the state folder is trusted to name it)
+        names = [image.bands[b - 1].name for b in bidx]
+        label = f"{cog.name} bands {args.titiler_bands}"
+    else:
+        cog = ROOT / "assets" / "landsat8" / "B5.tif"
+        image, names, label = viewer.Image("LANDSAT/LC08/SAMPLE"), ["B5"], "Landsat B5"
+    spec = image_layer(image, {"bands": names, "min": lo, "max": hi})
     token = register(spec)
-    warm, cold = tile_sets([("B5", token, tuple(describe(spec)["bounds_wgs84"]))])
-    cog = ROOT / "assets" / "landsat8" / "B5.tif"
+    warm, cold = tile_sets([("cog", token, tuple(describe(spec)["bounds_wgs84"]))])
     ours = {"distinct": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in cold],
             "repeat": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in warm]}
-    theirs = {k: [f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url={cog}&rescale=6000,20000"
+    query = "".join(f"&bidx={b}" for b in bidx) + f"&rescale={lo:g},{hi:g}" * len(bidx)
+    theirs = {k: [f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url={cog}{query}"
                   for _, z, x, y in (cold if k == "distinct" else warm)] for k in ours}
     with tempfile.TemporaryDirectory(prefix="titiler-") as tmp:
         vproc, port = start_server(str(settings().state_dir), Path(tmp) / "viewer.log", args.procs)
         tproc, tport = start_titiler(args.vs_titiler, Path(tmp), args.procs)
         host = "127.0.0.1"
         try:
-            print(f"\n== tiles/s against titiler ({args.procs} process(es) each): Landsat B5 grey, {args.clients} clients x "
-                  f"{args.titiler_seconds:g} s per server and set ==")
+            print(f"\n== tiles/s against titiler ({args.procs} process(es) each): {label}, {lo:g}..{hi:g}, "
+                  f"{args.clients} clients x {args.titiler_seconds:g} s per server and set ==")
             for kind in ("distinct", "repeat"):
                 rates = {}
                 for name, (h, p, paths) in (("viewer", (host, port, ours[kind])),
