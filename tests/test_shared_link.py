@@ -165,7 +165,16 @@ def test_a_link_opens_at_its_zoom_in_any_window_and_reloads_without_drift(contex
             rx, ry = app.page.evaluate(SCALE_JS)
             assert abs(rx / want - 1) < 1e-6 and abs(ry / want - 1) < 1e-6, (width, rx, ry, want)
             link = app.page.url
-            app.page.close()
+        # a wheel zoom on the link's page stays (a frame 6 px narrower from the new tick labels undid it)
+        box = app.map_box()
+        app.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        app.page.mouse.wheel(0, -300)
+        app.page.wait_for_timeout(300)
+        zoomed = app.page.evaluate(SCALE_JS)[0]
+        assert zoomed < 0.75 * want, (zoomed, want)
+        app.page.wait_for_timeout(1500)
+        assert app.page.evaluate(SCALE_JS)[0] == pytest.approx(zoomed, rel=0.02)
+        app.page.close()
 
 
 def test_a_link_keeps_the_time_sliders_step(context_of, viewer_server):
@@ -212,6 +221,14 @@ def test_a_link_opens_the_split_view_it_was_taken_in(context_of, viewer_server, 
     app.wait_for(lambda: "split" in query(page.url), "the split view in the URL")
     left, right, mode, divider = query(page.url)["split"].split(",")
     assert (mode, divider) == ("swipe", "50") and left != right
+    # side by side and back: half-width maps do not fold the side panels (the page folds them only for a
+    # window too narrow when it opens; side by side folded them, hiding the split view's own controls)
+    card.get_by_role("button", name="side by side").click()
+    app.wait_for(lambda: ",side," in query(page.url).get("split", ""), "side by side in the URL")
+    page.wait_for_timeout(1000)
+    assert page.get_by_text("Legend of the current view").is_visible()
+    card.get_by_role("button", name="swipe").click()
+    app.wait_for(lambda: ",swipe," in query(page.url).get("split", ""), "swipe in the URL")
     app.settle()
     link = page.url
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,10 @@ def _header() -> pn.pane.Bokeh:
                              styles=_HEADER_STYLE), sizing_mode="stretch_width", margin=0)
 
 
-#: A map narrower than this (screen px) when the page opens folds the side panels away.
+#: A map narrower than this (screen px) when the page opens folds the side panels away ...
 NARROW_MAP_PX = 400
+#: ... within this many seconds of the browser's first report of its size.
+FOLD_WINDOW_S = 3.0
 
 
 def page(view: MapView, sidebar: pn.viewable.Viewable, side: pn.viewable.Viewable) -> pn.Column:
@@ -177,10 +180,13 @@ def _fold_when_narrow(state: Any, *panels: SidePanel) -> None:
     :data:`NARROW_MAP_PX` (an 800 px window left the map 100 px wide between two open panels; the
     first size may be measured before the panels are in the page); the fitted first view is fitted
     again in the wider map (``figure._KEEP_SCALE_JS``)."""
-    reports = []
+    reports: list[float] = []
 
     def on_size(event) -> None:
-        reports.append(event.new)
+        reports.append(time.monotonic())
+        if reports[-1] - reports[0] > FOLD_WINDOW_S or state.split is not None:  # a split view's half-width maps
+            state.param.unwatch(watcher)
+            return
         if event.new[0] < NARROW_MAP_PX:
             for panel in panels:
                 panel.collapsed = True

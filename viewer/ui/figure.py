@@ -126,6 +126,13 @@ _VIEW_JS = """
 const plot = plot_ref;
 /* KEEP SCALE */
 if (cb_obj != null && USER_MOVES.includes(cb_obj.event_name)) { plot._viewer_fit = null; }
+{ // a range change at the recorded size (a pan or zoom) is the scale to keep: recorded now, not at the next
+  // tick (a wheel zoom whose longer tick labels narrowed the frame by 6 px in the same tick was undone)
+  const keep = plot._viewer_keep, w = plot.inner_width || 0, h = plot.inner_height || 0;
+  if (keep != null && keep.w > 0 && w == keep.w && h == keep.h) {
+    keep.rx = (plot.x_range.end - plot.x_range.start) / w; keep.ry = (plot.y_range.end - plot.y_range.start) / h;
+  }
+}
 if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }
 plot._viewer_timer = setTimeout(() => {
   plot._viewer_timer = null;
