@@ -292,9 +292,11 @@ def test_time_series_panel_charts_the_clicked_collection():
     m = Map()
     m.add_layer(viewer.ImageCollection(COLLECTION), TRUE_COLOUR, "time")
     panel = TimeSeriesPanel(m.state)
+    assert not panel.fig.visible  # no empty chart before a click
     x, y = Transformer.from_crs("EPSG:32621", "EPSG:3857", always_xy=True).transform(737512.3, -2800000.5)
     click(panel, x, y)
-    assert set(panel.series["bands"]) == {"B2", "B3", "B4"}
+    assert panel.fig.visible and set(panel.series["bands"]) == {"B2", "B3", "B4"}
+    assert [item.label["value"] for item in panel.legend.items] == ["B2", "B3", "B4"]
     lines = [r for r in panel.fig.renderers if type(r.glyph).__name__ == "Line"]
     assert len(lines) == 3
     b4 = next(r for r in lines if r.data_source.data["band"][0] == "B4")
@@ -302,7 +304,7 @@ def test_time_series_panel_charts_the_clicked_collection():
     assert "time at lon/lat" in panel.note.value and "2 images" in panel.note.value
     m.layer("time").visible = False
     click(panel, x, y)
-    assert panel.series is None and "No visible collection layer" in panel.note.value
+    assert panel.series is None and "No visible collection layer" in panel.note.value and not panel.fig.visible
 
 
 def test_time_panel_lists_the_collection_layers():

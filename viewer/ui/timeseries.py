@@ -138,7 +138,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
                                                ("image", "@image")]))
         self.note = pn.widgets.StaticText(value="Click a collection layer on the map for its time series.",
                                           sizing_mode="stretch_width")
-        self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", visible=False)  # shown with a series
+        self.fig.visible = False  # no empty chart box before there is a series
+        self.pane = pn.pane.Bokeh(self.fig, sizing_mode="stretch_width")
         self._in_doc = doc_runner(lambda: self.fig.document)  # Bokeh models change under the document lock
         self.table = pn.pane.HTML("", sizing_mode="stretch_width", margin=(2, 4))
 
@@ -170,7 +171,6 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     def describe(self, result: tuple[str, dict] | None) -> None:
         """The text and the table of values."""
-        self.pane.visible = result is not None
         if result is None:
             self.series = None
             self.note.value = ("No visible collection layer: show one (a layer with a time slider), then click the "
@@ -191,6 +191,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     def draw(self, result: tuple[str, dict] | None) -> None:
         """The chart (Bokeh models)."""
+        self.fig.visible = result is not None
         if result is None:
             self.fig.renderers = []
             self.legend.items = []
