@@ -273,13 +273,12 @@ class Image:
                                   value=repr(sameFootprint)[:40], allowed=[True, False])
         fill = _as_image(0 if value is None else value)
         fill = self._mask_operand(fill, "unmask value")
-        bands = []
-        fb = list(fill._node.bands) * (len(self._node.bands) if len(fill._node.bands) == 1 else 1)
-        fv = list(fill._node.args) * (len(fb) if len(fill._node.args) == 1 else 1) \
-            if fill._node.op == "constant" else [None] * len(fb)
-        for b, f, v in zip(self._node.bands, fb, fv):
-            bands.append(BandInfo(b.name, _unmask_dtype(b.dtype, f, v), b.grid, b.kind, b.classes, b.units,
-                                  b.description))
+        values = fill._node.args if fill._node.op == "constant" else (None,) * len(fill._node.bands)
+        fills = list(zip(fill._node.bands, values))
+        if len(fills) == 1:
+            fills *= len(self._node.bands)
+        bands = [BandInfo(b.name, _unmask_dtype(b.dtype, f, v), b.grid, b.kind, b.classes, b.units, b.description)
+                 for b, (f, v) in zip(self._node.bands, fills)]
         node = Node("unmask", (self._node, fill._node, bool(sameFootprint)), tuple(bands))
         return self._derive(node, keep_id=True)
 

@@ -74,7 +74,7 @@ def _check_array(data: Any, what: str) -> np.ndarray:
     if data.size == 0:
         raise InvalidMask(f"{what} of shape {data.shape} is empty", value=data.shape)
     if data.dtype.kind == "b":  # a binary mask (pred > 0.5): ids 0 and 1, as W&B reads it
-        return data.astype(np.uint8)
+        data = data.astype(np.uint8)
     if data.dtype.kind == "f":  # W&B takes floats (np.zeros); only whole numbers are class ids
         whole = np.isfinite(data) & (np.floor(data) == data)
         if not whole.all():

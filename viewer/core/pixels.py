@@ -137,7 +137,7 @@ def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> G
     elif native is not None and (crs == native.crs):
         transform = native.transform
     elif native is not None:
-        left, bottom, right, top = _native_bounds_in(native, crs, densify_pts=21)
+        left, bottom, right, top = _native_bounds_in(native, crs)
         res = math.sqrt((right - left) * (top - bottom) / (native.width * native.height))
         transform = Affine(res, 0, left, 0, -res, top)
     else:
@@ -168,7 +168,7 @@ def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> G
             raise InvalidArgument("grid.dimensions are required for an image without a native grid "
                                   "(e.g. a constant)", value=spec)
         if "affineTransform" in spec or crs != native.crs:
-            left, bottom, right, top = _native_bounds_in(native, crs, densify_pts=21) if crs != native.crs \
+            left, bottom, right, top = _native_bounds_in(native, crs) if crs != native.crs \
                 else native.bounds
             inv = ~transform
             cols, rows = zip(*[inv @ (x, y) for x, y in ((left, bottom), (left, top), (right, bottom), (right, top))])
@@ -180,10 +180,11 @@ def _resolve_grid(grid_spec: dict | None, region: Any, native: Grid | None) -> G
     return Grid(crs, transform, *dims)
 
 
-def _native_bounds_in(native: Grid, crs: Any, densify_pts: int) -> tuple[float, float, float, float]:
-    """The image's bounds in the requested CRS, or InvalidArgument when PROJ cannot express them there."""
+def _native_bounds_in(native: Grid, crs: Any) -> tuple[float, float, float, float]:
+    """The image's bounds in the requested CRS (edges densified: curved there, and rasterio needs it
+    for a geographic CRS), or InvalidArgument when PROJ cannot express them there."""
     try:
-        bounds = transform_bounds(native.crs, crs, *native.bounds, densify_pts=densify_pts)
+        bounds = transform_bounds(native.crs, crs, *native.bounds, densify_pts=21)
     except Exception as exc:  # noqa: BLE001 - rasterio/PROJ errors (no operation between the CRSs, domain)
         why = " ".join(str(exc).split())[:120]
     else:

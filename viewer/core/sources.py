@@ -236,7 +236,7 @@ def picture_node(data, mode: str | None = None, crs=None, transform=None, band_n
             and mask is None:
         # H x W x 4 bytes are RGBA to W&B (Pillow reads them so): the colours, and the alpha as the mask
         arr, alpha = _picture_array(PIL.Image.fromarray(arr, "RGBA"), None)
-        return array_node(arr, crs, transform, band_names, alpha if mask is None else mask)
+        return array_node(arr, crs, transform, None, alpha)
     return array_node(data, crs, transform, band_names, mask)
 
 

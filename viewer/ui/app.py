@@ -180,17 +180,16 @@ def _fold_when_narrow(state: Any, *panels: SidePanel) -> None:
     :data:`NARROW_MAP_PX` (an 800 px window left the map 100 px wide between two open panels; the
     first size may be measured before the panels are in the page); the fitted first view is fitted
     again in the wider map (``figure._KEEP_SCALE_JS``)."""
-    reports: list[float] = []
+    first: float | None = None  # when the first report came
 
     def on_size(event) -> None:
-        reports.append(time.monotonic())
-        if reports[-1] - reports[0] > FOLD_WINDOW_S or state.split is not None:  # a split view's half-width maps
+        nonlocal first
+        first = time.monotonic() if first is None else first
+        if time.monotonic() - first > FOLD_WINDOW_S or state.split is not None:  # a split view's half maps
             state.param.unwatch(watcher)
-            return
-        if event.new[0] < NARROW_MAP_PX:
+        elif event.new[0] < NARROW_MAP_PX:
             for panel in panels:
                 panel.collapsed = True
-        if event.new[0] < NARROW_MAP_PX or len(reports) >= 4:
             state.param.unwatch(watcher)
 
     watcher = state.param.watch(on_size, "viewport")

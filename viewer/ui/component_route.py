@@ -21,7 +21,7 @@ class KnownModuleResources(ComponentResourceHandler):
 
     def parse_url_path(self, path: str) -> str:
         module = path.split("/", 1)[0]
-        if not all(part.isidentifier() for part in module.split(".")) or module not in sys.modules:
+        if module not in sys.modules:  # also '..' and other malformed names
             raise HTTPError(404, "Module not found")
         try:
             return super().parse_url_path(path)

@@ -89,11 +89,16 @@ return String(Number(w.toFixed(6)));
 #: Once per figure, at its first range report: keep the centre and the scale (map units per pixel, on
 #: each axis) when the frame changes size (side panels folded, the window resized, split views side by
 #: side), as web maps do; Bokeh keeps the ranges instead, so the zoom changed, and a frame that changed
-#: its aspect stretched the map (side by side: 2.4x narrower pixels than tall). The scale is recorded
-#: every 200 ms while the size stays, so pans and zooms are kept too.
+#: its aspect stretched the map (side by side: 2.4x narrower pixels than tall). The scale is recorded at
+#: every range change at the recorded size (a pan or zoom, see :data:`_VIEW_JS`); the size is looked at
+#: every 200 ms.
 _KEEP_SCALE_JS = """
 if (plot._viewer_keep == null) {
   const keep = plot._viewer_keep = {w: 0, h: 0, rx: 0, ry: 0};
+  keep.record = (w, h) => {
+    keep.w = w; keep.h = h;
+    keep.rx = (plot.x_range.end - plot.x_range.start) / w; keep.ry = (plot.y_range.end - plot.y_range.start) / h;
+  };
   // a fitted first view stays fitted (the extent re-fitted in the new frame) until the user moves the map
   plot._viewer_fit = fit;
   const timer = setInterval(() => {
@@ -102,20 +107,18 @@ if (plot._viewer_keep == null) {
     if (!(w > 0 && h > 0) || !isFinite(xr.start) || !isFinite(xr.end) || !isFinite(yr.start) || !isFinite(yr.end)) {
       return;
     }
-    if (keep.w > 0 && (w != keep.w || h != keep.h)) {
-      const f = plot._viewer_fit;
-      if (f != null && f.length == 4) {
-        const r = Math.max((f[2] - f[0]) / w, (f[3] - f[1]) / h);
-        keep.rx = Math.sign(xr.end - xr.start) * r; keep.ry = Math.sign(yr.end - yr.start) * r;
-      }
-      const cx = f != null && f.length == 4 ? (f[0] + f[2]) / 2 : (xr.start + xr.end) / 2;
-      const cy = f != null && f.length == 4 ? (f[1] + f[3]) / 2 : (yr.start + yr.end) / 2;
-      keep.w = w; keep.h = h;
-      xr.setv({start: cx - keep.rx * w / 2, end: cx + keep.rx * w / 2});
-      yr.setv({start: cy - keep.ry * h / 2, end: cy + keep.ry * h / 2});
-    } else {
-      keep.w = w; keep.h = h; keep.rx = (xr.end - xr.start) / w; keep.ry = (yr.end - yr.start) / h;
+    if (keep.w == 0) { keep.record(w, h); return; }
+    if (w == keep.w && h == keep.h) { return; }
+    const f = plot._viewer_fit;
+    let cx = (xr.start + xr.end) / 2, cy = (yr.start + yr.end) / 2;
+    if (f != null && f.length == 4) {
+      const r = Math.max((f[2] - f[0]) / w, (f[3] - f[1]) / h);
+      keep.rx = Math.sign(xr.end - xr.start) * r; keep.ry = Math.sign(yr.end - yr.start) * r;
+      cx = (f[0] + f[2]) / 2; cy = (f[1] + f[3]) / 2;
     }
+    keep.w = w; keep.h = h;
+    xr.setv({start: cx - keep.rx * w / 2, end: cx + keep.rx * w / 2});
+    yr.setv({start: cy - keep.ry * h / 2, end: cy + keep.ry * h / 2});
   }, 200);
 }"""
 
@@ -128,9 +131,9 @@ const plot = plot_ref;
 if (cb_obj != null && USER_MOVES.includes(cb_obj.event_name)) { plot._viewer_fit = null; }
 { // a range change at the recorded size (a pan or zoom) is the scale to keep: recorded now, not at the next
   // tick (a wheel zoom whose longer tick labels narrowed the frame by 6 px in the same tick was undone)
-  const keep = plot._viewer_keep, w = plot.inner_width || 0, h = plot.inner_height || 0;
-  if (keep != null && keep.w > 0 && w == keep.w && h == keep.h) {
-    keep.rx = (plot.x_range.end - plot.x_range.start) / w; keep.ry = (plot.y_range.end - plot.y_range.start) / h;
+  const keep = plot._viewer_keep;
+  if (keep.w > 0 && plot.inner_width == keep.w && plot.inner_height == keep.h) {
+    keep.record(keep.w, keep.h);
   }
 }
 if (plot._viewer_timer != null) { clearTimeout(plot._viewer_timer); }

@@ -196,7 +196,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             self.fig.renderers = []
             self.legend.items = []
             return
-        name, series = result
+        series = result[1]
         renderers, items = [], []
         for k, (band, values) in enumerate(series["bands"].items()):
             keep = [i for i, (t, v) in enumerate(zip(series["dates"], values)) if t is not None and v is not None]
