@@ -73,6 +73,7 @@ def _check_array(data: Any, what: str) -> np.ndarray:
                           value=str(data.dtype), allowed="integer, float or bool dtypes")
     if data.size == 0:
         raise InvalidMask(f"{what} of shape {data.shape} is empty", value=data.shape)
+    _check_mask_size(data.shape[1], data.shape[0], what)  # before any conversion or scan of the values
     if data.dtype.kind == "b":  # a binary mask (pred > 0.5): ids 0 and 1, as W&B reads it
         data = data.astype(np.uint8)
     if data.dtype.kind == "f":  # W&B takes floats (np.zeros); only whole numbers are class ids
@@ -81,7 +82,6 @@ def _check_array(data: Any, what: str) -> np.ndarray:
             bad = float(data[~whole][0])
             raise InvalidMask(f"{what} holds {bad!r}, not a whole number; class ids must be whole numbers in "
                               f"0..{MAX_MASK_ID}", value=bad, allowed=f"whole numbers 0..{MAX_MASK_ID}")
-    _check_mask_size(data.shape[1], data.shape[0], what)
     lo, hi = int(data.min()), int(data.max())
     if lo < 0:
         raise InvalidMask(f"{what} holds negative class id {lo}; class ids must be in 0..{MAX_MASK_ID}",
