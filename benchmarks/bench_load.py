@@ -18,11 +18,12 @@ error. Prints counts by status and type, client-side latency percentiles (send t
 and the VmRSS of the server process and its children before and after the run.
 
 ``--vs-titiler PYTHON`` (a Python with ``titiler.core`` and ``uvicorn``, e.g. a separate venv) then
-serves titiler's ``TilerFactory`` with uvicorn (``--procs`` workers, default one process, loopback;
-``viewer serve`` gets ``--num-procs`` of the same number) and runs the same clients for
-``--titiler-seconds`` against both servers, one after the other, over the same tiles of one layer
-(Landsat B5, grey, 6000..20000): distinct tiles (z10..z18 over the scene, none repeated: every tile
-rendered) and a repeat set of 7 tiles, and prints tiles/s of each and the ratio. ``--titiler-cog PATH
+serves titiler's ``TilerFactory`` with uvicorn (``--titiler-workers`` processes, default ``--procs``, default
+one; loopback; ``viewer serve`` gets ``--num-procs`` of ``--procs``, and with one process renders tiles in
+one worker process per CPU) and runs the same clients against both servers, one after the other, over
+the same tiles of one layer (Landsat B5, grey, 6000..20000): distinct tiles (the first ``--titiler-tiles``
+of a z10..z18 walk over the scene, each rendered once, the same tiles on both sides) and a repeat set
+of 7 tiles for ``--titiler-seconds``, and prints tiles/s of each and the ratio. ``--titiler-cog PATH
 --titiler-bands 1,2,3 --titiler-range 0,255`` compares on another COG (the same bands and stretch on both
 sides; titiler gets ``bidx`` and ``rescale`` per band); ``--titiler-only`` skips the mixed load:
 
@@ -267,9 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", help="an already running server (http://127.0.0.1:PORT); default: start one")
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for its memory")
     p.add_argument("--vs-titiler", metavar="PYTHON", help="a Python with titiler.core and uvicorn: compare throughput")
-    p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server and tile set (default 20)")
+    p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server on the repeat set (default 20)")
+    p.add_argument("--titiler-tiles", type=int, default=1500, help="distinct tiles both servers render: the first N "
+                   "of the walk, each once (default 1500)")
     p.add_argument("--procs", type=int, default=1, help="server processes: viewer serve --num-procs N and, with "
                    "--vs-titiler, uvicorn --workers N (default 1)")
+    p.add_argument("--titiler-workers", type=int, help="uvicorn workers of titiler (default: --procs)")
     p.add_argument("--titiler-cog", metavar="PATH", help="with --vs-titiler: this COG instead of Landsat B5 (e.g. "
                    "benchmarks/_data/bench_32616.tif, bench_tiles.py's 16k^2 three-band UTM COG)")
     p.add_argument("--titiler-bands", default="1", help="band indexes of --titiler-cog, e.g. 1,2,3 (default 1)")
@@ -385,6 +389,7 @@ def versus_titiler(args: argparse.Namespace) -> None:
     spec = image_layer(image, {"bands": names, "min": lo, "max": hi})
     token = register(spec)
     warm, cold = tile_sets([("cog", token, tuple(describe(spec)["bounds_wgs84"]))])
+    cold = cold[:args.titiler_tiles]  # equal work: both servers render exactly these tiles, in this order
     ours = {"distinct": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in cold],
             "repeat": ["/tiles/{}/{}/{}/{}.png".format(*t) for t in warm]}
     query = "".join(f"&bidx={b}" for b in bidx) + f"&rescale={lo:g},{hi:g}" * len(bidx)
@@ -392,16 +397,22 @@ def versus_titiler(args: argparse.Namespace) -> None:
                   for _, z, x, y in (cold if k == "distinct" else warm)] for k in ours}
     with tempfile.TemporaryDirectory(prefix="titiler-") as tmp:
         vproc, port = start_server(str(settings().state_dir), Path(tmp) / "viewer.log", args.procs)
-        tproc, tport = start_titiler(args.vs_titiler, Path(tmp), args.procs)
+        tproc, tport = start_titiler(args.vs_titiler, Path(tmp), args.titiler_workers or args.procs)
         host = "127.0.0.1"
         try:
-            print(f"\n== tiles/s against titiler ({args.procs} process(es) each): {label}, {lo:g}..{hi:g}, "
-                  f"{args.clients} clients x {args.titiler_seconds:g} s per server and set ==")
+            print(f"\n== tiles/s: viewer serve --num-procs {args.procs}, titiler with "
+                  f"{args.titiler_workers or args.procs} uvicorn worker(s): {label}, {lo:g}..{hi:g}, "
+                  f"{args.clients} clients; distinct: the same {len(cold)} tiles each; repeat set: "
+                  f"{args.titiler_seconds:g} s each ==")
+            for h, p, paths in ((host, port, ours["repeat"]), ("127.0.0.1", tport, theirs["repeat"])):
+                asyncio.run(tiles_only(h, p, paths[:1], 1, 60.0, repeat=False))  # started and ready, both
+            time.sleep(2.0)
             for kind in ("distinct", "repeat"):
                 rates = {}
                 for name, (h, p, paths) in (("viewer", (host, port, ours[kind])),
                                             ("titiler", ("127.0.0.1", tport, theirs[kind]))):
-                    n, wall, lat, st = asyncio.run(tiles_only(h, p, paths, args.clients, args.titiler_seconds,
+                    seconds = args.titiler_seconds if kind == "repeat" else 900.0
+                    n, wall, lat, st = asyncio.run(tiles_only(h, p, paths, args.clients, seconds,
                                                               repeat=kind == "repeat"))
                     rates[name] = n / wall
                     print(f"  {kind:8s} {name:7s} {n:6d} tiles in {wall:5.1f} s = {n / wall:7.1f} tiles/s, p50/p99 "

@@ -32,6 +32,7 @@ def test_defaults(clean_env):
     assert (s.state_max_files, s.state_max_mb, s.layer_cache) == (20000, 1024, 2048)
     assert (s.tile_timeout, s.export_timeout, s.export_threads, s.tile_cache_mb) == (20, 120, 2, 128)
     assert s.tile_threads == min(8, os.cpu_count() or 2)
+    assert s.render_processes is None  # viewer serve decides: one per CPU, none with --num-procs
     assert (s.tile_url, s.tile_host, s.tile_port, s.http_timeout, s.cookie_secret) == (None, "127.0.0.1", 0, 10, None)
 
 
@@ -57,6 +58,8 @@ def test_values_are_read_when_asked_and_again_when_the_environment_changes(clean
     ("VIEWER_EXPORT_TIMEOUT", "-1", "a positive number of seconds"),
     ("VIEWER_TILE_THREADS", "1.5", "a positive integer"),
     ("VIEWER_EXPORT_THREADS", "0", "a positive integer"),
+    ("VIEWER_RENDER_PROCESSES", "-1", "an integer 0..256"),
+    ("VIEWER_RENDER_PROCESSES", "two", "an integer 0..256"),
     ("VIEWER_TILE_CACHE_MB", "-5", "a number >= 0"),
     ("VIEWER_TILE_PORT", "70000", "an integer 0..65535"),
     ("VIEWER_LAYER_CACHE", "many", "a positive number"),

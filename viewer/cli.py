@@ -32,6 +32,7 @@ from .core.config import settings
 from .core.errors import ViewerError
 from .core.read import source_identity
 from .core.image import Image
+from .server.render_procs import RenderProcesses
 from .server.routes import tile_routes
 
 __all__ = ["main", "build_parser", "serve", "print_catalog", "StartupError", "read_password_file",
@@ -310,11 +311,12 @@ def serve(args: argparse.Namespace) -> None:
     # (a shared link's query applied to it; not behind a login: a session carries its visitor's cookies).
     login = bool(args.basic_auth or args.oauth_provider)
     pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity, adopt=adopt_session)
+    renderer = _renderer(args.num_procs)
     try:
         with pooled_pages(pool):
             server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,
                               websocket_origin=_websocket_origins(args), show=args.show, title=TITLE,
-                              extra_patterns=tile_routes() + component_routes(), verbose=False, start=False,
+                              extra_patterns=tile_routes(renderer=renderer) + component_routes(), verbose=False, start=False,
                               check_unused_sessions_milliseconds=CHECK_UNUSED_SESSIONS_MS, **kwargs)
     except OSError as exc:  # bind failed: port in use, address not on this machine, unknown host name
         raise StartupError(f"cannot listen on {address}:{args.port}: {exc.strerror or exc}") from None
@@ -325,10 +327,22 @@ def serve(args: argparse.Namespace) -> None:
     gc.collect()
     gc.freeze()
     server.start()
+    if renderer is not None:  # in each server process, after Tornado's fork with --num-procs
+        server.io_loop.add_callback(renderer.start)
     server.io_loop.add_callback(_start_busy_cleanup, pn.state)
     if not login:  # behind a login the first visitor builds it
         server.io_loop.add_callback(_build_page_shell, address, server.port)
     server.io_loop.start()
+
+
+def _renderer(num_procs: int) -> RenderProcesses | None:
+    """Render processes for the map tiles (``$VIEWER_RENDER_PROCESSES``; by default one per CPU this
+    process may use, none when Tornado forks several server processes)."""
+    n = settings().render_processes
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        n = n if num_procs == 1 else 0
+    return RenderProcesses(n) if n > 0 else None
 
 
 def _catalog_files_identity() -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from typing import Callable
 
 from .errors import InvalidArgument
 
-__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "BUNDLED_CATALOG"]
+__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "environment", "adopt_environment", "BUNDLED_CATALOG"]
 
 #: The sample catalog shipped with the viewer (the default of ``VIEWER_CATALOG``).
 BUNDLED_CATALOG = Path(__file__).resolve().parents[2] / "assets" / "catalog.json"
@@ -60,6 +60,9 @@ VARIABLES: tuple[Variable, ...] = (
              "deadline of one ``/pixels`` export"),
     Variable("VIEWER_TILE_THREADS", "tile_threads", "min(8, CPUs)", "a positive integer",
              "threads rendering tiles"),
+    Variable("VIEWER_RENDER_PROCESSES", "render_processes", "CPUs (0 with ``--num-procs`` other than 1)",
+             "an integer 0..256", "worker processes ``viewer serve`` renders map tiles in; 0: render threads of the "
+             "server process"),
     Variable("VIEWER_EXPORT_THREADS", "export_threads", "2", "a positive integer",
              "threads running ``/pixels`` exports (apart from the tiles')"),
     Variable("VIEWER_TILE_CACHE_MB", "tile_cache_mb", "128", "a number >= 0 (0 turns the cache off)",
@@ -95,6 +98,7 @@ class Settings:
     tile_timeout: float
     export_timeout: float
     tile_threads: int
+    render_processes: int | None
     export_threads: int
     tile_cache_mb: float
     tile_url: str | None
@@ -148,6 +152,8 @@ def _parse(env: tuple[str | None, ...]) -> Settings:
         tile_timeout=_positive("VIEWER_TILE_TIMEOUT", e["VIEWER_TILE_TIMEOUT"], 20.0),
         export_timeout=_positive("VIEWER_EXPORT_TIMEOUT", e["VIEWER_EXPORT_TIMEOUT"], 120.0),
         tile_threads=_integer("VIEWER_TILE_THREADS", e["VIEWER_TILE_THREADS"], min(8, os.cpu_count() or 2)),
+        render_processes=(None if not _text(e["VIEWER_RENDER_PROCESSES"]) else int(_number(
+            "VIEWER_RENDER_PROCESSES", e["VIEWER_RENDER_PROCESSES"], 0, lambda v: 0 <= v <= 256 and v == int(v)))),
         export_threads=_integer("VIEWER_EXPORT_THREADS", e["VIEWER_EXPORT_THREADS"], 2),
         tile_cache_mb=_number("VIEWER_TILE_CACHE_MB", e["VIEWER_TILE_CACHE_MB"], 128.0, lambda v: v >= 0),
         tile_url=e["VIEWER_TILE_URL"],
@@ -162,6 +168,18 @@ def _parse(env: tuple[str | None, ...]) -> Settings:
 def settings() -> Settings:
     """The viewer's settings from the environment as it is now (checked; cached per environment)."""
     return _parse(tuple(os.environ.get(name) for name in _NAMES))
+
+
+def environment() -> dict[str, str]:
+    """A copy of this process's environment, for a worker process that must see what it sees."""
+    return dict(os.environ)
+
+
+def adopt_environment(environ: dict[str, str]) -> None:
+    """Make ``environ`` this process's environment (a worker started from another one's copy)."""
+    os.environ.clear()
+    os.environ.update(environ)
+    clear()
 
 
 def clear() -> None:

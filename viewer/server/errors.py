@@ -5,7 +5,8 @@ from ..core.errors import (InvalidArgument, InvalidMask, LimitExceeded, ReadErro
                            UnknownAsset, UnknownBand, UnknownCRS, ViewerError)
 from ..core.layers import UnknownLayer
 
-__all__ = ["NotFound", "CrossSite", "UnsupportedMediaType", "RenderTimeout", "STATUS", "status_for", "reason"]
+__all__ = ["NotFound", "CrossSite", "UnsupportedMediaType", "RenderTimeout", "RenderUnavailable", "STATUS", "status_for",
+           "reason"]
 
 
 class NotFound(ViewerError, LookupError):
@@ -24,12 +25,17 @@ class RenderTimeout(ViewerError, TimeoutError):
     """A render that did not finish within its deadline (a slow or stalled source)."""
 
 
+class RenderUnavailable(ViewerError):
+    """No render process could draw the tile (it stopped, or none could be started): try again."""
+
+
 #: Most specific first: the first class an error is an instance of gives its status.
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (NotFound, 404),
     (CrossSite, 403),
     (UnsupportedMediaType, 415),
     (RenderTimeout, 503),
+    (RenderUnavailable, 503),
     (SourceChanged, 410),
     (SourceUnavailable, 503),
     (UnknownLayer, 404),
@@ -62,7 +68,7 @@ def reason(exc: BaseException) -> str:
     paths); other server errors name only the error class, the details go to the server log.
     """
     status = status_for(exc)
-    if status >= 500 and not isinstance(exc, (SourceUnavailable, RenderTimeout)):
+    if status >= 500 and not isinstance(exc, (SourceUnavailable, RenderTimeout, RenderUnavailable)):
         return f"{status} server error ({type(exc).__name__}); the server log has the details"
     text = " ".join(str(exc).split())
     if len(text) > _MAX_REASON:

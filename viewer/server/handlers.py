@@ -27,10 +27,11 @@ from ..core.cache import BoundedCache, named_cache
 from ..core.config import settings
 from ..core.errors import InvalidArgument, LimitExceeded
 from ..core.export import export
-from ..core.layers import check_token, describe, resolve, resolve_cached
+from ..core.layers import UnknownLayer, check_token, describe, resolve, resolve_cached
 from ..core.tiles import check_format, check_tile, media_type, render_tile
 from .activity import tile_activity
 from .errors import CrossSite, NotFound, RenderTimeout, UnsupportedMediaType, reason, status_for
+from .render_procs import RenderProcesses
 
 __all__ = ["TileHandler", "LayerHandler", "PixelsHandler", "tile_executor", "export_executor", "lookup_executor",
            "CACHE_CONTROL",
@@ -83,8 +84,9 @@ class _Base(RequestHandler):
 
     timeout_setting = "tile_timeout"
 
-    def initialize(self, executor: Executor | None = None) -> None:
+    def initialize(self, executor: Executor | None = None, renderer: RenderProcesses | None = None) -> None:
         self.executor = executor or tile_executor()
+        self.renderer = renderer
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -109,10 +111,13 @@ class _Base(RequestHandler):
     async def run(self, fn: Callable, *args: Any, executor: Executor | None = None) -> Any:
         """``fn(*args)`` on a render thread, with a deadline (``$VIEWER_TILE_TIMEOUT`` or
         ``$VIEWER_EXPORT_TIMEOUT`` seconds: :attr:`timeout_setting`)."""
+        return await self.deadline(IOLoop.current().run_in_executor(executor or self.executor, _job, fn, args))
+
+    async def deadline(self, awaitable: Any) -> Any:
+        """``awaitable``'s result, or :class:`RenderTimeout` after the endpoint's deadline (cancelling it)."""
         seconds = getattr(settings(), self.timeout_setting)
-        future = IOLoop.current().run_in_executor(executor or self.executor, _job, fn, args)
         try:
-            return await asyncio.wait_for(future, seconds)
+            return await asyncio.wait_for(awaitable, seconds)
         except asyncio.TimeoutError:
             raise RenderTimeout(f"rendering took longer than {seconds:g} s (a slow or stalled source); "
                                 "try again later", value=seconds, allowed=f"<= {seconds:g} s") from None
@@ -213,10 +218,20 @@ class TileHandler(_Base):
         data = cache.get((token, z, x, y, ext))
         self.set_header("X-Viewer-Cache", "miss" if data is None else "hit")
         if data is None:
-            data = await self.run(_render, spec, z, x, y, ext)
+            data = await self._render(spec, token, z, x, y, ext)
             cache.put((token, z, x, y, ext), data)
         self.set_header("Content-Type", media_type(data))
         self.finish(data)
+
+    async def _render(self, spec: Any, token: str, z: int, x: int, y: int, ext: str) -> bytes:
+        """In a render process when the server has them, else (or for a layer only this process
+        holds, its state folder being unusable) on a render thread."""
+        if self.renderer is not None and self.renderer.available:
+            try:
+                return await self.deadline(self.renderer.render(token, z, x, y, ext))
+            except UnknownLayer:
+                pass
+        return await self.run(_render, spec, z, x, y, ext)
 
     async def head(self, path: str | None = None) -> None:
         await self.get(path)

@@ -188,9 +188,14 @@ def _fold_when_narrow(state: Any, *panels: SidePanel) -> None:
         if time.monotonic() - first > FOLD_WINDOW_S or state.split is not None:  # a split view's half maps
             state.param.unwatch(watcher)
         elif event.new[0] < NARROW_MAP_PX:
-            for panel in panels:
-                panel.collapsed = True
             state.param.unwatch(watcher)
+            # Once the page's document is ready (now, if it is): changes made before that did not always
+            # reach the page (the panels stayed open when the size came before the tiles were drawn).
+            pn.state.onload(fold)
+
+    def fold() -> None:
+        for panel in panels:
+            panel.collapsed = True
 
     watcher = state.param.watch(on_size, "viewport")
 

@@ -1,0 +1,264 @@
+"""Map tiles rendered in worker processes, so that one server process renders on every core.
+
+A tile's render is mostly Python and numpy glue around GDAL reads, and it holds the GIL: in one
+process, two render threads gave 1.1-1.3x one thread and took the GIL from the event loop that
+also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker processes
+(``forkserver``: they import the core only, never Panel or Bokeh), each rendering one tile at a
+time. A worker renders by token: it resolves the layer from the state directory, as a second
+``viewer serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so
+every process renders a token identically.
+
+The event loop talks to the workers over one pipe each (no helper thread): a job is sent to an
+idle worker, its answer is read when the pipe is readable. A worker that dies is replaced and its
+tile fails with :class:`~viewer.server.errors.RenderUnavailable`; a tile past its deadline stops
+its worker (a stalled read cannot hold a core for ever), which is then replaced too.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import threading
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..core.access import configure_gdal, reset_gdal_errors
+from ..core.config import adopt_environment, environment
+from ..core.errors import ViewerError
+from ..core.layers import resolve
+from ..core.tiles import render_tile
+from .errors import RenderUnavailable
+
+__all__ = ["RenderProcesses", "render_registered"]
+
+log = logging.getLogger("viewer.server")
+
+#: Jobs sent to a worker at once: the next one waits in its pipe while it renders, so it does not
+#: wait for the event loop between tiles.
+JOBS_PER_WORKER = 2
+#: A tile's area: its ancestor this many zoom levels up (8 x 8 tiles); see :meth:`RenderProcesses._next_job`.
+AREA_LEVELS = 3
+#: Queued jobs looked at for one of a worker's own areas.
+AREA_LOOKAHEAD = 32
+#: After this many workers lost in a row (none answered between), tiles render in threads again.
+MAX_DEATHS_IN_A_ROW = 5
+
+
+def render_registered(token: str, z: int, x: int, y: int, ext: str) -> bytes:
+    """The tile ``z/x/y.ext`` of the layer registered under ``token`` (what a worker runs)."""
+    reset_gdal_errors()
+    return render_tile(resolve(token), z, x, y, ext)
+
+
+def _worker_main(conn: Connection, environ: dict[str, str]) -> None:
+    """A worker's loop: ``(token, z, x, y, ext)`` in, ``(True, bytes)`` or ``(False, error)`` out.
+
+    ``environ`` is the server's environment when the worker was made (the fork server keeps the one
+    it started with): the same state folder, catalog and GDAL settings."""
+    adopt_environment(environ)
+    configure_gdal()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):  # the server went away
+            return
+        try:
+            answer: tuple[bool, Any] = (True, render_registered(*job))
+        except ViewerError as exc:
+            answer = (False, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug: its traceback goes to the server's log
+            traceback.print_exc()
+            answer = (False, ViewerError(f"{type(exc).__name__} in a render process"))
+        try:
+            conn.send(answer)
+        except (EOFError, OSError):
+            return
+        except Exception:  # noqa: BLE001 - an error that does not pickle
+            conn.send((False, ViewerError(f"{type(answer[1]).__name__} in a render process")))
+
+
+@dataclass
+class _Job:
+    args: tuple
+    future: asyncio.Future
+    area: int  # tiles of one area go to one worker when they can (its GDAL block cache has the area)
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing's process object
+    conn: Connection
+    jobs: deque = field(default_factory=deque)  # sent, in order; the first is being rendered
+    alive: bool = True
+
+
+@dataclass
+class RenderProcesses:
+    """``n`` render worker processes, started by :meth:`start` (or by the first :meth:`render`).
+
+    Used from one event loop (the server's); start and replacement run on a short-lived thread
+    (a new process takes a few milliseconds from the fork server, its first start about a second).
+    """
+
+    n: int
+    _workers: list[_Worker] = field(default_factory=list)
+    _queue: deque = field(default_factory=deque)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _starting: int = 0
+    _deaths: int = 0  # workers lost in a row without an answer between
+    failed: str | None = None
+
+    def start(self) -> None:
+        """Start the workers in the background (on the running event loop); returns at once."""
+        self._loop = asyncio.get_running_loop()
+        for _ in range(self.n - len(self._workers) - self._starting):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._starting += 1
+        threading.Thread(target=self._make_worker, name="viewer-render-start", daemon=True).start()
+
+    def _make_worker(self) -> None:
+        try:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload([__name__])
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=_worker_main, args=(child, environment()), name="viewer-render",
+                                  daemon=True)
+            process.start()
+            child.close()
+            worker: _Worker | None = _Worker(process, parent)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - no processes here: tiles render in threads instead
+            worker, error = None, f"{type(exc).__name__}: {exc}"
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._adopt, worker, error)
+
+    def _adopt(self, worker: _Worker | None, error: str | None) -> None:
+        self._starting -= 1
+        if worker is None:
+            log.warning("render processes unavailable (%s); tiles render in threads", error)
+            self.failed = error
+            self._fail_queue()
+            return
+        assert self._loop is not None
+        self._workers.append(worker)
+        self._loop.add_reader(worker.conn.fileno(), self._answer, worker)
+        self._dispatch()
+
+    @property
+    def available(self) -> bool:
+        """False once a worker could not be started: the caller renders in a thread instead."""
+        return self.failed is None
+
+    async def render(self, token: str, z: int, x: int, y: int, ext: str) -> bytes:
+        """The encoded tile, rendered by a worker (queued while all are busy)."""
+        if self._loop is None:
+            self.start()
+        up = min(z, AREA_LEVELS)
+        job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(),
+                   hash((token, z - up, x >> up, y >> up)))
+        self._queue.append(job)
+        self._dispatch()
+        try:
+            return await job.future
+        except asyncio.CancelledError:  # the deadline passed (or the request went away)
+            self._drop(job)
+            raise
+
+    def _dispatch(self) -> None:
+        for index, worker in enumerate(self._workers):
+            while worker.alive and len(worker.jobs) < JOBS_PER_WORKER and self._queue:
+                job = self._next_job(index)
+                if job.future.done():
+                    continue
+                worker.jobs.append(job)
+                try:
+                    worker.conn.send(job.args)
+                except (OSError, ValueError):  # its pipe closed: it died; handled outside this loop
+                    worker.alive = False
+                    assert self._loop is not None
+                    self._loop.call_soon(self._lost, worker)
+
+    def _next_job(self, index: int) -> _Job:
+        """The first queued job of worker ``index``'s areas among the next :data:`AREA_LOOKAHEAD`,
+        else the first job: with every worker busy tiles keep to their areas, with one idle it
+        takes what comes (a single view's tiles still render on every worker)."""
+        n = len(self._workers)
+        for i, job in enumerate(itertools.islice(self._queue, AREA_LOOKAHEAD)):
+            if job.area % n == index:
+                del self._queue[i]
+                return job
+        return self._queue.popleft()
+
+    def _answer(self, worker: _Worker) -> None:
+        try:
+            ok, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        self._deaths = 0
+        job = worker.jobs.popleft() if worker.jobs else None
+        if job is not None and not job.future.done():
+            if ok:
+                job.future.set_result(payload)
+            else:
+                job.future.set_exception(payload)
+        self._dispatch()
+
+    def _drop(self, job: _Job) -> None:
+        """A job nobody waits for: out of the queue, or its worker stopped (a stalled render)."""
+        try:
+            self._queue.remove(job)
+            return
+        except ValueError:
+            pass
+        for worker in self._workers:
+            if worker.jobs and worker.jobs[0] is job:  # being rendered (a job behind it is skipped when answered)
+                worker.process.kill()
+                self._lost(worker, died=False)
+                return
+
+    def _lost(self, worker: _Worker, died: bool = True) -> None:
+        """``worker`` is gone (``died``: on its own, else stopped here): its jobs fail or move, a new one starts."""
+        if worker not in self._workers:
+            return
+        worker.alive = False
+        assert self._loop is not None
+        self._loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        worker.process.join(1)
+        self._workers.remove(worker)
+        if worker.jobs:  # the first was being rendered; the ones behind it go to another worker
+            job = worker.jobs.popleft()
+            if not job.future.done():
+                job.future.set_exception(RenderUnavailable(
+                    f"the render process stopped (exit code {worker.process.exitcode}) while drawing this tile; "
+                    "try again", value=worker.process.exitcode))
+            self._queue.extendleft(reversed(worker.jobs))
+            worker.jobs.clear()
+        self._deaths += died
+        if self._deaths > MAX_DEATHS_IN_A_ROW:
+            self.failed = f"{self._deaths} render processes stopped in a row"
+            log.warning("%s; tiles render in threads", self.failed)
+            self._fail_queue()
+        elif len(self._workers) + self._starting < self.n:
+            self._spawn()
+        self._dispatch()
+
+    def _fail_queue(self) -> None:
+        while self._queue:
+            job = self._queue.popleft()
+            if not job.future.done():
+                job.future.set_exception(RenderUnavailable("no render process could be started; try again"))
+
+    def close(self) -> None:
+        """Stop the workers (jobs in flight fail)."""
+        self.n = 0
+        for worker in list(self._workers):
+            worker.process.kill()
+            self._lost(worker, died=False)
