@@ -217,3 +217,35 @@ def test_legend_counts_native_pixels_across_180(geographic):
     west_only = Grid(WEB_MERCATOR, Affine(res, 0, -HALF_WORLD, 0, -res, 100 * res), 100, 100)  # 180 .. 171.2 W
     counts = {e["id"]: e["count"] for e in view_class_counts(img, west_only, classes={1: "west", 2: "east"})}
     assert counts[1] == 0 and counts[2] > 0
+
+
+@pytest.mark.parametrize("fixture, zooms", [("utm60", (5, 6, 7, 8)), ("north_pole", (3, 4, 5)),
+                                           ("turned", (8, 9, 10))])
+def test_tiles_culled_off_a_projected_scene_would_have_been_empty(request, fixture, zooms):
+    """A projected scene's box in map coordinates is larger than the scene (its edges turn); tiles in
+    the box but off the scene are answered empty without being drawn. None that is culled has a pixel,
+    and some are culled where the edges turn."""
+    import morecantile
+
+    spec = _layer(request.getfixturevalue(fixture))
+    w, s, e, n = describe(spec)["bounds_wgs84"]
+    tms = morecantile.tms.get("WebMercatorQuad")
+    culled = drawn = 0
+    for z in zooms:
+        for t in tms.tiles(max(w, -180), max(s, -85), min(e, 180), min(n, 85), [z]):
+            grid = tile_grid(t.z, t.x, t.y)
+            if tile_in_footprint(spec, grid):
+                drawn += 1
+                continue
+            culled += 1
+            assert render_rgba(spec, grid)[..., 3].max() == 0, (t.z, t.x, t.y)  # what drawing it gives
+            assert render_tile(spec, t.z, t.x, t.y) == empty_tile()
+    assert drawn and (culled or fixture != "turned")
+
+
+@pytest.fixture
+def turned(tmp_path) -> str:
+    """A UTM zone 33N scene at 60-64 N, 3 degrees east of its central meridian: its edges turn by about
+    3 degrees in Web Mercator, so the corners of its box there are off the scene."""
+    return _write(tmp_path / "turned.tif", "EPSG:32633", from_origin(620_000, 7_100_000, 2000, 2000),
+                  np.ones((200, 200), np.uint8))

@@ -158,3 +158,33 @@ def test_over_http_a_layer_only_the_server_process_holds_is_drawn_there(state):
     status, body = run(scenario, 1)
     assert status == 200
     np.testing.assert_array_equal(pixels(body), pixels(render_tile(spec, *TILES[1], "png")))
+
+
+def test_idle_workers_stop_and_the_next_tile_starts_them_again(state):
+    spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    token = register(spec)
+    want = pixels(render_tile(spec, *TILES[0], "png"))
+
+    async def scenario(renderer):
+        assert not renderer.ready  # just started: importing
+        np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
+        assert renderer.ready
+        (worker,) = renderer._workers
+        for _ in range(100):  # idle_s = 1
+            await asyncio.sleep(0.1)
+            if not renderer._workers:
+                break
+        worker.process.join(5)
+        assert not renderer._workers and not renderer.ready and worker.process.exitcode == 0  # told to stop
+        np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
+        assert renderer.ready and renderer._workers[0] is not worker
+        return True
+
+    async def main():
+        renderer = RenderProcesses(1, idle_s=1.0)
+        renderer.start()
+        try:
+            return await scenario(renderer)
+        finally:
+            renderer.close()
+    assert asyncio.run(main())

@@ -25,6 +25,7 @@ import morecantile
 import numpy as np
 from affine import Affine
 
+from .approx import source_bounds
 from .cache import memoized, named_cache
 from .errors import InvalidArgument
 from .evaluate import evaluate
@@ -109,6 +110,7 @@ _BoundsT = tuple[float, float, float, float] | None
 #: Layer bounds by token (the spec's string key, not the spec: hashing one would call into layers),
 #: each as a 1-tuple so that an unbounded layer's ``None`` is a hit too.
 _bounds = named_cache("layer bounds", 4096)
+_rects = named_cache("layer rectangles", 4096)
 
 
 def _layer_bounds(spec: LayerSpec) -> _BoundsT:
@@ -160,7 +162,46 @@ def tile_in_footprint(spec: LayerSpec, grid: Grid) -> bool:
     if not (bottom < lb[3] and top > lb[1]):
         return False
     shifts = (0.0,) if spec.pixel_space else (0.0, -2 * HALF_WORLD, 2 * HALF_WORLD)
-    return any(left < lb[2] + s and right > lb[0] + s for s in shifts)
+    if not any(left < lb[2] + s and right > lb[0] + s for s in shifts):
+        return False
+    return _on_scene(spec, grid)
+
+
+@memoized("tiles on a scene", 16384, key=lambda spec, grid: (spec.token, grid.key))
+def _on_scene(spec: LayerSpec, grid: Grid) -> bool:
+    """:func:`tile_in_footprint` past the box test: the tile meets one of :func:`_layer_rects`."""
+    rects = _layer_rects(spec)
+    return rects is None or any(_meets(grid, crs, bounds) for crs, bounds in rects)
+
+
+def _layer_rects(spec: LayerSpec) -> tuple | None:
+    """The distinct native grids of a layer's bands as ``(CRS, bounds padded by a pixel)``, when all
+    are projected: in map coordinates the box of a UTM scene is larger than the scene (its edges
+    turn), and a tile in a corner of the box but off the scene is drawn empty for nothing (1.6 ms,
+    28 % of a tile walk over a 82 km UTM scene). ``None`` (the box test only) when a band is
+    unbounded or in geographic or pixel coordinates, whose box is the footprint."""
+    hit = _rects.get(spec.token)
+    if hit is None:
+        grids = [band.grid for band in spec.node.bands]
+        if spec.pixel_space or not grids or any(g is None or g.crs is None or g.crs.is_geographic for g in grids):
+            hit = (None,)
+        else:
+            rects = {}
+            for g in grids:
+                (px, py), (l, b, r, t) = g.resolution(), g.bounds
+                rects.setdefault((g.crs.to_wkt(), (l - px, b - py, r + px, t + py)), g.crs)
+            hit = (tuple((crs, bounds) for (_, bounds), crs in rects.items()),)
+        _rects.put(spec.token, hit)
+    return hit[0]
+
+
+def _meets(grid: Grid, crs, bounds: tuple[float, float, float, float]) -> bool:
+    """Can ``grid`` (a map tile) have pixels on a source of ``bounds`` in ``crs``: its outline, densified
+    and taken to ``crs``, meets them (True where the outline cannot be taken there)."""
+    box = source_bounds(grid, crs)  # memoized per tile: the read of a tile drawn asks for it too
+    if box is None:  # not all of it can be taken there: draw it and see
+        return True
+    return box[0] < bounds[2] and box[2] > bounds[0] and box[1] < bounds[3] and box[3] > bounds[1]
 
 
 # rendering ---------------------------------------------------------------------------------

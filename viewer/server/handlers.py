@@ -224,13 +224,17 @@ class TileHandler(_Base):
         self.finish(data)
 
     async def _render(self, spec: Any, token: str, z: int, x: int, y: int, ext: str) -> bytes:
-        """In a render process when the server has them, else (or for a layer only this process
-        holds, its state folder being unusable) on a render thread."""
-        if self.renderer is not None and self.renderer.available:
-            try:
-                return await self.deadline(self.renderer.render(token, z, x, y, ext))
-            except UnknownLayer:
-                pass
+        """In a render process when the server has them (while they start, and for a layer only this
+        process holds, its state folder being unusable: on a render thread)."""
+        renderer = self.renderer
+        if renderer is not None and renderer.available:
+            if renderer.ready:
+                try:
+                    return await self.deadline(renderer.render(token, z, x, y, ext))
+                except UnknownLayer:
+                    pass
+            else:
+                renderer.start()  # stopped when idle: started again (no-op while starting)
         return await self.run(_render, spec, z, x, y, ext)
 
     async def head(self, path: str | None = None) -> None:

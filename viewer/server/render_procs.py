@@ -3,8 +3,9 @@
 A tile's render is mostly Python and numpy glue around GDAL reads, and it holds the GIL: in one
 process, two render threads gave 1.1-1.3x one thread and took the GIL from the event loop that
 also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker processes
-(``forkserver``: they import the core only, never Panel or Bokeh), each rendering one tile at a
-time. A worker renders by token: it resolves the layer from the state directory, as a second
+(spawned: they import the core only, never Panel or Bokeh), each rendering one tile at a time.
+They stop after :data:`IDLE_S` without a tile (their memory goes back to the system) and start
+again with the next tile; until one is up, tiles render on the server's threads as before. A worker renders by token: it resolves the layer from the state directory, as a second
 ``viewer serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so
 every process renders a token identically.
 
@@ -16,9 +17,11 @@ its worker (a stalled read cannot hold a core for ever), which is then replaced 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
+import socket
 import threading
 import traceback
 from collections import deque
@@ -37,11 +40,16 @@ __all__ = ["RenderProcesses", "render_registered"]
 
 log = logging.getLogger("viewer.server")
 
+#: Socket buffer of a worker's pipe, each way (bytes).
+PIPE_BUFFER_BYTES = 1 << 20
+#: Seconds without a tile after which the workers stop (started again by the next tile).
+IDLE_S = 120.0
 #: Jobs sent to a worker at once: the next one waits in its pipe while it renders, so it does not
 #: wait for the event loop between tiles.
 JOBS_PER_WORKER = 2
-#: A tile's area: its ancestor this many zoom levels up (8 x 8 tiles); see :meth:`RenderProcesses._next_job`.
-AREA_LEVELS = 3
+#: A tile's area: its ancestor at this zoom level (or itself, above it), about 20 km: 4 x 4 blocks of 512
+#: pixels of 10 m imagery; see :meth:`RenderProcesses._next_job`.
+AREA_ZOOM = 11
 #: Queued jobs looked at for one of a worker's own areas.
 AREA_LOOKAHEAD = 32
 #: After this many workers lost in a row (none answered between), tiles render in threads again.
@@ -61,10 +69,13 @@ def _worker_main(conn: Connection, environ: dict[str, str]) -> None:
     it started with): the same state folder, catalog and GDAL settings."""
     adopt_environment(environ)
     configure_gdal()
+    conn.send(None)  # ready: imports done
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):  # the server went away
+            return
+        if job is None:  # stop
             return
         try:
             answer: tuple[bool, Any] = (True, render_registered(*job))
@@ -81,6 +92,16 @@ def _worker_main(conn: Connection, environ: dict[str, str]) -> None:
             conn.send((False, ViewerError(f"{type(answer[1]).__name__} in a render process")))
 
 
+def _pipe() -> tuple[Connection, Connection]:
+    """A duplex pipe whose buffers hold a few encoded tiles: a worker's answer does not wait for the
+    event loop to read the one before."""
+    a, b = socket.socketpair()
+    for s in (a, b):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER_BYTES)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PIPE_BUFFER_BYTES)
+    return Connection(a.detach()), Connection(b.detach())
+
+
 @dataclass
 class _Job:
     args: tuple
@@ -94,29 +115,63 @@ class _Worker:
     conn: Connection
     jobs: deque = field(default_factory=deque)  # sent, in order; the first is being rendered
     alive: bool = True
+    ready: bool = False  # its imports are done
 
 
 @dataclass
 class RenderProcesses:
-    """``n`` render worker processes, started by :meth:`start` (or by the first :meth:`render`).
+    """``n`` render worker processes, started by :meth:`start` (or by the first :meth:`render`) and
+    stopped after ``idle_s`` seconds without a tile.
 
-    Used from one event loop (the server's); start and replacement run on a short-lived thread
-    (a new process takes a few milliseconds from the fork server, its first start about a second).
+    Used from one event loop (the server's); a worker is started on a short-lived thread and is
+    ready about a second later (its imports).
     """
 
     n: int
+    idle_s: float = IDLE_S
     _workers: list[_Worker] = field(default_factory=list)
     _queue: deque = field(default_factory=deque)
     _loop: asyncio.AbstractEventLoop | None = None
     _starting: int = 0
     _deaths: int = 0  # workers lost in a row without an answer between
+    _used: float = 0.0  # loop time of the last tile asked for
+    _idle_timer: asyncio.TimerHandle | None = None
     failed: str | None = None
 
     def start(self) -> None:
         """Start the workers in the background (on the running event loop); returns at once."""
         self._loop = asyncio.get_running_loop()
+        self._used = self._loop.time()
         for _ in range(self.n - len(self._workers) - self._starting):
             self._spawn()
+        if self._idle_timer is None and self.n:
+            self._idle_timer = self._loop.call_later(self.idle_s, self._stop_when_idle)
+
+    @property
+    def ready(self) -> bool:
+        """A worker is up: tiles asked for now are rendered by the workers."""
+        return any(w.ready and w.alive for w in self._workers)
+
+    def _stop_when_idle(self) -> None:
+        assert self._loop is not None
+        self._idle_timer = None
+        idle = self._loop.time() - self._used
+        if idle < self.idle_s or self._queue or any(w.jobs for w in self._workers) or self._starting:
+            self._idle_timer = self._loop.call_later(max(self.idle_s - idle, 1.0), self._stop_when_idle)
+            return
+        for worker in list(self._workers):
+            self._stop(worker)
+
+    def _stop(self, worker: _Worker) -> None:
+        """Stop an idle worker (it exits when told; its memory goes back to the system)."""
+        assert self._loop is not None
+        worker.alive = False
+        self._workers.remove(worker)
+        self._loop.remove_reader(worker.conn.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            worker.conn.send(None)
+        worker.conn.close()
+        threading.Thread(target=worker.process.join, args=(5,), daemon=True).start()  # reaped off the loop
 
     def _spawn(self) -> None:
         self._starting += 1
@@ -124,9 +179,8 @@ class RenderProcesses:
 
     def _make_worker(self) -> None:
         try:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__])
-            parent, child = ctx.Pipe()
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = _pipe()
             process = ctx.Process(target=_worker_main, args=(child, environment()), name="viewer-render",
                                   daemon=True)
             process.start()
@@ -157,9 +211,11 @@ class RenderProcesses:
 
     async def render(self, token: str, z: int, x: int, y: int, ext: str) -> bytes:
         """The encoded tile, rendered by a worker (queued while all are busy)."""
-        if self._loop is None:
+        if self._loop is None or not (self._workers or self._starting):
             self.start()
-        up = min(z, AREA_LEVELS)
+        assert self._loop is not None
+        self._used = self._loop.time()
+        up = max(0, z - AREA_ZOOM)
         job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(),
                    hash((token, z - up, x >> up, y >> up)))
         self._queue.append(job)
@@ -172,7 +228,7 @@ class RenderProcesses:
 
     def _dispatch(self) -> None:
         for index, worker in enumerate(self._workers):
-            while worker.alive and len(worker.jobs) < JOBS_PER_WORKER and self._queue:
+            while worker.alive and worker.ready and len(worker.jobs) < JOBS_PER_WORKER and self._queue:
                 job = self._next_job(index)
                 if job.future.done():
                     continue
@@ -197,10 +253,15 @@ class RenderProcesses:
 
     def _answer(self, worker: _Worker) -> None:
         try:
-            ok, payload = worker.conn.recv()
+            message = worker.conn.recv()
         except (EOFError, OSError):
             self._lost(worker)
             return
+        if message is None:  # its imports are done
+            worker.ready = True
+            self._dispatch()
+            return
+        ok, payload = message
         self._deaths = 0
         job = worker.jobs.popleft() if worker.jobs else None
         if job is not None and not job.future.done():
@@ -259,6 +320,9 @@ class RenderProcesses:
     def close(self) -> None:
         """Stop the workers (jobs in flight fail)."""
         self.n = 0
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         for worker in list(self._workers):
             worker.process.kill()
             self._lost(worker, died=False)

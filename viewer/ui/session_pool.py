@@ -49,6 +49,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import Application, authenticated
 
 from viewer.core.errors import InvalidArgument
+from viewer.server.activity import tile_activity
 
 __all__ = ["SessionPool", "PooledDocHandler", "SerializedAhead", "pooled_pages", "shell_page", "building_ahead",
            "IDLE_S", "CLAIM_S", "BUSY", "TOKEN_SLOT"]
@@ -64,6 +65,8 @@ _CLAIM_POLL_S = 1.0
 _GAP_S = 0.25
 #: Share of one CPU above which the process counts as busy, and the pool waits.
 BUSY = 0.2
+#: Seconds without a tile request before the pool builds (tiles first).
+_TILES_QUIET_S = 1.0
 #: Seconds before the pool tries again after a build failed.
 _RETRY_S = 30.0
 #: What stands for the session token in a page rendered once per page shell (:func:`shell_page`).
@@ -236,11 +239,12 @@ class SessionPool:
 
     def _busy(self) -> bool:
         """Did this process use more than :data:`BUSY` of a CPU since the last look (tiles,
-        sessions Panel builds for visitors the pool could not serve)?"""
+        sessions Panel builds for visitors the pool could not serve), or serve a tile within the last
+        second (tiles render in worker processes, whose CPU this process does not count)?"""
         wall, cpu = time.monotonic(), time.process_time()
         used = (cpu - self._cpu_mark) / max(wall - self._wall_mark, 1e-3)
         self._wall_mark, self._cpu_mark = wall, cpu
-        return used > BUSY
+        return used > BUSY or tile_activity.quiet_for() < _TILES_QUIET_S
 
     async def _tick(self) -> None:
         self._timer = None
