@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-requests", type=int, default=5_000_000, help="upper bound on requests of the run")
     p.add_argument("--url", help="an already running server (http://127.0.0.1:PORT); default: start one")
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for its memory")
+    p.add_argument("--rest", type=float, default=0.0, help="then wait this many seconds and print the server's "
+                   "RSS again (default 0: not)")
     p.add_argument("--vs-titiler", metavar="PYTHON", help="a Python with titiler.core and uvicorn: compare throughput")
     p.add_argument("--titiler-seconds", type=float, default=20.0, help="seconds per server on the repeat set (default 20)")
     p.add_argument("--titiler-tiles", type=int, default=1500, help="distinct tiles both servers render: the first N "
@@ -306,6 +308,11 @@ def main(argv: list[str] | None = None) -> None:
         wall = asyncio.run(load.run(args.clients, args.seconds, args.max_requests))
         after = rss_kib(pid) if pid else None
         report(load, wall, args, before, after)
+        if args.rest and pid:
+            time.sleep(args.rest)
+            rss, n = rss_kib(pid)
+            print(f"server RSS {args.rest:g} s after the load: {rss / 1024:.0f} MiB ({n} process(es); render processes "
+                  "stop after 120 s without a tile)")
     finally:
         if proc is not None:
             proc.terminate()
