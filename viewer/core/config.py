@@ -24,7 +24,7 @@ from typing import Callable
 
 from .errors import InvalidArgument
 
-__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "environment", "adopt_environment", "BUNDLED_CATALOG"]
+__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "BUNDLED_CATALOG"]
 
 #: The sample catalog shipped with the viewer (the default of ``VIEWER_CATALOG``).
 BUNDLED_CATALOG = Path(__file__).resolve().parents[2] / "assets" / "catalog.json"
@@ -168,18 +168,6 @@ def _parse(env: tuple[str | None, ...]) -> Settings:
 def settings() -> Settings:
     """The viewer's settings from the environment as it is now (checked; cached per environment)."""
     return _parse(tuple(os.environ.get(name) for name in _NAMES))
-
-
-def environment() -> dict[str, str]:
-    """A copy of this process's environment, for a worker process that must see what it sees."""
-    return dict(os.environ)
-
-
-def adopt_environment(environ: dict[str, str]) -> None:
-    """Make ``environ`` this process's environment (a worker started from another one's copy)."""
-    os.environ.clear()
-    os.environ.update(environ)
-    clear()
 
 
 def clear() -> None:

@@ -5,9 +5,11 @@ process, two render threads gave 1.1-1.3x one thread and took the GIL from the e
 also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker processes
 (spawned: they import the core only, never Panel or Bokeh), each rendering one tile at a time.
 They stop after :data:`IDLE_S` without a tile (their memory goes back to the system) and start
-again with the next tile; until one is up, tiles render on the server's threads as before. A worker renders by token: it resolves the layer from the state directory, as a second
-``viewer serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so
-every process renders a token identically.
+again with the next tile; until one is up, tiles render on the server's threads as before. A
+worker renders by token: it resolves the layer from the state directory, as a second ``viewer
+serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so every
+process renders a token identically. A worker starts with the server's environment as it is then
+(the same state folder, catalog and GDAL settings).
 
 The event loop talks to the workers over one pipe each (no helper thread): a job is sent to an
 idle worker, its answer is read when the pipe is readable. A worker that dies is replaced and its
@@ -30,7 +32,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..core.access import configure_gdal, reset_gdal_errors
-from ..core.config import adopt_environment, environment
 from ..core.errors import ViewerError
 from ..core.layers import resolve
 from ..core.tiles import render_tile
@@ -62,12 +63,9 @@ def render_registered(token: str, z: int, x: int, y: int, ext: str) -> bytes:
     return render_tile(resolve(token), z, x, y, ext)
 
 
-def _worker_main(conn: Connection, environ: dict[str, str]) -> None:
-    """A worker's loop: ``(token, z, x, y, ext)`` in, ``(True, bytes)`` or ``(False, error)`` out.
-
-    ``environ`` is the server's environment when the worker was made (the fork server keeps the one
-    it started with): the same state folder, catalog and GDAL settings."""
-    adopt_environment(environ)
+def _worker_main(conn: Connection) -> None:
+    """A worker's loop: ``(token, z, x, y, ext)`` in, ``(True, bytes)`` or ``(False, error)`` out;
+    ``None`` first (ready) and ``None`` in (stop)."""
     configure_gdal()
     conn.send(None)  # ready: imports done
     while True:
@@ -181,8 +179,7 @@ class RenderProcesses:
         try:
             ctx = multiprocessing.get_context("spawn")
             parent, child = _pipe()
-            process = ctx.Process(target=_worker_main, args=(child, environment()), name="viewer-render",
-                                  daemon=True)
+            process = ctx.Process(target=_worker_main, args=(child,), name="viewer-render", daemon=True)
             process.start()
             child.close()
             worker: _Worker | None = _Worker(process, parent)
