@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import pickle
 import socket
 import threading
 import traceback
@@ -64,8 +65,8 @@ def render_registered(token: str, z: int, x: int, y: int, ext: str) -> bytes:
 
 
 def _worker_main(conn: Connection) -> None:
-    """A worker's loop: ``(token, z, x, y, ext)`` in, ``(True, bytes)`` or ``(False, error)`` out;
-    ``None`` first (ready) and ``None`` in (stop)."""
+    """A worker's loop: ``(token, z, x, y, ext)`` in, the encoded tile's bytes or a pickled error out;
+    a pickled ``None`` first (ready), ``None`` in (stop)."""
     configure_gdal()
     conn.send(None)  # ready: imports done
     while True:
@@ -76,18 +77,24 @@ def _worker_main(conn: Connection) -> None:
         if job is None:  # stop
             return
         try:
-            answer: tuple[bool, Any] = (True, render_registered(*job))
+            tile = render_registered(*job)
         except ViewerError as exc:
-            answer = (False, exc)
+            error = exc
         except Exception as exc:  # noqa: BLE001 - a bug: its traceback goes to the server's log
             traceback.print_exc()
-            answer = (False, ViewerError(f"{type(exc).__name__} in a render process"))
+            error = ViewerError(f"{type(exc).__name__} in a render process")
+        else:
+            try:
+                conn.send_bytes(tile)  # the encoded tile as it is (no pickle, no copy)
+            except (EOFError, OSError):
+                return
+            continue
         try:
-            conn.send(answer)
+            conn.send(error)
         except (EOFError, OSError):
             return
         except Exception:  # noqa: BLE001 - an error that does not pickle
-            conn.send((False, ViewerError(f"{type(answer[1]).__name__} in a render process")))
+            conn.send(ViewerError(f"{type(error).__name__} in a render process"))
 
 
 def _pipe() -> tuple[Connection, Connection]:
@@ -250,22 +257,24 @@ class RenderProcesses:
 
     def _answer(self, worker: _Worker) -> None:
         try:
-            message = worker.conn.recv()
+            raw = worker.conn.recv_bytes()
         except (EOFError, OSError):
             self._lost(worker)
             return
+        # a pickle (protocol 2 and up starts with 0x80) is "ready" (None) or an error; anything else is
+        # an encoded tile (PNG 0x89, JPEG 0xff, WebP "R")
+        message = pickle.loads(raw) if raw[:1] == b"\x80" else raw
         if message is None:  # its imports are done
             worker.ready = True
             self._dispatch()
             return
-        ok, payload = message
         self._deaths = 0
         job = worker.jobs.popleft() if worker.jobs else None
         if job is not None and not job.future.done():
-            if ok:
-                job.future.set_result(payload)
+            if isinstance(message, BaseException):
+                job.future.set_exception(message)
             else:
-                job.future.set_exception(payload)
+                job.future.set_result(message)
         self._dispatch()
 
     def _drop(self, job: _Job) -> None:
