@@ -115,8 +115,8 @@ def test_a_lost_worker_is_replaced_and_its_tile_fails_with_a_clear_error(state):
 
 
 def test_a_tile_nobody_waits_for_stops_its_worker(state):
-    """A render past its deadline is cancelled; its worker is stopped (a stalled read cannot keep a core)
-    and replaced."""
+    """A render past its deadline is cancelled; its worker, rendering it for ``stall_s`` already, is stopped
+    (a stalled read cannot keep a core) and replaced."""
     token = register(image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000}))
 
     async def scenario(renderer):
@@ -132,6 +132,36 @@ def test_a_tile_nobody_waits_for_stops_its_worker(state):
         assert worker.process.exitcode is not None  # stopped
         assert pixels(await renderer.render(token, *TILES[1], "png"))[..., 3].any()  # a new worker draws
         assert renderer._workers[0] is not worker
+        return True
+
+    async def main():
+        renderer = RenderProcesses(1, stall_s=0.0)
+        renderer.start()
+        try:
+            return await scenario(renderer)
+        finally:
+            renderer.close()
+    assert asyncio.run(main())
+
+
+def test_a_tile_cancelled_as_soon_as_sent_leaves_its_worker_alone(state):
+    """On an overloaded server a tile's deadline may pass in the queue, right after it was sent: its
+    worker is not stopped for that (a restart would cost more), the answer is dropped."""
+    spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    token = register(spec)
+
+    async def scenario(renderer):
+        await renderer.render(token, *TILES[0], "png")
+        (worker,) = renderer._workers
+        task = asyncio.ensure_future(renderer.render(token, *TILES[1], "png"))
+        await asyncio.sleep(0)
+        assert worker.jobs
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        again = await renderer.render(token, *TILES[2], "png")  # answered after the dropped one
+        np.testing.assert_array_equal(pixels(again), pixels(render_tile(spec, *TILES[2], "png")))
+        assert renderer._workers == [worker] and worker.process.is_alive()
         return True
     assert run(scenario, 1)
 

@@ -46,6 +46,8 @@ log = logging.getLogger("viewer.server")
 PIPE_BUFFER_BYTES = 1 << 20
 #: Seconds without a tile after which the workers stop (started again by the next tile).
 IDLE_S = 120.0
+#: Seconds a cancelled tile has been rendering after which its worker is taken for stalled, and stopped.
+STALL_S = 5.0
 #: Jobs sent to a worker at once: the next one waits in its pipe while it renders, so it does not
 #: wait for the event loop between tiles.
 JOBS_PER_WORKER = 2
@@ -112,6 +114,7 @@ class _Job:
     args: tuple
     future: asyncio.Future
     area: int  # tiles of one area go to one worker when they can (its GDAL block cache has the area)
+    head_since: float = 0.0  # loop time it became the job its worker renders
 
 
 @dataclass
@@ -134,6 +137,7 @@ class RenderProcesses:
 
     n: int
     idle_s: float = IDLE_S
+    stall_s: float = STALL_S
     _workers: list[_Worker] = field(default_factory=list)
     _queue: deque = field(default_factory=deque)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -237,6 +241,8 @@ class RenderProcesses:
                 if job.future.done():
                     continue
                 worker.jobs.append(job)
+                if len(worker.jobs) == 1:
+                    job.head_since = self._loop.time() if self._loop is not None else 0.0
                 try:
                     worker.conn.send(job.args)
                 except (OSError, ValueError):  # its pipe closed: it died; handled outside this loop
@@ -270,6 +276,8 @@ class RenderProcesses:
             return
         self._deaths = 0
         job = worker.jobs.popleft() if worker.jobs else None
+        if worker.jobs:
+            worker.jobs[0].head_since = self._loop.time() if self._loop is not None else 0.0
         if job is not None and not job.future.done():
             if isinstance(message, BaseException):
                 job.future.set_exception(message)
@@ -278,14 +286,18 @@ class RenderProcesses:
         self._dispatch()
 
     def _drop(self, job: _Job) -> None:
-        """A job nobody waits for: out of the queue, or its worker stopped (a stalled render)."""
+        """A job nobody waits for: out of the queue, or, rendered for :attr:`stall_s` already, its worker
+        stopped (a stalled read). A job sent a moment ago (its deadline spent in the queue of an
+        overloaded server) is left to finish: stopping its worker would cost a restart. A job
+        behind it is skipped when answered."""
         try:
             self._queue.remove(job)
             return
         except ValueError:
             pass
+        assert self._loop is not None
         for worker in self._workers:
-            if worker.jobs and worker.jobs[0] is job:  # being rendered (a job behind it is skipped when answered)
+            if worker.jobs and worker.jobs[0] is job and self._loop.time() - job.head_since >= self.stall_s:
                 worker.process.kill()
                 self._lost(worker, died=False)
                 return
