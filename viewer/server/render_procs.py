@@ -13,8 +13,9 @@ process renders a token identically. A worker starts with the server's environme
 
 The event loop talks to the workers over one pipe each (no helper thread): a job is sent to an
 idle worker, its answer is read when the pipe is readable. A worker that dies is replaced and its
-tile fails with :class:`~viewer.server.errors.RenderUnavailable`; a tile past its deadline stops
-its worker (a stalled read cannot hold a core for ever), which is then replaced too.
+tile fails with :class:`~viewer.server.errors.RenderUnavailable`; a tile past its deadline that its
+worker has been drawing for :data:`STALL_S` stops that worker (a stalled read cannot hold a core for
+ever), which is then replaced too.
 """
 from __future__ import annotations
 
