@@ -38,10 +38,11 @@ def pixels(data: bytes) -> np.ndarray:
     return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGBA"))
 
 
-def run(coro_fn, n: int = 2):
-    """``coro_fn(renderer)`` on a fresh event loop with ``n`` render processes, stopped after."""
+def run(coro_fn, n: int = 2, **options):
+    """``coro_fn(renderer)`` on a fresh event loop with ``n`` render processes (``options`` as
+    :class:`RenderProcesses` takes them), stopped after."""
     async def main():
-        renderer = RenderProcesses(n)
+        renderer = RenderProcesses(n, **options)
         renderer.start()
         try:
             return await coro_fn(renderer)
@@ -133,15 +134,7 @@ def test_a_tile_nobody_waits_for_stops_its_worker(state):
         assert pixels(await renderer.render(token, *TILES[1], "png"))[..., 3].any()  # a new worker draws
         assert renderer._workers[0] is not worker
         return True
-
-    async def main():
-        renderer = RenderProcesses(1, stall_s=0.0)
-        renderer.start()
-        try:
-            return await scenario(renderer)
-        finally:
-            renderer.close()
-    assert asyncio.run(main())
+    assert run(scenario, 1, stall_s=0.0)
 
 
 def test_a_tile_cancelled_as_soon_as_sent_leaves_its_worker_alone(state):
@@ -204,17 +197,12 @@ def test_idle_workers_stop_and_the_next_tile_starts_them_again(state):
             await asyncio.sleep(0.1)
             if not renderer._workers:
                 break
-        worker.process.join(5)
+        for _ in range(50):  # reaped by the pool's own thread (a second join here could miss its status)
+            if worker.process.exitcode is not None:
+                break
+            await asyncio.sleep(0.1)
         assert not renderer._workers and not renderer.ready and worker.process.exitcode == 0  # told to stop
         np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
         assert renderer.ready and renderer._workers[0] is not worker
         return True
-
-    async def main():
-        renderer = RenderProcesses(1, idle_s=1.0)
-        renderer.start()
-        try:
-            return await scenario(renderer)
-        finally:
-            renderer.close()
-    assert asyncio.run(main())
+    assert run(scenario, 1, idle_s=1.0)

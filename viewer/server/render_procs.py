@@ -151,11 +151,15 @@ class RenderProcesses:
     def start(self) -> None:
         """Start the workers in the background (on the running event loop); returns at once."""
         self._loop = asyncio.get_running_loop()
-        self._used = self._loop.time()
+        self._used = self._now()
         for _ in range(self.n - len(self._workers) - self._starting):
             self._spawn()
         if self._idle_timer is None and self.n:
             self._idle_timer = self._loop.call_later(self.idle_s, self._stop_when_idle)
+
+    def _now(self) -> float:
+        assert self._loop is not None  # set by start(), before any worker or job exists
+        return self._loop.time()
 
     @property
     def ready(self) -> bool:
@@ -165,7 +169,7 @@ class RenderProcesses:
     def _stop_when_idle(self) -> None:
         assert self._loop is not None
         self._idle_timer = None
-        idle = self._loop.time() - self._used
+        idle = self._now() - self._used
         if idle < self.idle_s or self._queue or any(w.jobs for w in self._workers) or self._starting:
             self._idle_timer = self._loop.call_later(max(self.idle_s - idle, 1.0), self._stop_when_idle)
             return
@@ -174,13 +178,9 @@ class RenderProcesses:
 
     def _stop(self, worker: _Worker) -> None:
         """Stop an idle worker (it exits when told; its memory goes back to the system)."""
-        assert self._loop is not None
-        worker.alive = False
-        self._workers.remove(worker)
-        self._loop.remove_reader(worker.conn.fileno())
         with contextlib.suppress(OSError, ValueError):
             worker.conn.send(None)
-        worker.conn.close()
+        self._detach(worker)
         threading.Thread(target=worker.process.join, args=(5,), daemon=True).start()  # reaped off the loop
 
     def _spawn(self) -> None:
@@ -222,8 +222,7 @@ class RenderProcesses:
         """The encoded tile, rendered by a worker (queued while all are busy)."""
         if self._loop is None or not (self._workers or self._starting):
             self.start()
-        assert self._loop is not None
-        self._used = self._loop.time()
+        self._used = self._now()
         up = max(0, z - AREA_ZOOM)
         job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(),
                    hash((token, z - up, x >> up, y >> up)))
@@ -243,7 +242,7 @@ class RenderProcesses:
                     continue
                 worker.jobs.append(job)
                 if len(worker.jobs) == 1:
-                    job.head_since = self._loop.time() if self._loop is not None else 0.0
+                    job.head_since = self._now()
                 try:
                     worker.conn.send(job.args)
                 except (OSError, ValueError):  # its pipe closed: it died; handled outside this loop
@@ -278,7 +277,7 @@ class RenderProcesses:
         self._deaths = 0
         job = worker.jobs.popleft() if worker.jobs else None
         if worker.jobs:
-            worker.jobs[0].head_since = self._loop.time() if self._loop is not None else 0.0
+            worker.jobs[0].head_since = self._now()
         if job is not None and not job.future.done():
             if isinstance(message, BaseException):
                 job.future.set_exception(message)
@@ -296,9 +295,8 @@ class RenderProcesses:
             return
         except ValueError:
             pass
-        assert self._loop is not None
         for worker in self._workers:
-            if worker.jobs and worker.jobs[0] is job and self._loop.time() - job.head_since >= self.stall_s:
+            if worker.jobs and worker.jobs[0] is job and self._now() - job.head_since >= self.stall_s:
                 worker.process.kill()
                 self._lost(worker, died=False)
                 return
@@ -307,12 +305,8 @@ class RenderProcesses:
         """``worker`` is gone (``died``: on its own, else stopped here): its jobs fail or move, a new one starts."""
         if worker not in self._workers:
             return
-        worker.alive = False
-        assert self._loop is not None
-        self._loop.remove_reader(worker.conn.fileno())
-        worker.conn.close()
-        worker.process.join(1)
-        self._workers.remove(worker)
+        self._detach(worker)
+        worker.process.join(1)  # gone already, or killed: for its exit code
         if worker.jobs:  # the first was being rendered; the ones behind it go to another worker
             job = worker.jobs.popleft()
             if not job.future.done():
@@ -329,6 +323,14 @@ class RenderProcesses:
         elif len(self._workers) + self._starting < self.n:
             self._spawn()
         self._dispatch()
+
+    def _detach(self, worker: _Worker) -> None:
+        """Out of the pool: no longer read from, nor sent jobs."""
+        assert self._loop is not None
+        worker.alive = False
+        self._workers.remove(worker)
+        self._loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
 
     def _fail_queue(self) -> None:
         while self._queue:
