@@ -326,9 +326,7 @@ def serve(args: argparse.Namespace) -> None:
     # that sessions trigger walk only the sessions' objects (generation 2: 19 -> 2 ms per session).
     gc.collect()
     gc.freeze()
-    server.start()
-    if renderer is not None:  # in each server process, after Tornado's fork with --num-procs
-        server.io_loop.add_callback(renderer.start)
+    server.start()  # render processes start with the first tile (not at rest: they hold ~80 MB each)
     server.io_loop.add_callback(_start_busy_cleanup, pn.state)
     if not login:  # behind a login the first visitor builds it
         server.io_loop.add_callback(_build_page_shell, address, server.port)

@@ -138,6 +138,10 @@ def tile_map(src_transform: Affine, src_crs, src_width: int, src_height: int, gr
         inside = (px >= _EPS) & (py >= _EPS) & (px <= src_width) & (py <= src_height)
     if not inside.any():
         return IndexMap(None, inside, None, (h, w))
+    if plan.linear:
+        runs = _from_row_runs(px, py, inside, src_width, src_height)
+        if runs is not None:
+            return runs
     cols = np.zeros((h, w), np.intp)
     rows = np.zeros((h, w), np.intp)
     np.copyto(cols, px, where=inside, casting="unsafe")
@@ -145,6 +149,38 @@ def tile_map(src_transform: Affine, src_crs, src_width: int, src_height: int, gr
     np.minimum(cols, src_width - 1, out=cols)
     np.minimum(rows, src_height - 1, out=rows)
     return _from_indices(cols, rows, inside)
+
+
+def _from_row_runs(px: np.ndarray, py: np.ndarray, inside: np.ndarray, src_width: int,
+                   src_height: int) -> IndexMap | None:
+    """The index map of linear rows partly off the source: the map :func:`_from_indices` makes of
+    them, without its per-pixel masked copies and reductions (a tile at a scene's edge). Along a
+    linear row the coordinates are monotonic, so the pixels on the source are one run and the
+    window's extremes are at the runs' ends. ``None`` where int32 indices do not fit."""
+    h, w = inside.shape
+    rows_on = np.flatnonzero(inside.any(axis=1))
+    first = inside[rows_on].argmax(axis=1)
+    last = w - 1 - inside[rows_on, ::-1].argmax(axis=1)
+    ends_x = np.concatenate([px[rows_on, first], px[rows_on, last]])
+    ends_y = np.concatenate([py[rows_on, first], py[rows_on, last]])
+    c0, c1 = (min(int(v), src_width - 1) for v in (ends_x.min(), ends_x.max()))  # as the clipped columns
+    r0, r1 = (min(int(v), src_height - 1) for v in (ends_y.min(), ends_y.max()))
+    ww, hh = c1 - c0 + 1, r1 - r0 + 1
+    if ww * hh >= 2 ** 31 or max(src_width, src_height) >= 2 ** 31:
+        return None
+    with np.errstate(invalid="ignore"):  # off the source: any value (NaN, too large), zeroed below
+        cols = px.astype(np.int32)
+        flat = py.astype(np.int32)
+    np.minimum(cols, src_width - 1, out=cols)
+    np.minimum(flat, src_height - 1, out=flat)
+    flat -= r0
+    flat *= ww
+    flat += cols
+    flat -= c0
+    all_inside = bool(inside.all())  # the fast path refuses a row ending exactly on the far edge
+    if not all_inside:
+        np.copyto(flat, 0, where=~inside)
+    return IndexMap(flat, None if all_inside else inside, Window(c0, r0, ww, hh), (h, w))
 
 
 def _from_indices(cols: np.ndarray, rows: np.ndarray, inside: np.ndarray) -> IndexMap:

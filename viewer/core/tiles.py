@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-import morecantile
+import mercantile
 import numpy as np
 from affine import Affine
 
@@ -39,7 +39,6 @@ __all__ = ["TILE_SIZE", "MAX_ZOOM", "FORMATS", "check_tile", "check_format", "ti
 
 TILE_SIZE = 256
 MAX_ZOOM = 24
-_TMS = morecantile.tms.get("WebMercatorQuad")
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -71,7 +70,7 @@ def tile_grid(z: int, x: int, y: int, size: int = TILE_SIZE) -> Grid:
 
 @memoized("tile grids", 65536)
 def _tile_grid(z: int, x: int, y: int, size: int) -> Grid:
-    b = _TMS.xy_bounds(morecantile.Tile(x, y, z))
+    b = mercantile.xy_bounds(x, y, z)
     res_x = (b.right - b.left) / size
     res_y = (b.top - b.bottom) / size
     return Grid(WEB_MERCATOR, Affine(res_x, 0.0, b.left, 0.0, -res_y, b.top), size, size)
