@@ -7,9 +7,10 @@ also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker proc
 never Tornado, Panel or Bokeh), each rendering one tile at a time. ``viewer serve`` starts them
 with the first tile, not at rest; they stop after :data:`IDLE_S` without a tile (their memory goes
 back to the system) and start again with the next tile; until one is up, tiles render on the
-server's threads as before. A
-worker renders by token: it resolves the layer from the state directory, as a second ``viewer
-serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so every
+server's threads as before. (Started when a visitor asks for a page instead, their start competed
+with the page's load: in ``bench_page.py`` a cold page's tiles came 1.27-1.38x the bare page's
+against 1.12x.) A worker renders by token: it resolves the layer from the state directory, as a
+second ``viewer serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so every
 process renders a token identically. A worker starts with the server's environment as it is then
 (the same state folder, catalog and GDAL settings).
 
@@ -110,7 +111,10 @@ class RenderProcesses:
     failed: str | None = None
 
     def start(self) -> None:
-        """Start the workers in the background (on the running event loop); returns at once."""
+        """Start the workers in the background (on the running event loop); returns at once. Nothing once
+        they could not be started (:attr:`available` is false: tiles render in threads)."""
+        if self.failed is not None:
+            return
         self._loop = asyncio.get_running_loop()
         self._used = self._now()
         for _ in range(self.n - len(self._workers) - self._starting):
