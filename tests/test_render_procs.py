@@ -38,12 +38,12 @@ def pixels(data: bytes) -> np.ndarray:
     return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGBA"))
 
 
-def run(coro_fn, n: int = 2, **options):
-    """``coro_fn(renderer)`` on a fresh event loop with ``n`` render processes (``options`` as
-    :class:`RenderProcesses` takes them), stopped after."""
+def run(coro_fn, n: int = 2, at_rest: int | None = None, **options):
+    """``coro_fn(renderer)`` on a fresh event loop with ``n`` render processes (``at_rest`` of them
+    started before the first tile; ``options`` as :class:`RenderProcesses` takes them), stopped after."""
     async def main():
         renderer = RenderProcesses(n, **options)
-        renderer.start()
+        renderer.start(at_rest)
         try:
             return await coro_fn(renderer)
         finally:
@@ -183,26 +183,54 @@ def test_over_http_a_layer_only_the_server_process_holds_is_drawn_there(state):
     np.testing.assert_array_equal(pixels(body), pixels(render_tile(spec, *TILES[1], "png")))
 
 
-def test_idle_workers_stop_and_the_next_tile_starts_them_again(state):
+def test_one_worker_at_rest_and_the_others_with_the_first_tile(state):
+    """``viewer serve`` starts one render process with the server: a page's first tiles find it ready;
+    the first tile starts the others."""
+    spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    token = register(spec)
+
+    async def scenario(renderer):
+        for _ in range(100):
+            if renderer.ready:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert len(renderer._workers) == 1 and renderer._starting == 0  # one, and no other on its way
+        await renderer.render(token, *TILES[0], "png")
+        assert len(renderer._workers) + renderer._starting == 3
+        return True
+    assert run(scenario, 3, at_rest=1)
+
+
+def test_idle_workers_stop_and_a_fresh_one_stands_by(state):
+    """After ``idle_s`` without a tile a worker that rendered stops (its caches go with it) and a fresh
+    one is started to stand by; that one is kept while nothing asks, and renders the next tile."""
     spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
     token = register(spec)
     want = pixels(render_tile(spec, *TILES[0], "png"))
+
+    async def until(condition, what: str) -> None:
+        for _ in range(100):
+            if condition():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"still not {what}")
 
     async def scenario(renderer):
         assert not renderer.ready  # just started: importing
         np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
         assert renderer.ready
         (worker,) = renderer._workers
-        for _ in range(100):  # idle_s = 1
-            await asyncio.sleep(0.1)
-            if not renderer._workers:
-                break
-        for _ in range(50):  # reaped by the pool's own thread (a second join here could miss its status)
-            if worker.process.exitcode is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert not renderer._workers and not renderer.ready and worker.process.exitcode == 0  # told to stop
+        await until(lambda: worker not in renderer._workers, "stopped when idle")  # idle_s = 1
+        # reaped by the pool's own thread (a second join here could miss its status)
+        await until(lambda: worker.process.exitcode is not None, "exited")
+        assert worker.process.exitcode == 0  # told to stop
+        await until(lambda: renderer.ready, "a fresh worker standing by")
+        (standby,) = renderer._workers
+        assert standby is not worker and not standby.answered
+        await asyncio.sleep(2.5)  # idle again: a worker that never rendered is kept
+        assert renderer._workers == [standby] and standby.process.exitcode is None
         np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
-        assert renderer.ready and renderer._workers[0] is not worker
+        assert renderer._workers == [standby] and standby.answered
         return True
     assert run(scenario, 1, idle_s=1.0)

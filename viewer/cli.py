@@ -326,7 +326,10 @@ def serve(args: argparse.Namespace) -> None:
     # that sessions trigger walk only the sessions' objects (generation 2: 19 -> 2 ms per session).
     gc.collect()
     gc.freeze()
-    server.start()  # render processes start with the first tile (not at rest: they hold ~80 MB each)
+    server.start()
+    if renderer is not None:  # in each server process, after Tornado's fork with --num-procs
+        # one render process at rest (~80 MB; the first page's tiles find it ready), the others with the first tile
+        server.io_loop.add_callback(renderer.start, 1)
     server.io_loop.add_callback(_start_busy_cleanup, pn.state)
     if not login:  # behind a login the first visitor builds it
         server.io_loop.add_callback(_build_page_shell, address, server.port)

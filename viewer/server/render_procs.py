@@ -4,12 +4,13 @@ A tile's render is mostly Python and numpy glue around GDAL reads, and it holds 
 process, two render threads gave 1.1-1.3x one thread and took the GIL from the event loop that
 also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker processes
 (spawned, running :func:`viewer.jobs.render_worker.worker_main`: they import the core only,
-never Tornado, Panel or Bokeh), each rendering one tile at a time. ``viewer serve`` starts them
-with the first tile, not at rest; they stop after :data:`IDLE_S` without a tile (their memory goes
-back to the system) and start again with the next tile; until one is up, tiles render on the
-server's threads as before. (Started when a visitor asks for a page instead, their start competed
-with the page's load: in ``bench_page.py`` a cold page's tiles came 1.27-1.38x the bare page's
-against 1.12x.) A worker renders by token: it resolves the layer from the state directory, as a
+never Tornado, Panel or Bokeh), each rendering one tile at a time. ``viewer serve`` keeps one
+at rest (a page's first tiles find it ready) and starts the others with the first tile; after
+:data:`IDLE_S` without a tile the workers that rendered stop (their memory, with their caches, goes
+back to the system) and a fresh one stands by; until one is up, tiles render on the server's
+threads as before. (All kept at rest, they held 160 MB; none, a cold page's tiles came 1.12-1.17x
+the bare page's in ``bench_page.py`` instead of 1.05x; started when a visitor asks for a page,
+their start competed with the page's load: 1.27-1.38x.) A worker renders by token: it resolves the layer from the state directory, as a
 second ``viewer serve`` process would (:func:`viewer.core.layers.resolve`); tokens name their content, so every
 process renders a token identically. A worker starts with the server's environment as it is then
 (the same state folder, catalog and GDAL settings).
@@ -87,12 +88,13 @@ class _Worker:
     jobs: deque = field(default_factory=deque)  # sent, in order; the first is being rendered
     alive: bool = True
     ready: bool = False  # its imports are done
+    answered: bool = False  # it has rendered (its GDAL block cache and index maps hold something)
 
 
 @dataclass
 class RenderProcesses:
-    """``n`` render worker processes, started by :meth:`start` (or by the first :meth:`render`) and
-    stopped after ``idle_s`` seconds without a tile.
+    """``n`` render worker processes, started by :meth:`start` (or by the first :meth:`render`); after
+    ``idle_s`` seconds without a tile those that rendered stop and one fresh worker stands by.
 
     Used from one event loop (the server's); a worker is started on a short-lived thread and is
     ready about a second later (its imports).
@@ -110,14 +112,15 @@ class RenderProcesses:
     _idle_timer: asyncio.TimerHandle | None = None
     failed: str | None = None
 
-    def start(self) -> None:
-        """Start the workers in the background (on the running event loop); returns at once. Nothing once
-        they could not be started (:attr:`available` is false: tiles render in threads)."""
+    def start(self, count: int | None = None) -> None:
+        """Start workers in the background (on the running event loop) until ``count`` (default all
+        :attr:`n`) are up or starting; returns at once. Nothing once they could not be started
+        (:attr:`available` is false: tiles render in threads)."""
         if self.failed is not None:
             return
         self._loop = asyncio.get_running_loop()
         self._used = self._now()
-        for _ in range(self.n - len(self._workers) - self._starting):
+        for _ in range(min(self.n, self.n if count is None else count) - len(self._workers) - self._starting):
             self._spawn()
         if self._idle_timer is None and self.n:
             self._idle_timer = self._loop.call_later(self.idle_s, self._stop_when_idle)
@@ -138,8 +141,9 @@ class RenderProcesses:
         if idle < self.idle_s or self._queue or any(w.jobs for w in self._workers) or self._starting:
             self._idle_timer = self._loop.call_later(max(self.idle_s - idle, 1.0), self._stop_when_idle)
             return
-        for worker in list(self._workers):
+        for worker in [w for w in self._workers if w.answered]:
             self._stop(worker)
+        self.start(1)  # a fresh one stands by (kept while nothing asks: nothing in its caches)
 
     def _stop(self, worker: _Worker) -> None:
         """Stop an idle worker (it exits when told; its memory goes back to the system)."""
@@ -185,7 +189,7 @@ class RenderProcesses:
 
     async def render(self, token: str, z: int, x: int, y: int, ext: str) -> bytes:
         """The encoded tile, rendered by a worker (queued while all are busy)."""
-        if self._loop is None or not (self._workers or self._starting):
+        if len(self._workers) + self._starting < self.n:  # one started at rest: the others with the first tile
             self.start()
         self._used = self._now()
         up = max(0, z - AREA_ZOOM)
@@ -240,6 +244,7 @@ class RenderProcesses:
             self._dispatch()
             return
         self._deaths = 0
+        worker.answered = True
         job = worker.jobs.popleft() if worker.jobs else None
         if worker.jobs:
             worker.jobs[0].head_since = self._now()
