@@ -52,10 +52,14 @@ STALL_S = 5.0
 #: Jobs sent to a worker at once: the next one waits in its pipe while it renders, so it does not
 #: wait for the event loop between tiles.
 JOBS_PER_WORKER = 2
-#: A tile's area: its ancestor at this zoom level (or itself, above it), about 33 km at 30 degrees of
-#: latitude: 6 x 6 blocks of 512 pixels of 10 m imagery, 54 MB of three uint16 bands decoded, which a
-#: worker's GDAL block cache (128 MB) holds; see :meth:`RenderProcesses._next_job`. Measured on the
-#: three-band UTM COG of ``bench_load.py --titiler-cog``: zoom 10 589, 11 561, 12 535, 9 544 tiles/s.
+#: A tile's area is the column of its ancestor at this zoom level (or its own column, above it): about
+#: 33 km wide at 30 degrees of latitude, 6 blocks of 512 pixels of 10 m imagery. Columns alternate
+#: between the workers (see :meth:`RenderProcesses._next_job`), so one GDAL block is decoded by one
+#: worker except along a column's edges. On the first 2000 tiles of ``bench_load.py --titiler-cog``'s
+#: walk, 102-114 of 385-395 block decodes were a second worker's (columns at zoom 10), 140-144
+#: (ancestors alternating like a checkerboard), 117-231 (ancestors hashed with the token: Python's
+#: string hashing differs from process to process, and so did the split), 150-234 (columns at zoom 9,
+#: 11 or 12).
 AREA_ZOOM = 10
 #: Queued jobs looked at for one of a worker's own areas.
 AREA_LOOKAHEAD = 32
@@ -77,7 +81,7 @@ def _pipe() -> tuple[Connection, Connection]:
 class _Job:
     args: tuple
     future: asyncio.Future
-    area: int  # tiles of one area go to one worker when they can (its GDAL block cache has the area)
+    area: int  # tiles of one area (a column, AREA_ZOOM) go to one worker when they can (its block cache has it)
     head_since: float = 0.0  # loop time it became the job its worker renders
 
 
@@ -192,9 +196,7 @@ class RenderProcesses:
         if len(self._workers) + self._starting < self.n:  # one started at rest: the others with the first tile
             self.start()
         self._used = self._now()
-        up = max(0, z - AREA_ZOOM)
-        job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(),
-                   hash((token, z - up, x >> up, y >> up)))
+        job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(), x >> max(0, z - AREA_ZOOM))
         self._queue.append(job)
         self._dispatch()
         try:
