@@ -51,6 +51,15 @@ def run(coro_fn, n: int = 2, at_rest: int | None = None, **options):
     return asyncio.run(main())
 
 
+async def until(condition, what: str) -> None:
+    """Wait (at most 10 s) until ``condition()`` holds."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still not {what}")
+
+
 def test_workers_draw_the_pixels_the_server_process_draws(state):
     rgb = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B4", "B3", "B2"], "min": 7000, "max": 14000})
     classes = class_layer(Image("VIEWER/SAMPLE_CLASSES/LC08_RULES"))
@@ -190,10 +199,7 @@ def test_one_worker_at_rest_and_the_others_with_the_first_tile(state):
     token = register(spec)
 
     async def scenario(renderer):
-        for _ in range(100):
-            if renderer.ready:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: renderer.ready, "the worker at rest up")
         await asyncio.sleep(0.5)
         assert len(renderer._workers) == 1 and renderer._starting == 0  # one, and no other on its way
         await renderer.render(token, *TILES[0], "png")
@@ -208,13 +214,6 @@ def test_idle_workers_stop_and_a_fresh_one_stands_by(state):
     spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
     token = register(spec)
     want = pixels(render_tile(spec, *TILES[0], "png"))
-
-    async def until(condition, what: str) -> None:
-        for _ in range(100):
-            if condition():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"still not {what}")
 
     async def scenario(renderer):
         assert not renderer.ready  # just started: importing

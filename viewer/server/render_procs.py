@@ -45,7 +45,7 @@ log = logging.getLogger("viewer.server")
 
 #: Socket buffer of a worker's pipe, each way (bytes).
 PIPE_BUFFER_BYTES = 1 << 20
-#: Seconds without a tile after which the workers stop (started again by the next tile).
+#: Seconds without a tile after which the workers that rendered stop (a fresh one then stands by).
 IDLE_S = 120.0
 #: Seconds a cancelled tile has been rendering after which its worker is taken for stalled, and stopped.
 STALL_S = 5.0
@@ -101,7 +101,7 @@ class RenderProcesses:
     ``idle_s`` seconds without a tile those that rendered stop and one fresh worker stands by.
 
     Used from one event loop (the server's); a worker is started on a short-lived thread and is
-    ready about a second later (its imports).
+    ready about half a second later (its imports).
     """
 
     n: int
@@ -124,7 +124,8 @@ class RenderProcesses:
             return
         self._loop = asyncio.get_running_loop()
         self._used = self._now()
-        for _ in range(min(self.n, self.n if count is None else count) - len(self._workers) - self._starting):
+        wanted = self.n if count is None else min(count, self.n)
+        for _ in range(wanted - len(self._workers) - self._starting):
             self._spawn()
         if self._idle_timer is None and self.n:
             self._idle_timer = self._loop.call_later(self.idle_s, self._stop_when_idle)
