@@ -125,21 +125,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_kib(pid: int) -> int:
-    """Summed VmRSS (KiB) of ``pid`` and all its descendants."""
-    def field(p: int | str, name: str) -> str:
+def rss_by_process(pid: int) -> dict[str, int]:
+    """VmRSS (KiB) of ``pid`` and its descendants, summed by role: ``server`` (``pid``), ``workers``
+    (multiprocessing's spawned render processes), ``tracker`` (its resource tracker), ``other``."""
+    def status(p: int | str) -> str:
         try:
-            text = Path(f"/proc/{p}/status").read_text()
+            return Path(f"/proc/{p}/status").read_text()
         except OSError:
-            return "0"
+            return ""
+
+    def field(text: str, name: str) -> str:
         return next((ln.split()[1] for ln in text.splitlines() if ln.startswith(name + ":")), "0")
 
-    parent = {int(d): int(field(d, "PPid")) for d in os.listdir("/proc") if d.isdigit()}
+    def role(p: int) -> str:
+        if p == pid:
+            return "server"
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            return "other"
+        return "tracker" if b"resource_tracker" in cmd else "workers" if b"spawn_main" in cmd else "other"
+
+    parent = {int(d): int(field(status(d), "PPid")) for d in os.listdir("/proc") if d.isdigit()}
     tree, todo = [], [pid]
     while todo:
         tree.append(todo.pop())
         todo += [c for c, pp in parent.items() if pp == tree[-1]]
-    return sum(int(field(p, "VmRSS")) for p in tree)
+    roles: dict[str, int] = {}
+    for p in tree:
+        roles[role(p)] = roles.get(role(p), 0) + int(field(status(p), "VmRSS"))
+    return roles
+
+
+def rss_kib(pid: int) -> int:
+    """Summed VmRSS (KiB) of ``pid`` and all its descendants."""
+    return sum(rss_by_process(pid).values())
 
 
 class Server:
@@ -172,6 +192,10 @@ class Server:
 
     def rss_mb(self) -> float:
         return rss_kib(self.proc.pid) / 1024
+
+    def rss_roles(self) -> str:
+        """The process tree's RSS by role, e.g. ``server 190 + workers 170 + tracker 12``."""
+        return " + ".join(f"{role} {kib / 1024:.0f}" for role, kib in rss_by_process(self.proc.pid).items())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -456,7 +480,7 @@ async def sessions_mode(browser, args, env: dict, log_dir: Path, tokens: dict) -
         viewer.wait_ready(args.timeout)
         bare.wait_ready(args.timeout)
         await asyncio.sleep(args.rest)
-        print(f"sessions: viewer {viewer.url}; RSS at rest (no page opened yet) {viewer.rss_mb():.0f} MB",
+        print(f"sessions: viewer {viewer.url}; RSS at rest (no page opened yet) {viewer.rss_mb():.0f} MB ({viewer.rss_roles()})",
               flush=True)
         for server, panels in ((viewer, ".viewer-legend-title"), (bare, None)):
             context, _page, _log, warm = await load(browser, server.url, tokens, args, panels=panels)
@@ -521,7 +545,7 @@ async def settle_memory(server: Server, seconds: float, what: str) -> None:
     step = max(1.0, seconds / 3) if seconds > 0 else 0
     while True:
         elapsed = time.monotonic() - t0
-        marks.append(f"{elapsed:.0f} s {server.rss_mb():.0f} MB")
+        marks.append(f"{elapsed:.0f} s {server.rss_mb():.0f} MB ({server.rss_roles()})")
         if elapsed >= seconds:
             break
         await asyncio.sleep(min(step, seconds - elapsed))

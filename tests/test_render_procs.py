@@ -233,3 +233,32 @@ def test_idle_workers_stop_and_a_fresh_one_stands_by(state):
         assert renderer._workers == [standby] and standby.answered
         return True
     assert run(scenario, 1, idle_s=1.0)
+
+
+def test_once_no_page_is_open_the_workers_that_rendered_stop_after_a_short_quiet(state):
+    """``release_when_quiet`` (called when the last page's session is destroyed) stops the workers that
+    rendered after ``quiet_s`` without a tile, not ``idle_s``; a tile asked for in the meantime means
+    someone still uses the tiles: ``idle_s`` again, and the workers stay."""
+    spec = image_layer(Image("LANDSAT/LC08/SAMPLE"), {"bands": ["B5"], "min": 6000, "max": 20000})
+    token = register(spec)
+    want = pixels(render_tile(spec, *TILES[0], "png"))
+
+    async def scenario(renderer):
+        await renderer.render(token, *TILES[0], "png")
+        (worker,) = renderer._workers
+        renderer.release_when_quiet(quiet_s=1.5)
+        await asyncio.sleep(0.5)
+        np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[1], "png")),
+                                      pixels(render_tile(spec, *TILES[1], "png")))
+        await asyncio.sleep(3.0)  # past quiet_s, far from idle_s: kept
+        assert renderer._workers == [worker] and worker.process.exitcode is None
+        renderer.release_when_quiet(quiet_s=1.5)
+        await until(lambda: worker not in renderer._workers, "stopped once quiet")
+        await until(lambda: worker.process.exitcode is not None, "exited")
+        assert worker.process.exitcode == 0  # told to stop
+        await until(lambda: renderer.ready, "a fresh worker standing by")
+        (standby,) = renderer._workers
+        assert standby is not worker and not standby.answered
+        np.testing.assert_array_equal(pixels(await renderer.render(token, *TILES[0], "png")), want)
+        return True
+    assert run(scenario, 1, idle_s=600.0)

@@ -14,7 +14,7 @@ from viewer.core.layers import image_layer, register
 from viewer.server import make_app
 from viewer.server.activity import TileActivity, tile_activity
 from viewer.server import memory
-from viewer.server.memory import HAS_MALLOC_TRIM, release_memory, release_memory_soon
+from viewer.server.memory import HAS_MALLOC_TRIM, release_memory, release_memory_soon, when_no_page_is_open
 from viewer.ui import viewport
 from viewer.ui.state import MapState, make_layer
 
@@ -97,6 +97,29 @@ def test_release_memory_soon_runs_once_for_a_burst(monkeypatch):
 
     asyncio.run(scenario())
     assert calls == [1]
+
+
+def test_callbacks_run_when_the_last_closing_session_finds_no_page_open(monkeypatch):
+    """The pages count of the burst's last call decides: callbacks run once, and not while a page is open."""
+    monkeypatch.setattr(memory, "release_memory", lambda: True)
+    calls: list[str] = []
+    remove = when_no_page_is_open(lambda: calls.append("released"))
+
+    async def scenario(counts: list[int]) -> None:
+        for n in counts:
+            release_memory_soon(delay=0.05, pages_open=lambda n=n: n)
+        await asyncio.sleep(0.3)
+
+    try:
+        asyncio.run(scenario([2, 1]))
+        assert calls == []
+        asyncio.run(scenario([1, 0]))
+        assert calls == ["released"]
+        remove()
+        asyncio.run(scenario([0]))
+        assert calls == ["released"]
+    finally:
+        remove()
 
 
 def test_view_statistics_start_once_the_tiles_are_served(tmp_path, monkeypatch):

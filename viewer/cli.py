@@ -32,6 +32,7 @@ from .core.config import settings
 from .core.errors import ViewerError
 from .core.read import source_identity
 from .core.image import Image
+from .server.memory import when_no_page_is_open
 from .server.render_procs import RenderProcesses
 from .server.routes import tile_routes
 
@@ -312,6 +313,8 @@ def serve(args: argparse.Namespace) -> None:
     login = bool(args.basic_auth or args.oauth_provider)
     pool = SessionPool(0 if login else args.session_pool, sources=_catalog_files_identity, adopt=adopt_session)
     renderer = _renderer(args.num_procs)
+    if renderer is not None:  # their caches go a few seconds after the last page closes, not 2 minutes
+        when_no_page_is_open(renderer.release_when_quiet)
     try:
         with pooled_pages(pool):
             server = pn.serve({"/": lambda: build_app(args.catalog)}, port=args.port, address=address,

@@ -10,6 +10,9 @@ hands back whole free pages inside the heap) once sessions have stopped closing 
 Elsewhere (musl, macOS, Windows) only the collection runs. With ``PYTHONMALLOC=malloc`` small
 objects live in glibc's heap too, and the trim returns over a third of a burst of sessions' memory
 instead of under a tenth, for about 5 % fewer tiles per second (docs/DEPLOY.md, "Memory").
+
+Caches that other processes hold for the pages (the render workers' GDAL blocks and index maps) go
+when no page is open any more: callbacks given to :func:`when_no_page_is_open` run then.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Callable
 
 from tornado.ioloop import IOLoop
 
-__all__ = ["release_memory", "release_memory_soon", "HAS_MALLOC_TRIM"]
+__all__ = ["release_memory", "release_memory_soon", "when_no_page_is_open", "HAS_MALLOC_TRIM"]
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -38,6 +41,14 @@ _TRIM = _malloc_trim()
 HAS_MALLOC_TRIM = _TRIM is not None
 _pending: dict[int, object] = {}  # id(loop) -> the scheduled timeout (one per loop)
 _lock = threading.Lock()
+_no_page_open: list[Callable[[], None]] = []
+
+
+def when_no_page_is_open(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run ``callback`` on the event loop each time :func:`release_memory_soon` finds no page open;
+    returns a function that removes it."""
+    _no_page_open.append(callback)
+    return lambda: _no_page_open.remove(callback) if callback in _no_page_open else None
 
 
 def release_memory() -> bool:
@@ -50,9 +61,10 @@ def release_memory() -> bool:
     return True
 
 
-def release_memory_soon(delay: float = 2.0) -> None:
+def release_memory_soon(delay: float = 2.0, pages_open: Callable[[], int] | None = None) -> None:
     """Run :func:`release_memory` on a worker thread ``delay`` s after the last call from this
-    event loop (one run for a burst of closing sessions). Call it on the loop's thread."""
+    event loop (one run for a burst of closing sessions); before, if ``pages_open()`` (of the last
+    call) is 0, the :func:`when_no_page_is_open` callbacks. Call it on the loop's thread."""
     loop = IOLoop.current()
     key = id(loop)
     with _lock:
@@ -63,6 +75,9 @@ def release_memory_soon(delay: float = 2.0) -> None:
         def run() -> None:
             with _lock:
                 _pending.pop(key, None)
+            if pages_open is not None and pages_open() == 0:
+                for callback in list(_no_page_open):
+                    callback()
             threading.Thread(target=release_memory, name="viewer-release-memory", daemon=True).start()
 
         _pending[key] = loop.call_later(delay, run)

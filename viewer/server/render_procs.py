@@ -6,8 +6,9 @@ also serves the Panel sessions. :class:`RenderProcesses` keeps ``n`` worker proc
 (spawned, running :func:`viewer.jobs.render_worker.worker_main`: they import the core only,
 never Tornado, Panel or Bokeh), each rendering one tile at a time. ``viewer serve`` keeps one
 at rest (a page's first tiles find it ready) and starts the others with the first tile; after
-:data:`IDLE_S` without a tile the workers that rendered stop (their memory, with their caches, goes
-back to the system) and a fresh one stands by; until one is up, tiles render on the server's
+:data:`IDLE_S` without a tile (:data:`QUIET_S` once no page is open: :meth:`RenderProcesses.release_when_quiet`)
+the workers that rendered stop (their memory, with their caches, goes back to the system) and a fresh
+one stands by; until one is up, tiles render on the server's
 threads as before. (All kept at rest, they held 160 MB; none, a cold page's tiles came 1.12-1.17x
 the bare page's in ``bench_page.py`` instead of 1.05x; started when a visitor asks for a page,
 their start competed with the page's load: 1.27-1.38x.) A worker renders by token: it resolves the layer from the state directory, as a
@@ -47,6 +48,9 @@ log = logging.getLogger("viewer.server")
 PIPE_BUFFER_BYTES = 1 << 20
 #: Seconds without a tile after which the workers that rendered stop (a fresh one then stands by).
 IDLE_S = 120.0
+#: Once no page is open (:meth:`RenderProcesses.release_when_quiet`): seconds without a tile after which
+#: the workers that rendered stop, instead of :data:`IDLE_S`.
+QUIET_S = 10.0
 #: Seconds a cancelled tile has been rendering after which its worker is taken for stalled, and stopped.
 STALL_S = 5.0
 #: Jobs sent to a worker at once: the next one waits in its pipe while it renders, so it does not
@@ -113,6 +117,7 @@ class RenderProcesses:
     _starting: int = 0
     _deaths: int = 0  # workers lost in a row without an answer between
     _used: float = 0.0  # loop time of the last tile asked for
+    _idle_limit: float | None = None  # seconds without a tile before the idle stop: idle_s, or less once no page is open
     _idle_timer: asyncio.TimerHandle | None = None
     failed: str | None = None
 
@@ -139,13 +144,26 @@ class RenderProcesses:
         """A worker is up: tiles asked for now are rendered by the workers."""
         return any(w.ready and w.alive for w in self._workers)
 
+    def release_when_quiet(self, quiet_s: float = QUIET_S) -> None:
+        """No page is open any more: the workers that rendered stop (their caches' memory goes back to
+        the system) once no tile has been asked for ``quiet_s`` s, not :attr:`idle_s`; the next tile
+        asked for restores :attr:`idle_s`. Call it on the event loop's thread."""
+        if self._loop is None or not self.n:
+            return
+        self._idle_limit = min(quiet_s, self.idle_s)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = self._loop.call_soon(self._stop_when_idle)
+
     def _stop_when_idle(self) -> None:
         assert self._loop is not None
         self._idle_timer = None
+        limit = self.idle_s if self._idle_limit is None else self._idle_limit
         idle = self._now() - self._used
-        if idle < self.idle_s or self._queue or any(w.jobs for w in self._workers) or self._starting:
-            self._idle_timer = self._loop.call_later(max(self.idle_s - idle, 1.0), self._stop_when_idle)
+        if idle < limit or self._queue or any(w.jobs for w in self._workers) or self._starting:
+            self._idle_timer = self._loop.call_later(max(limit - idle, 1.0), self._stop_when_idle)
             return
+        self._idle_limit = None
         for worker in [w for w in self._workers if w.answered]:
             self._stop(worker)
         self.start(1)  # a fresh one stands by (kept while nothing asks: nothing in its caches)
@@ -197,6 +215,7 @@ class RenderProcesses:
         if len(self._workers) + self._starting < self.n:  # one started at rest: the others with the first tile
             self.start()
         self._used = self._now()
+        self._idle_limit = None  # someone uses the tiles: the full idle_s again
         job = _Job((token, z, x, y, ext), asyncio.get_running_loop().create_future(), x >> max(0, z - AREA_ZOOM))
         self._queue.append(job)
         self._dispatch()

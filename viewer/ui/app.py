@@ -63,11 +63,13 @@ def _forget_views_when_closed(doc) -> None:
     area (a root of the document too), which keeps the destroyed document and the area's models
     alive for the life of the process: a leak of every session (found with ``gc.get_referrers``
     after closing pages; ``benchmarks/bench_page.py --sessions`` shows the memory). Then the
-    freed memory is handed back to the system (:func:`~viewer.server.memory.release_memory_soon`)."""
+    freed memory is handed back to the system (:func:`~viewer.server.memory.release_memory_soon`),
+    and, when no page is open any more, what the render processes cache for the pages."""
     ref = weakref.ref(doc)
 
     def forget(session_context) -> None:
-        release_memory_soon()  # in 2 s: the freed pages back to the system, once sessions stop closing
+        # in 2 s, once sessions stop closing: the freed pages back to the system
+        release_memory_soon(pages_open=functools.partial(_open_pages, session_context.server_context))
         views = getattr(panel_state, "_views", None)
         closed = ref()
         if closed is None or not isinstance(views, dict):
@@ -77,6 +79,11 @@ def _forget_views_when_closed(doc) -> None:
                 views.pop(key, None)
 
     doc.on_session_destroyed(forget)
+
+
+def _open_pages(server_context) -> int:
+    """Sessions of the app that a browser is connected to (not those built ahead, nor closed ones)."""
+    return sum(not session.destroyed and session.connection_count > 0 for session in server_context.sessions)
 
 
 def _connected(doc) -> bool:
