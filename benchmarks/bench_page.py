@@ -36,7 +36,8 @@ Sessions mode (``--sessions 1,5,20``): one ``viewer serve`` and one bare page se
 warm-up page on each, for each N opens N viewer pages at once (N browser contexts) and prints each
 one's time to usable (its visible map tiles loaded, as above) and when its legend appeared, the
 server's RSS (VmRSS of the process and its children, from /proc) before, at its peak and with the N
-pages open, then closes them and samples the RSS until ``--after-close`` s later; then the same N
+pages open, then closes them and samples the RSS until ``--after-close`` s later (split by role: the
+server process, its render processes, multiprocessing's resource tracker); then the same N
 bare pages at once, as the floor this machine and browser set (both share the 2 cores).
 "One alone" is the first count given (use 1 first).
 
