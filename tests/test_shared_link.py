@@ -249,6 +249,36 @@ def test_a_link_opens_the_split_view_it_was_taken_in(context_of, viewer_server, 
     again.assert_no_errors()
 
 
+
+def test_a_link_brings_back_the_difference_layer_it_was_taken_with(context_of, viewer_server, tmp_path):
+    """Show the compare card's difference and share the link: the page it opens computes the same
+    difference layer again (same name on top, the same tiles: its token names its pixels)."""
+    context = context_of(1280, 800)
+    app = opened(context, viewer_server)
+    page = app.page
+    card = page.locator(".viewer-compare")
+    card.get_by_text("Prediction vs truth (IoU in view)").click()
+    app.settle()
+    before = {TILE.search(r.url).group(1) for r in app.tiles}
+    card.get_by_role("button", name="Show difference").click()
+    app.wait_for(lambda: any("diff:" in v for v in query(page.url).values()), "the difference in the URL")
+    app.settle()
+    difference = {TILE.search(r.url).group(1) for r in app.tiles} - before
+    assert len(difference) == 1  # the new layer's tiles
+    link = page.url
+    uid = next(k for k, v in query(link).items() if "diff:" in v)
+    names = layer_names(app)
+    assert names[0].startswith("difference: ")
+
+    again = opened(context, link)
+    again.wait_for(lambda: layer_names(again)[:1] == names[:1], "the difference layer's card")
+    again.settle()
+    assert layer_names(again) == names and query(again.page.url)[uid] == query(link)[uid]
+    drawn = [r for r in again.tiles if TILE.search(r.url).group(1) in difference]
+    assert drawn and {r.status for r in drawn} == {200}
+    again.page.screenshot(path=str(tmp_path / "shared_difference.png"))
+    again.assert_no_errors()
+
 APP_ACROSS_180 = '''
 import viewer
 from viewer.ui.app import build_app

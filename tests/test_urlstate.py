@@ -355,3 +355,69 @@ def test_a_collection_step_that_does_not_fit_is_ignored(fields, reducer, index):
     layer = m.state.layer("scenes")
     apply_query({"layers": layer.uid, layer.uid: f"vis:1;op:1;{fields}"}, m.state)
     assert (layer.time.reducer, layer.time.window_days, layer.time.index) == (reducer, 1.0, index)
+
+
+def _with_differences() -> tuple[viewer.Map, list]:
+    """The demo map with a catalog class layer and two differences of it against the rules overlay."""
+    from viewer.ui.add_layer import AddLayerPanel
+
+    m = demo()
+    panel = AddLayerPanel(m)
+    panel.asset.value = "VIEWER/SAMPLE_CLASSES/LC08_KMEANS"
+    panel.layer_name.value = "clusters"
+    panel.add()
+    rules = m.state.layer("rules")
+    class_id = rules.effective_classes().ids[1]
+    return m, [m.add_difference("clusters", "rules"),
+               m.add_difference("clusters", "rules", name="one class", class_id=class_id)]
+
+
+def test_a_links_difference_layers_are_computed_again():
+    """A difference layer's link carries what it is the difference of (the two layers' uids, the
+    class id); a reload computes it again: same uid, name, token and drawn pixels, its classes hidden
+    as they were."""
+    m, (everything, one_class) = _with_differences()
+    one_class.hidden_classes = [0]
+    query = decode_query(query_string(encode_state(m.state)))
+    clusters, rules = m.state.layer("clusters").uid, m.state.layer("rules").uid
+    assert f"diff:{clusters},{rules},all" in query[everything.uid]
+    assert f"diff:{clusters},{rules},{one_class.difference_of[2]}" in query[one_class.uid]
+    other = reload(m)
+    assert [l.uid for l in other.layers] == [l.uid for l in m.layers]
+    assert [l.name for l in other.layers] == [l.name for l in m.layers]
+    assert [l.token for l in other.layers] == [l.token for l in m.layers]
+    again = other.state.layer_by_uid(one_class.uid)
+    assert again.difference_of == one_class.difference_of and again.hidden_classes == [0]
+    assert again.comparison == one_class.comparison
+    grid = m.state.layer("rules").image.native_grid()
+    for layer in (everything, one_class):
+        want = render_rgba(layer.spec(), grid)
+        got = render_rgba(other.state.layer_by_uid(layer.uid).spec(), grid)
+        assert np.array_equal(got, want) and (want[..., 3] > 0).any()  # something drawn: the classes disagree
+
+
+@pytest.mark.parametrize("diff", ["abcdef,{rules},all",  # an unknown layer
+                                  "{nir},{rules},all",  # an image layer, not classes
+                                  "{clusters},{rules},999",  # no such class in the truth
+                                  "{clusters},{rules},-1", "{clusters},{rules},1e3", "{clusters},{rules}",
+                                  "{clusters},{rules},all,x", "<b>,{rules},all"])
+def test_a_difference_that_does_not_fit_is_ignored(diff):
+    m, _ = _with_differences()
+    uids = {name: m.state.layer(name).uid for name in ("clusters", "rules", "nir")}
+    query = decode_query(query_string(encode_state(m.state)))
+    query["layers"] += ",0a0a0a"
+    query["0a0a0a"] = "vis:1;op:1;diff:" + diff.format(**uids)
+    other = demo()
+    apply_query(query, other.state)
+    assert "0a0a0a" not in [l.uid for l in other.layers]
+    assert len(other.layers) == len(m.layers)  # the two differences of the link came back
+
+
+def test_a_link_computes_at_most_max_link_differences_and_none_of_a_large_truth(monkeypatch):
+    from viewer.ui import urlstate
+
+    m, _ = _with_differences()
+    m.add_difference("clusters", "rules", name="third")
+    assert len(reload(m).layers) == len(m.layers) - 1  # MAX_LINK_DIFFERENCES = 2
+    monkeypatch.setattr(urlstate, "MAX_LINK_DIFFERENCE_PIXELS", 1000)
+    assert len(reload(m).layers) == len(m.layers) - 3

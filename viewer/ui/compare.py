@@ -23,6 +23,7 @@ from ..core.class_stats import Comparison, compare_masks
 from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
+from .difference import DIFFERENCE_PREFIX, add_difference_layer, class_layer, class_layers, difference
 from .notify import guarded, notify_error
 from .split import SplitControls
 from .state import EXECUTOR, LayerState, MapState, spawn
@@ -31,10 +32,6 @@ from .viewport import count_grid
 
 __all__ = ["ComparePanel", "comparison_grid", "compare_view", "default_pair", "class_layers",
            "render_comparison", "difference", "DIFFERENCE_PREFIX", "ALL_CLASSES"]
-
-#: Name prefix of the difference layers the panel adds (so they are not offered as inputs).
-DIFFERENCE_PREFIX = "difference: "
-
 
 # whole words, with "_" and "-" as separators too (W&B's "ground_truth"; "relabelled" is no label)
 _TRUTH_WORDS = re.compile(r"(?<![a-z])(truth|reference|labels?|ground|gt)(?![a-z])", re.IGNORECASE)
@@ -47,11 +44,6 @@ def _table_key(classes: Classes | None) -> tuple:
     """What makes two class tables "the same": their ids and names (colours may differ)."""
     return () if classes is None else tuple((c["id"], c["name"]) for c in classes.to_list())
 
-
-def class_layers(state: MapState) -> list[LayerState]:
-    """The class layers that can be compared (difference layers left out)."""
-    return [l for l in state.layers if l.kind == "classes" and not l.name.startswith(DIFFERENCE_PREFIX)
-            and getattr(l, "comparison", None) is None]
 
 
 def default_pair(state: MapState) -> tuple[str | None, str | None]:
@@ -88,32 +80,13 @@ def comparison_grid(state: MapState, truth: LayerState | str) -> Grid:
     return count_grid(state.current_grid(), layer.image)
 
 
-def _class_layer(state: MapState, name: str, what: str) -> LayerState:
-    layer = state.layer(name)
-    if layer.kind != "classes":
-        allowed = [l.name for l in class_layers(state)]
-        raise InvalidArgument(f"{what} layer {name!r} is a {layer.kind} layer; allowed: class layers {allowed}",
-                              value=name, allowed=allowed)
-    return layer
-
-
 def compare_view(state: MapState, prediction: str, truth: str, grid: Grid | None = None) -> Comparison:
     """:func:`compare_masks` of two class layers on ``grid`` (default: :func:`comparison_grid`),
     with the truth's class table (colour edits included)."""
-    pred, ref = _class_layer(state, prediction, "prediction"), _class_layer(state, truth, "truth")
+    pred, ref = class_layer(state, prediction, "prediction"), class_layer(state, truth, "truth")
     grid = comparison_grid(state, ref) if grid is None else grid
     return compare_masks(pred.display_image().select([0]), ref.display_image().select([0]), grid,
                          ref.effective_classes())
-
-
-def difference(state: MapState, prediction: str, truth: str, class_id: int | None = None) -> tuple:
-    """(difference image, comparison summary) of two class layers on the truth's native grid, as
-    ``Map.add_difference`` makes them: without ``class_id`` 1 = disagree; with it 1 false positive,
-    2 false negative (thread-safe: reads the layers, changes nothing)."""
-    pred, ref = _class_layer(state, prediction, "prediction"), _class_layer(state, truth, "truth")
-    cmp = compare_masks(pred.image.select([0]), ref.image.select([0]), ref.image.native_grid(),
-                        ref.effective_classes())
-    return cmp.difference_image(class_id), cmp.to_dict()
 
 
 def _num(v: float | None) -> str:
@@ -293,7 +266,7 @@ class ComparePanel(pn.viewable.Viewer):
     def show_difference(self) -> LayerState:
         """Add the difference of the chosen pair as a layer (replacing the one added before), now."""
         pred, truth, cid, label = self._difference_args()
-        return self._add_difference(label, difference(self.state, pred, truth, cid), truth)
+        return self._add_difference(label, difference(self.state, pred, truth, cid), pred, truth, cid)
 
     def _on_difference(self) -> None:
         """The button: the difference is computed off the event loop (a whole native grid), then added."""
@@ -306,21 +279,19 @@ class ComparePanel(pn.viewable.Viewer):
         try:
             cmp = await asyncio.get_running_loop().run_in_executor(
                 EXECUTOR, functools.partial(difference, self.state, pred, truth, cid))
-            self._add_difference(label, cmp, truth)
+            self._add_difference(label, cmp, pred, truth, cid)
         except Exception as exc:  # noqa: BLE001 - a notification, not a traceback in the event loop
             notify_error(exc, "difference")
         finally:
             self.button.disabled = not self.ready
 
-    def _add_difference(self, label: str, cmp: tuple, truth: str) -> LayerState:
-        image, summary = cmp
+    def _add_difference(self, label: str, made: tuple, pred: str, truth: str, cid: int | None) -> LayerState:
         if self._difference is not None:
             try:
                 self.state.remove(self._difference)
             except InvalidArgument:
                 pass  # removed by the user
-        layer = self.map.add_overlay(image, label, opacity=0.8, group=self.state.layer(truth).group)
-        layer.comparison = summary
+        layer = add_difference_layer(self.state, made, pred, truth, cid, label)
         self._difference = layer.name
         return layer
 

@@ -16,7 +16,6 @@ from typing import Any
 import panel as pn
 import param
 
-from ..core.class_stats import compare_masks
 from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.image import Image
@@ -25,13 +24,14 @@ from .basemaps import BASEMAPS, OFFLINE
 from .html_export import MAX_TILES, export_html, export_size, map_html
 from .mapview import MapView
 from .notebook import load_extension
-from .state import LayerState, MapState, make_layer
+from .state import LayerState, MapState, class_table, make_layer
 from .tileserver import ensure_tile_server, wants_local_server
 from .user_legends import UserLegends, colorbar_entry, legend_entry
 from ..core.class_stats import Comparison
 from ..core.collection import ImageCollection
 from .collection_layer import make_collection_layer
 from .compare import compare_view
+from .difference import add_difference_layer, difference
 from .split import SplitMap
 from ..core.geometry import Geometry
 from .region_panel import map_region_stats
@@ -47,13 +47,6 @@ _GEEMAP_BASEMAPS = {
     "HYBRID": "Esri World Imagery (satellite)", "Esri.WorldImagery": "Esri World Imagery (satellite)",
     "OFFLINE": OFFLINE,
 }
-
-
-def _classes_of(image: Image) -> Classes | None:
-    band = image.bands[0]
-    if band.kind == "class" and band.classes:
-        return Classes.from_band(band)
-    return None
 
 
 class Map(pn.viewable.Viewer):
@@ -141,7 +134,7 @@ class Map(pn.viewable.Viewer):
                                   value=type(ee_object).__name__, allowed="viewer.Image, viewer.ImageMask")
         name = name or self._default_name()
         masks = overlays(ee_object)
-        classes = _classes_of(ee_object) if len(ee_object.bands) == 1 else None
+        classes = class_table(ee_object) if len(ee_object.bands) == 1 else None
         if classes is not None and vis_params is None:
             layer = make_layer(ee_object, None, name, shown, opacity, kind="classes", classes=classes)
         else:
@@ -174,7 +167,7 @@ class Map(pn.viewable.Viewer):
             name = name or mask.key
         elif isinstance(mask, Image):
             image = mask.select([0])
-            table = _classes_of(image)
+            table = class_table(image)
         else:
             raise InvalidArgument(f"add_overlay takes an ImageMask or a class Image, got {type(mask).__name__}",
                                   value=type(mask).__name__, allowed="ImageMask, Image")
@@ -190,20 +183,9 @@ class Map(pn.viewable.Viewer):
 
         Without ``class_id``: 1 = disagree; with it: 1 false positive, 2 false negative.
         """
-        pred, ref = self.state.layer(prediction), self.state.layer(truth)
-        for l in (pred, ref):
-            if l.kind != "classes":
-                raise InvalidArgument(f"layer {l.name!r} is a {l.kind} layer; the difference needs two "
-                                      "segmentation overlays", value=l.name)
-        grid = ref.image.native_grid()
-        cmp = compare_masks(pred.image.select([0]), ref.image.select([0]), grid, ref.effective_classes())
-        diff = cmp.difference_image(class_id)
         label = name or f"{prediction} vs {truth}" + ("" if class_id is None else f" (class {class_id})")
-        layer = make_layer(diff, None, label, True, opacity, kind="classes", classes=_classes_of(diff),
-                           group=ref.group)
-        layer = self._add(layer)
-        layer.comparison = cmp.to_dict()
-        return layer
+        made = difference(self.state, prediction, truth, class_id)
+        return add_difference_layer(self.state, made, prediction, truth, class_id, label, opacity)
 
     def remove_layer(self, name: str) -> None:
         self.state.remove(name)

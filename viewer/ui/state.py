@@ -40,7 +40,7 @@ from .specs import class_spec, default_vis, image_spec, mask_spec, stretch_for_v
 from .viewport import EXECUTOR, MERCATOR, STATS_EXECUTOR, WORLD_RES, after_tiles, spawn, view_grid, zoom_for
 
 __all__ = ["Channel", "LayerState", "MapState", "LayerWatch", "STRETCHES", "MODES", "CUSTOM_PALETTE",
-           "make_layer", "layer_uid", "palette_name",
+           "make_layer", "class_table", "layer_uid", "palette_name",
            # re-exported from .viewport for convenience
            "view_grid", "zoom_for", "EXECUTOR", "spawn"]
 
@@ -743,6 +743,12 @@ class MapState(param.Parameterized):
         result = self.compute_stats(self.current_grid())
         self.apply_stats(result)
         return result
+
+
+def class_table(image: Image) -> Classes | None:
+    """The class table of ``image``'s first band when it is a class band that has one, else None."""
+    band = image.bands[0]
+    return Classes.from_band(band) if band.kind == "class" and band.classes else None
 
 
 def make_layer(image: Image, vis_params: dict | None, name: str, shown: bool, opacity: float,

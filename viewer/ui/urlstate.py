@@ -17,7 +17,10 @@ layer (one with a time slider) carries ``t`` (the step shown), ``red`` (a compos
 median, ...) and ``win`` (its window in days); a layer added
 from the catalog (the "add layer" control) also carries ``src`` (its catalog asset id),
 ``kind`` and ``name``, so a link adds it again: only ids of the catalog are added, under
-the link's uid, at most :data:`MAX_LINK_LAYERS` of them. Numbers are
+the link's uid, at most :data:`MAX_LINK_LAYERS` of them. A difference layer (prediction against
+truth, from the compare panel or ``Map.add_difference``) carries ``diff`` (the two layers' uids and
+the class id, or ``all``): a link computes it again, at most :data:`MAX_LINK_DIFFERENCES` of them,
+each on a truth of at most :data:`MAX_LINK_DIFFERENCE_PIXELS` native pixels. Numbers are
 written in Python's shortest round-trip form, so the reloaded layers make the same specs,
 the same tokens and byte-identical tile URLs. Values that do not fit (unknown ids, bands,
 names, out-of-range numbers, oversized text) are ignored; nothing from the URL reaches the
@@ -31,14 +34,14 @@ import urllib.parse
 from typing import Any, Mapping
 
 from ..core.catalog import get_catalog
-from ..core.classes import Classes
 from ..core.errors import ViewerError
 from ..core.image import Image
 from ..core.palettes import named_palette
-from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState, make_layer
+from .difference import DIFFERENCE_PREFIX, add_difference_layer, difference
+from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState, class_table, make_layer
 
 __all__ = ["encode_state", "decode_query", "apply_query", "query_string", "link_url", "MAX_COLOURS",
-           "MAX_VALUE_CHARS", "MAX_LINK_LAYERS"]
+           "MAX_VALUE_CHARS", "MAX_LINK_LAYERS", "MAX_LINK_DIFFERENCES", "MAX_LINK_DIFFERENCE_PIXELS"]
 
 #: Most colours a custom palette may carry in a link (a longer one is left out of the link).
 MAX_COLOURS = 32
@@ -47,6 +50,10 @@ MAX_VALUE_CHARS = 2000
 #: Most catalog layers a link adds (the rest are ignored): a page with hundreds of them stalled the
 #: server's event loop for seconds (285 layers: 30 s for every other user).
 MAX_LINK_LAYERS = 32
+#: Most difference layers a link computes again (each reads its two class layers whole).
+MAX_LINK_DIFFERENCES = 2
+#: Largest truth (native pixels) whose difference a link computes again while the page is built.
+MAX_LINK_DIFFERENCE_PIXELS = 4_000_000
 _SAFE = ",:;!~*'()%"
 _UID = re.compile(r"[0-9a-f]{6}\Z")
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
@@ -71,7 +78,13 @@ def _nums(values: list[float]) -> str:
 def encode_layer(layer: LayerState) -> str:
     """One layer's settings as ``key:value`` fields joined by ``;``."""
     fields = [("vis", "1" if layer.visible else "0"), ("op", _num(layer.opacity))]
-    if layer.asset and _ASSET.match(layer.asset) and layer.kind in ("image", "classes"):
+    made_of = getattr(layer, "difference_of", None)
+    if made_of is not None and layer.kind == "classes":
+        pred, truth, class_id = made_of
+        fields.append(("diff", f"{pred},{truth},{'all' if class_id is None else int(class_id)}"))
+        if _NAME.match(layer.name):
+            fields.append(("name", layer.name))
+    elif layer.asset and _ASSET.match(layer.asset) and layer.kind in ("image", "classes"):
         fields += [("src", layer.asset), ("kind", layer.kind)]
         if _NAME.match(layer.name):
             fields.append(("name", layer.name))
@@ -278,10 +291,8 @@ def catalog_layer(text: str) -> LayerState | None:
         return None
     name = fields.get("name", "") if _NAME.match(fields.get("name", "")) else asset
     image = Image(asset)
-    band = image.bands[0]
     if kind == "classes":
-        table = Classes.from_band(band) if band.kind == "class" and band.classes else None
-        layer = make_layer(image.select([0]), None, name, True, 0.6, kind="classes", classes=table)
+        layer = make_layer(image.select([0]), None, name, True, 0.6, kind="classes", classes=class_table(image))
     else:
         names = set(image.bandNames())
         bands = [b for b in fields.get("bands", "").split(",") if b in names]
@@ -289,6 +300,33 @@ def catalog_layer(text: str) -> LayerState | None:
         layer = make_layer(image, vis, name, True, 1.0)
     layer.asset = asset
     return layer
+
+
+def difference_layer(text: str, uid: str, known: Mapping[str, LayerState], state: MapState) -> LayerState | None:
+    """The difference layer a link's ``diff`` field makes again (added to ``state`` under ``uid``),
+    or None when it names no two class layers of ``known`` (by uid), no class of the truth, or a
+    truth larger than :data:`MAX_LINK_DIFFERENCE_PIXELS`."""
+    fields = _fields(text)
+    parts = fields.get("diff", "").split(",")
+    if len(parts) != 3 or parts[0] not in known or parts[1] not in known:
+        return None
+    pred, truth = known[parts[0]], known[parts[1]]
+    if pred.kind != "classes" or truth.kind != "classes":
+        return None
+    class_id = None
+    if parts[2] != "all":
+        table = truth.effective_classes()
+        if not parts[2].isdigit() or table is None or int(parts[2]) not in table.ids:
+            return None
+        class_id = int(parts[2])
+    grid = truth.image.native_grid()
+    if grid is None or grid.width * grid.height > MAX_LINK_DIFFERENCE_PIXELS:
+        return None
+    name = fields.get("name", "")
+    if not _NAME.match(name):
+        name = f"{DIFFERENCE_PREFIX}{pred.name} vs {truth.name}" + ("" if class_id is None else f" (class {class_id})")
+    made = difference(state, pred.name, truth.name, class_id)
+    return add_difference_layer(state, made, pred.name, truth.name, class_id, name, uid=uid)
 
 
 def apply_query(query: Mapping[str, str], state: MapState) -> None:
@@ -305,6 +343,16 @@ def apply_query(query: Mapping[str, str], state: MapState) -> None:
                 if layer is not None:
                     known[uid] = state.add(layer, uid=uid)
             except ViewerError:  # e.g. a georeferenced asset on a pixel-coordinate map
+                pass
+    differences = 0
+    for uid in dict.fromkeys(order):  # after the catalog's: a difference may be of layers a link added
+        if uid not in known and "diff:" in str(query.get(uid, "")) and differences < MAX_LINK_DIFFERENCES:
+            differences += 1
+            try:
+                layer = difference_layer(str(query[uid]), uid, known, state)
+                if layer is not None:
+                    known[uid] = layer
+            except ViewerError:  # e.g. the two layers share no pixel
                 pass
     if any(u in known for u in order):
         kept = [known[u] for u in dict.fromkeys(order) if u in known]
