@@ -4,6 +4,7 @@ A real ``viewer serve`` with two render processes and real Chromium pages: the w
 page's tiles hold its GDAL blocks and index maps (about 50 MB each with the demo); they stop once
 no page is open (Bokeh destroys a closed page's session 15-18 s after it closed), not only after
 two minutes without a tile, and a fresh worker stands by. While another page is open they stay.
+Allocator settings given to ``viewer serve`` stay with the server process.
 """
 from __future__ import annotations
 
@@ -78,3 +79,23 @@ def test_workers_that_drew_tiles_stop_once_no_page_is_open(chromium, tmp_path):
         second.close()
         _until(lambda: not (drew & _workers(server.pid)), "stopped after the last page closed (well before the 2 minutes without a tile)", 60)
         _until(lambda: len(_workers(server.pid)) == 1, "a fresh render process standing by", 30)
+
+
+def test_allocator_settings_are_the_server_process_own(tmp_path):
+    """``PYTHONMALLOC=malloc MALLOC_ARENA_MAX=2`` (DEPLOY.md, "Memory") apply to the server process;
+    its render processes start without them (CPython's allocator renders tiles faster)."""
+    port = _free_port()
+    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"), VIEWER_RENDER_PROCESSES="1",
+               PYTHONMALLOC="malloc", MALLOC_ARENA_MAX="2")
+    env.pop("VIEWER_TILE_URL", None)
+    url = f"http://127.0.0.1:{port}/"
+    cmd = [sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1",
+           "--session-pool", "0"]
+    with served(cmd, url, tmp_path / "server.log", env, "viewer serve") as server:
+        _until(lambda: len(_workers(server.pid)) == 1, "one render process standing by", 30)
+        (worker,) = _workers(server.pid)
+        server_env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        worker_env = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONMALLOC=malloc" in server_env and b"MALLOC_ARENA_MAX=2" in server_env
+        assert not [v for v in worker_env if v.startswith((b"PYTHONMALLOC=", b"MALLOC_ARENA_MAX="))]
+        assert any(v.startswith(b"VIEWER_STATE_DIR=") for v in worker_env)  # the rest of it is passed on
