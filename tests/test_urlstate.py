@@ -400,7 +400,8 @@ def test_a_links_difference_layers_are_computed_again():
                                   "{nir},{rules},all",  # an image layer, not classes
                                   "{clusters},{rules},999",  # no such class in the truth
                                   "{clusters},{rules},-1", "{clusters},{rules},1e3", "{clusters},{rules}",
-                                  "{clusters},{rules},all,x", "<b>,{rules},all"])
+                                  "{clusters},{rules},all,x", "<b>,{rules},all", "{clusters},{rules},\u00b2",
+                                  "{clusters},{rules},\u0661"])
 def test_a_difference_that_does_not_fit_is_ignored(diff):
     m, _ = _with_differences()
     uids = {name: m.state.layer(name).uid for name in ("clusters", "rules", "nir")}

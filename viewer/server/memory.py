@@ -8,8 +8,9 @@ resident memory stays near its high-water mark; the freed memory is reused by la
 :func:`release_memory_soon` runs a garbage collection and glibc's ``malloc_trim(0)`` (which also
 hands back whole free pages inside the heap) once sessions have stopped closing for a moment.
 Elsewhere (musl, macOS, Windows) only the collection runs. With ``PYTHONMALLOC=malloc`` small
-objects live in glibc's heap too, and the trim returns over a third of a burst of sessions' memory
-instead of under a tenth, for about 5 % fewer tiles per second (docs/DEPLOY.md, "Memory").
+objects live in glibc's heap too, and the trim returns a burst of sessions' memory (all of it without
+the session pool), for 5-10 % fewer tiles per second (docs/DEPLOY.md, "Memory"; ``viewer serve``
+keeps that setting to its own process, not its render processes).
 
 Caches that other processes hold for the pages (the render workers' GDAL blocks and index maps) go
 when no page is open any more: callbacks given to :func:`when_no_page_is_open` run then.

@@ -45,7 +45,6 @@ def _table_key(classes: Classes | None) -> tuple:
     return () if classes is None else tuple((c["id"], c["name"]) for c in classes.to_list())
 
 
-
 def default_pair(state: MapState) -> tuple[str | None, str | None]:
     """(prediction, truth): two class layers sharing a class table, else the first two.
 

@@ -60,6 +60,7 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6})\Z")
 _BAND = re.compile(r"[^,;:&=#%]{1,64}\Z")
 _ASSET = re.compile(r"[A-Za-z0-9_./-]{1,200}\Z")
 _NAME = re.compile(r"[^,;:&=#%]{1,80}\Z")
+_CLASS_ID = re.compile(r"[0-9]{1,5}\Z")
 #: Split view modes in a link (``split=<left uid>,<right uid>,<mode>,<divider %>``).
 _SPLIT_MODES = {"swipe": "swipe", "side": "side by side"}
 _SPLIT_CODES = {mode: code for code, mode in _SPLIT_MODES.items()}
@@ -316,7 +317,7 @@ def difference_layer(text: str, uid: str, known: Mapping[str, LayerState], state
     class_id = None
     if parts[2] != "all":
         table = truth.effective_classes()
-        if not parts[2].isdigit() or table is None or int(parts[2]) not in table.ids:
+        if not _CLASS_ID.match(parts[2]) or table is None or int(parts[2]) not in table.ids:
             return None
         class_id = int(parts[2])
     grid = truth.image.native_grid()
