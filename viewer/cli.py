@@ -28,7 +28,7 @@ from tornado.process import task_id
 
 from .core.access import configure_gdal
 from .core.catalog import get_catalog, set_catalog
-from .core.config import settings
+from .core.config import keep_to_this_process, settings
 from .core.errors import ViewerError
 from .core.read import source_identity
 from .core.image import Image
@@ -280,16 +280,10 @@ def _websocket_origins(args: argparse.Namespace) -> list[str]:
     return origins
 
 
-#: Allocator settings for the server process only (docs/DEPLOY.md, "Memory"): taken out of the
-#: environment its render processes start with, which run faster on CPython's own allocator.
-SERVER_ONLY_ENV = ("PYTHONMALLOC", "MALLOC_ARENA_MAX")
-
-
 def serve(args: argparse.Namespace) -> None:
     """Serve the app (blocks); raises :class:`StartupError` or ``ViewerError`` if it cannot start."""
     settings()  # a bad environment variable stops the start, with its name and what is allowed
-    for name in SERVER_ONLY_ENV:  # read when this process started; not for the processes it starts
-        os.environ.pop(name, None)
+    keep_to_this_process()  # the allocator settings: not for the render processes it starts
     configure_gdal()
     _load_catalog(args.catalog)
     if args.dask_scheduler is not None:

@@ -24,7 +24,8 @@ from typing import Callable
 
 from .errors import InvalidArgument
 
-__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "BUNDLED_CATALOG"]
+__all__ = ["Settings", "Variable", "VARIABLES", "settings", "clear", "BUNDLED_CATALOG", "SERVER_ONLY_ENV",
+           "keep_to_this_process"]
 
 #: The sample catalog shipped with the viewer (the default of ``VIEWER_CATALOG``).
 BUNDLED_CATALOG = Path(__file__).resolve().parents[2] / "assets" / "catalog.json"
@@ -173,3 +174,15 @@ def settings() -> Settings:
 def clear() -> None:
     """Forget the parsed settings (the next :func:`settings` parses the environment again)."""
     _parse.cache_clear()
+
+
+#: Allocator settings for the server process only (docs/DEPLOY.md, "Memory"); its render processes
+#: run faster on CPython's own allocator.
+SERVER_ONLY_ENV = ("PYTHONMALLOC", "MALLOC_ARENA_MAX")
+
+
+def keep_to_this_process(names: tuple[str, ...] = SERVER_ONLY_ENV) -> None:
+    """Take ``names`` out of the environment that processes started from now on inherit (this
+    process read them when it started)."""
+    for name in names:
+        os.environ.pop(name, None)
