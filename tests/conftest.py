@@ -104,14 +104,21 @@ def served(cmd: list[str], url: str, log: Path, env: dict, what: str, cwd: Path 
             proc.kill()
 
 
+@contextlib.contextmanager
+def viewer_serve(state: Path, log: Path, *args: str, **env: str):
+    """``viewer serve`` (more ``args``, more ``env``) on a free loopback port with its own state folder,
+    until its page answers; yields (process, base URL)."""
+    port = _free_port()
+    environ = dict(os.environ, VIEWER_STATE_DIR=str(state), PYTHONUNBUFFERED="1", **env)
+    environ.pop("VIEWER_TILE_URL", None)
+    url = f"http://127.0.0.1:{port}/"
+    cmd = [sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1", *args]
+    with served(cmd, url, log, environ, "viewer serve") as proc:
+        yield proc, url
+
+
 @pytest.fixture(scope="session")
 def viewer_server(tmp_path_factory):
     """``viewer serve`` in a subprocess on a free port; yields its base URL."""
-    port = _free_port()
-    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path_factory.mktemp("state")), PYTHONUNBUFFERED="1")
-    env.pop("VIEWER_TILE_URL", None)
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    url = f"http://127.0.0.1:{port}/"
-    with served([sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-                url, log, env, "viewer serve"):
+    with viewer_serve(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("server") / "server.log") as (_, url):
         yield url

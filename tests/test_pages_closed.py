@@ -9,11 +9,10 @@ Allocator settings given to ``viewer serve`` stay with the server process.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import _free_port, served
+from tests.conftest import viewer_serve
 
 TILE_PATH = "/tiles/"
 
@@ -58,14 +57,8 @@ def _open(chromium, url: str):
 
 
 def test_workers_that_drew_tiles_stop_once_no_page_is_open(chromium, tmp_path):
-    port = _free_port()
-    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"), VIEWER_RENDER_PROCESSES="2",
-               PYTHONUNBUFFERED="1")
-    env.pop("VIEWER_TILE_URL", None)
-    url = f"http://127.0.0.1:{port}/"
-    cmd = [sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1",
-           "--session-pool", "2"]
-    with served(cmd, url, tmp_path / "server.log", env, "viewer serve") as server:
+    with viewer_serve(tmp_path / "state", tmp_path / "server.log", "--session-pool", "2",
+                      VIEWER_RENDER_PROCESSES="2") as (server, url):
         _until(lambda: len(_workers(server.pid)) == 1, "one render process standing by", 30)
         first = _open(chromium, url)
         second = _open(chromium, url)
@@ -77,21 +70,16 @@ def test_workers_that_drew_tiles_stop_once_no_page_is_open(chromium, tmp_path):
         assert _workers(server.pid) == drew
 
         second.close()
-        _until(lambda: not (drew & _workers(server.pid)), "stopped after the last page closed (well before the 2 minutes without a tile)", 60)
+        _until(lambda: not (drew & _workers(server.pid)),
+               "stopped after the last page closed (well before the 2 minutes without a tile)", 60)
         _until(lambda: len(_workers(server.pid)) == 1, "a fresh render process standing by", 30)
 
 
 def test_allocator_settings_are_the_server_process_own(tmp_path):
     """``PYTHONMALLOC=malloc MALLOC_ARENA_MAX=2`` (DEPLOY.md, "Memory") apply to the server process;
     its render processes start without them (CPython's allocator renders tiles faster)."""
-    port = _free_port()
-    env = dict(os.environ, VIEWER_STATE_DIR=str(tmp_path / "state"), VIEWER_RENDER_PROCESSES="1",
-               PYTHONMALLOC="malloc", MALLOC_ARENA_MAX="2")
-    env.pop("VIEWER_TILE_URL", None)
-    url = f"http://127.0.0.1:{port}/"
-    cmd = [sys.executable, "-m", "viewer.cli", "serve", "--port", str(port), "--address", "127.0.0.1",
-           "--session-pool", "0"]
-    with served(cmd, url, tmp_path / "server.log", env, "viewer serve") as server:
+    with viewer_serve(tmp_path / "state", tmp_path / "server.log", "--session-pool", "0",
+                      VIEWER_RENDER_PROCESSES="1", PYTHONMALLOC="malloc", MALLOC_ARENA_MAX="2") as (server, _):
         _until(lambda: len(_workers(server.pid)) == 1, "one render process standing by", 30)
         (worker,) = _workers(server.pid)
         server_env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")

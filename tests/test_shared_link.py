@@ -249,7 +249,6 @@ def test_a_link_opens_the_split_view_it_was_taken_in(context_of, viewer_server, 
     again.assert_no_errors()
 
 
-
 def test_a_link_brings_back_the_difference_layer_it_was_taken_with(context_of, viewer_server, tmp_path):
     """Show the compare card's difference and share the link: the page it opens computes the same
     difference layer again (same name on top, the same tiles: its token names its pixels)."""
@@ -278,6 +277,7 @@ def test_a_link_brings_back_the_difference_layer_it_was_taken_with(context_of, v
     assert drawn and {r.status for r in drawn} == {200}
     again.page.screenshot(path=str(tmp_path / "shared_difference.png"))
     again.assert_no_errors()
+
 
 APP_ACROSS_180 = '''
 import viewer

@@ -23,7 +23,7 @@ from ..core.class_stats import Comparison, compare_masks
 from ..core.classes import Classes
 from ..core.errors import InvalidArgument
 from ..core.grid import Grid
-from .difference import DIFFERENCE_PREFIX, add_difference_layer, class_layer, class_layers, difference
+from .difference import DIFFERENCE_PREFIX, add_difference_layer, class_layer, class_layers, difference, difference_label
 from .notify import guarded, notify_error
 from .split import SplitControls
 from .state import EXECUTOR, LayerState, MapState, spawn
@@ -259,8 +259,7 @@ class ComparePanel(pn.viewable.Viewer):
     # difference overlay -------------------------------------------------------------------
     def _difference_args(self) -> tuple[str, str, int | None, str]:
         cid = None if self.class_id.value in (None, ALL_CLASSES) else self.class_id.value
-        label = f"{DIFFERENCE_PREFIX}{self.prediction} vs {self.truth}" + ("" if cid is None else f" (class {cid})")
-        return self.prediction, self.truth, cid, label
+        return self.prediction, self.truth, cid, difference_label(self.prediction, self.truth, cid)
 
     def show_difference(self) -> LayerState:
         """Add the difference of the chosen pair as a layer (replacing the one added before), now."""

@@ -12,7 +12,8 @@ from ..core.errors import InvalidArgument
 from ..core.image import Image
 from .state import LayerState, MapState, class_table, make_layer
 
-__all__ = ["difference", "add_difference_layer", "class_layer", "class_layers", "DIFFERENCE_PREFIX"]
+__all__ = ["difference", "difference_label", "add_difference_layer", "class_layer", "class_layers",
+           "DIFFERENCE_PREFIX"]
 
 #: Name prefix of the difference layers the compare panel adds (so they are not offered as inputs).
 DIFFERENCE_PREFIX = "difference: "
@@ -32,6 +33,11 @@ def class_layer(state: MapState, name: str, what: str) -> LayerState:
         raise InvalidArgument(f"{what} layer {name!r} is a {layer.kind} layer; allowed: class layers {allowed}",
                               value=name, allowed=allowed)
     return layer
+
+
+def difference_label(prediction: str, truth: str, class_id: int | None) -> str:
+    """The name the compare panel (and a link without one) gives a difference layer."""
+    return f"{DIFFERENCE_PREFIX}{prediction} vs {truth}" + ("" if class_id is None else f" (class {class_id})")
 
 
 def difference(state: MapState, prediction: str, truth: str, class_id: int | None = None) -> tuple[Image, dict]:

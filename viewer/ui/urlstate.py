@@ -37,7 +37,7 @@ from ..core.catalog import get_catalog
 from ..core.errors import ViewerError
 from ..core.image import Image
 from ..core.palettes import named_palette
-from .difference import DIFFERENCE_PREFIX, add_difference_layer, difference
+from .difference import add_difference_layer, difference, difference_label
 from .state import CUSTOM_PALETTE, STRETCHES, LayerState, MapState, class_table, make_layer
 
 __all__ = ["encode_state", "decode_query", "apply_query", "query_string", "link_url", "MAX_COLOURS",
@@ -325,7 +325,7 @@ def difference_layer(text: str, uid: str, known: Mapping[str, LayerState], state
         return None
     name = fields.get("name", "")
     if not _NAME.match(name):
-        name = f"{DIFFERENCE_PREFIX}{pred.name} vs {truth.name}" + ("" if class_id is None else f" (class {class_id})")
+        name = difference_label(pred.name, truth.name, class_id)
     made = difference(state, pred.name, truth.name, class_id)
     return add_difference_layer(state, made, pred.name, truth.name, class_id, name, uid=uid)
 
