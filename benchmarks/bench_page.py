@@ -154,7 +154,8 @@ def rss_by_process(pid: int) -> dict[str, int]:
         todo += [c for c, pp in parent.items() if pp == tree[-1]]
     roles: dict[str, int] = {}
     for p in tree:
-        roles[role(p)] = roles.get(role(p), 0) + int(field(status(p), "VmRSS"))
+        name = role(p)
+        roles[name] = roles.get(name, 0) + int(field(status(p), "VmRSS"))
     return roles
 
 
